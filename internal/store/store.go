@@ -1,0 +1,181 @@
+// Package store is pushauth's storage contract. The database is the source of
+// truth for everything pushauth knows; every backend implements Store and passes
+// the conformance suite in storetest.
+//
+// Conventions every implementation keeps:
+//   - ctx comes first and bounds the call; a cancelled ctx aborts it.
+//   - A missing row is ErrNotFound; a unique key that is taken, or a
+//     compare-and-swap that lost, is ErrConflict. Callers test with errors.Is.
+//   - Times are stored in UTC with microsecond precision; a zero time.Time
+//     means "not set" and reads back as zero.
+//   - Get methods return copies; changing them changes nothing stored.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound means the row asked for does not exist (or is not the caller's).
+var ErrNotFound = errors.New("store: not found")
+
+// ErrConflict means a unique key is taken or a compare-and-swap found the row
+// already changed by someone else.
+var ErrConflict = errors.New("store: conflict")
+
+// Store is everything pushauth persists.
+type Store interface {
+	// InTx runs fn with a Store whose calls share one transaction. It commits
+	// when fn returns nil and rolls back otherwise, so a change and its audit
+	// event are written together or not at all. fn must use the Store it is
+	// given, not the outer one, and must not call InTx itself.
+	InTx(ctx context.Context, fn func(tx Store) error) error
+
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+
+	// Close releases the database. Calls after Close fail.
+	Close() error
+
+	RelyingParties
+	APIKeys
+	Devices
+	Audit
+}
+
+// NumberMatching is the relying party's number-matching mode.
+type NumberMatching string
+
+// Number-matching modes, see pushauth.v1.NumberMatchingMode.
+const (
+	NumberMatchingNone   NumberMatching = "NONE"
+	NumberMatchingNumber NumberMatching = "NUMBER"
+	NumberMatchingCode   NumberMatching = "CODE"
+)
+
+// Policy is what a relying party allows.
+type Policy struct {
+	NumberMatching          NumberMatching
+	ApprovalTTL             time.Duration
+	AllowLocationAutomation bool
+	AllowBackupRestore      bool
+}
+
+// RelyingParty is a login server that uses pushauth.
+type RelyingParty struct {
+	ID          string
+	Name        string // unique
+	DisplayName string
+	Policy      Policy
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// RelyingParties stores relying parties.
+type RelyingParties interface {
+	// CreateRelyingParty inserts rp. ErrConflict if its ID or Name is taken.
+	CreateRelyingParty(ctx context.Context, rp RelyingParty) error
+	// GetRelyingParty returns the relying party with this ID or ErrNotFound.
+	GetRelyingParty(ctx context.Context, id string) (RelyingParty, error)
+	// GetRelyingPartyByName returns the relying party with this name or ErrNotFound.
+	GetRelyingPartyByName(ctx context.Context, name string) (RelyingParty, error)
+	// ListRelyingParties returns at most limit relying parties with ID greater
+	// than afterID (all when afterID is ""), in ID order.
+	ListRelyingParties(ctx context.Context, afterID string, limit int) ([]RelyingParty, error)
+	// UpdateRelyingParty replaces DisplayName, Policy and UpdatedAt of the row
+	// with rp.ID. ErrNotFound if there is none.
+	UpdateRelyingParty(ctx context.Context, rp RelyingParty) error
+}
+
+// APIKey is a relying party's credential. Only a hash of its secret is kept.
+type APIKey struct {
+	ID             string
+	RelyingPartyID string
+	Prefix         string // unique, visible part of the key
+	Hash           []byte // hash of the secret part
+	Description    string
+	CreatedAt      time.Time
+	LastUsedAt     time.Time // zero if never used
+	RevokedAt      time.Time // zero while the key works
+}
+
+// APIKeys stores relying parties' API keys.
+type APIKeys interface {
+	// CreateAPIKey inserts k. ErrConflict if its ID or Prefix is taken,
+	// ErrNotFound if its relying party does not exist.
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	// GetAPIKey returns the key with this ID or ErrNotFound.
+	GetAPIKey(ctx context.Context, id string) (APIKey, error)
+	// GetAPIKeyByPrefix returns the key with this prefix or ErrNotFound.
+	GetAPIKeyByPrefix(ctx context.Context, prefix string) (APIKey, error)
+	// ListAPIKeys returns a relying party's keys in creation order, revoked
+	// ones only when includeRevoked.
+	ListAPIKeys(ctx context.Context, relyingPartyID string, includeRevoked bool) ([]APIKey, error)
+	// RevokeAPIKey sets RevokedAt = at if the key is not revoked yet
+	// (compare-and-swap). ErrNotFound if there is no such key, ErrConflict if
+	// it was already revoked: of concurrent callers exactly one gets nil.
+	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
+	// TouchAPIKey sets LastUsedAt = at if it is earlier than at.
+	TouchAPIKey(ctx context.Context, id string, at time.Time) error
+}
+
+// Device is a registered phone.
+type Device struct {
+	ID               string
+	CredentialPrefix string // unique, visible part of the device credential
+	CredentialHash   []byte
+	PhoneNumber      string // E.164
+	PublicKey        []byte // X.509 SubjectPublicKeyInfo DER
+	Platform         string // "ANDROID" or "IOS"
+	PushToken        string
+	PushTokenDead    bool
+	Name             string
+	AppVersion       string
+	CreatedAt        time.Time
+	LastSeenAt       time.Time
+	RevokedAt        time.Time // zero while the device is registered
+}
+
+// Devices stores registered phones.
+type Devices interface {
+	// CreateDevice inserts d. ErrConflict if its ID or CredentialPrefix is taken.
+	CreateDevice(ctx context.Context, d Device) error
+	// GetDevice returns the device with this ID (revoked or not) or ErrNotFound.
+	GetDevice(ctx context.Context, id string) (Device, error)
+	// GetDeviceByCredentialPrefix returns the device whose credential has this
+	// prefix or ErrNotFound.
+	GetDeviceByCredentialPrefix(ctx context.Context, prefix string) (Device, error)
+	// TouchDevice sets LastSeenAt = at if it is earlier than at.
+	TouchDevice(ctx context.Context, id string, at time.Time) error
+}
+
+// AuditEvent is one entry of the append-only audit log. Details never hold
+// secrets, codes, phrases or full phone numbers.
+type AuditEvent struct {
+	ID             int64 // assigned by AppendAuditEvent, increasing
+	Time           time.Time
+	Actor          string
+	Action         string
+	RelyingPartyID string
+	Target         string
+	RequestID      string
+	Details        map[string]string
+}
+
+// AuditFilter selects audit events. Zero fields do not filter.
+type AuditFilter struct {
+	RelyingPartyID string
+	Since          time.Time // Time >= Since
+	Until          time.Time // Time < Until
+	BeforeID       int64     // ID < BeforeID, for paging
+	Limit          int       // > 0
+}
+
+// Audit is the append-only audit log. There is no update or delete.
+type Audit interface {
+	// AppendAuditEvent inserts e and returns the ID it was given.
+	AppendAuditEvent(ctx context.Context, e AuditEvent) (int64, error)
+	// ListAuditEvents returns matching events newest first (by ID descending).
+	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+}
