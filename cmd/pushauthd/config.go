@@ -1,0 +1,328 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is everything pushauthd can be told. Each field is settable, in
+// rising order of precedence, from the YAML file (its yaml key), the
+// environment (PUSHAUTH_ + the key in upper case) and a flag (the key with
+// dashes). The zero configuration runs a self-contained development server.
+type Config struct {
+	DataDir         string        `yaml:"data_dir" help:"directory for the SQLite database, the embedded NATS store and the generated admin token"`
+	DatabaseURL     string        `yaml:"database_url" help:"postgres://… to use PostgreSQL; empty uses SQLite in data_dir"`
+	NATSURL         string        `yaml:"nats_url" help:"nats://… (comma-separated) to use external NATS; empty embeds a server with no port"`
+	GRPCAddr        string        `yaml:"grpc_addr" help:"gRPC listen address"`
+	OpsAddr         string        `yaml:"ops_addr" help:"HTTP listen address for /metrics, /healthz, /readyz; empty disables"`
+	TLSCertFile     string        `yaml:"tls_cert_file" help:"PEM certificate for gRPC TLS"`
+	TLSKeyFile      string        `yaml:"tls_key_file" help:"PEM private key for gRPC TLS"`
+	TLSClientCAFile string        `yaml:"tls_client_ca_file" help:"PEM CA bundle; when set, clients must present a certificate it signed"`
+	AdminToken      string        `yaml:"admin_token" help:"operators' bearer token; empty generates one into data_dir/admin-token"`
+	AdminCertNames  []string      `yaml:"admin_cert_names" help:"client-certificate names (CN or DNS SAN) that act as operators, comma-separated"`
+	LogLevel        string        `yaml:"log_level" help:"debug, info, warn or error"`
+	LogFormat       string        `yaml:"log_format" help:"json or text"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long in-flight RPCs may take to finish at shutdown"`
+	HealthInterval  time.Duration `yaml:"health_interval" help:"how often the database and NATS are checked for readiness"`
+}
+
+// DefaultConfig is the configuration when nothing is given.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         "./data",
+		GRPCAddr:        "127.0.0.1:8470",
+		OpsAddr:         "127.0.0.1:8471",
+		LogLevel:        "info",
+		LogFormat:       "json",
+		ShutdownTimeout: 15 * time.Second,
+		HealthInterval:  5 * time.Second,
+	}
+}
+
+// errHelp means usage was asked for and printed.
+var errHelp = errors.New("help requested")
+
+// option is one Config field as the three sources see it.
+type option struct {
+	key   string // yaml key
+	field reflect.Value
+	help  string
+}
+
+func (c *Config) options() []option {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	opts := make([]option, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		opts = append(opts, option{key: f.Tag.Get("yaml"), field: v.Field(i), help: f.Tag.Get("help")})
+	}
+	return opts
+}
+
+func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
+func envName(key string) string  { return "PUSHAUTH_" + strings.ToUpper(key) }
+
+// set parses s into an option's field.
+func (o option) set(s string) error {
+	switch p := o.field.Addr().Interface().(type) {
+	case *string:
+		*p = s
+	case *time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("not a duration like 15s or 2m: %q", s)
+		}
+		*p = d
+	case *[]string:
+		*p = nil
+		for _, part := range strings.Split(s, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				*p = append(*p, part)
+			}
+		}
+	default:
+		return fmt.Errorf("unsupported option type %T", p)
+	}
+	return nil
+}
+
+type optionValue struct{ o option }
+
+func (v optionValue) String() string {
+	if !v.o.field.IsValid() {
+		return ""
+	}
+	switch x := v.o.field.Interface().(type) {
+	case []string:
+		return strings.Join(x, ",")
+	default:
+		return fmt.Sprint(x)
+	}
+}
+func (v optionValue) Set(s string) error { return v.o.set(s) }
+
+// LoadConfig builds the configuration from args, the environment (getenv)
+// and the YAML file named by --config or PUSHAUTH_CONFIG. All problems are
+// reported together.
+func LoadConfig(args []string, getenv func(string) string, environ []string, usage io.Writer) (Config, error) {
+	cfg := DefaultConfig()
+	var errs []error
+
+	fs := flag.NewFlagSet("pushauthd", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	configFile := fs.String("config", getenv("PUSHAUTH_CONFIG"), "YAML configuration file (env PUSHAUTH_CONFIG)")
+	opts := cfg.options()
+	for _, o := range opts {
+		fs.Var(optionValue{o}, flagName(o.key), fmt.Sprintf("%s (env %s)", o.help, envName(o.key)))
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(usage, "usage: pushauthd [flags]            run the server\n       pushauthd migrate up|down|version [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	// Parse once to learn --config; flags are applied again last so they win.
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, errHelp
+		}
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg = DefaultConfig()
+	opts = cfg.options()
+	if *configFile != "" {
+		if err := loadYAML(*configFile, &cfg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	known := map[string]option{}
+	for _, o := range opts {
+		known[envName(o.key)] = o
+	}
+	var envKeys []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "PUSHAUTH_") && k != "PUSHAUTH_CONFIG" && !strings.HasPrefix(k, "PUSHAUTH_TEST_") {
+			envKeys = append(envKeys, k)
+		}
+	}
+	sort.Strings(envKeys)
+	for _, k := range envKeys {
+		o, ok := known[k]
+		if !ok {
+			errs = append(errs, fmt.Errorf("environment: unknown variable %s", k))
+			continue
+		}
+		if err := o.set(getenv(k)); err != nil {
+			errs = append(errs, fmt.Errorf("environment %s: %w", k, err))
+		}
+	}
+	fs2 := flag.NewFlagSet("pushauthd", flag.ContinueOnError)
+	fs2.SetOutput(io.Discard)
+	fs2.String("config", "", "")
+	for _, o := range opts {
+		fs2.Var(optionValue{o}, flagName(o.key), "")
+	}
+	if err := fs2.Parse(args); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return cfg, errors.Join(errs...)
+}
+
+func loadYAML(path string, cfg *Config) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	// Decode into a map and apply each key like a flag, so durations are
+	// written as "15s" and an unknown key is named.
+	var raw map[string]any
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	var errs []error
+	byKey := map[string]option{}
+	for _, o := range cfg.options() {
+		byKey[o.key] = o
+	}
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		o, ok := byKey[k]
+		if !ok {
+			errs = append(errs, fmt.Errorf("config file %s: unknown key %q", path, k))
+			continue
+		}
+		var s string
+		switch v := raw[k].(type) {
+		case []any:
+			parts := make([]string, len(v))
+			for i, p := range v {
+				parts[i] = fmt.Sprint(p)
+			}
+			s = strings.Join(parts, ",")
+		case nil:
+			s = ""
+		default:
+			s = fmt.Sprint(v)
+		}
+		if err := o.set(s); err != nil {
+			errs = append(errs, fmt.Errorf("config file %s: %s: %w", path, k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate reports every problem of c at once, one error per problem.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" && (c.DatabaseURL == "" || c.NATSURL == "" || c.AdminToken == "") {
+		bad("data_dir", "must be set unless database_url, nats_url and admin_token all are")
+	}
+	if c.DatabaseURL != "" {
+		u, err := url.Parse(c.DatabaseURL)
+		switch {
+		case err != nil:
+			bad("database_url", "not a URL")
+		case u.Scheme != "postgres" && u.Scheme != "postgresql" && u.Scheme != "sqlite":
+			bad("database_url", "scheme must be postgres://, postgresql:// or sqlite:, got %q", u.Scheme)
+		}
+	}
+	if c.NATSURL != "" {
+		for _, s := range strings.Split(c.NATSURL, ",") {
+			u, err := url.Parse(strings.TrimSpace(s))
+			if err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
+				bad("nats_url", "%q is not a nats:// or tls:// URL", redactURL(s))
+			}
+		}
+	}
+	checkAddr := func(key, addr string, required bool) {
+		if addr == "" {
+			if required {
+				bad(key, "must be set")
+			}
+			return
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(key, "%q is not host:port", addr)
+		}
+	}
+	checkAddr("grpc_addr", c.GRPCAddr, true)
+	checkAddr("ops_addr", c.OpsAddr, false)
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("tls_cert_file", "tls_cert_file and tls_key_file go together")
+	}
+	for _, f := range []struct{ key, path string }{{"tls_cert_file", c.TLSCertFile}, {"tls_key_file", c.TLSKeyFile}, {"tls_client_ca_file", c.TLSClientCAFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				bad(f.key, "cannot read %s", f.path)
+			}
+		}
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		bad("tls_client_ca_file", "needs tls_cert_file and tls_key_file")
+	}
+	if len(c.AdminCertNames) > 0 && c.TLSClientCAFile == "" {
+		bad("admin_cert_names", "needs tls_client_ca_file, so client certificates are verified")
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 24 {
+		bad("admin_token", "too short: use at least 24 random characters")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		bad("log_format", "must be json or text, got %q", c.LogFormat)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive")
+	}
+	if c.HealthInterval < 100*time.Millisecond {
+		bad("health_interval", "must be at least 100ms")
+	}
+	return errors.Join(errs...)
+}
+
+// databaseURL is database_url, or SQLite in the data directory.
+func (c Config) databaseURL() string {
+	if c.DatabaseURL != "" {
+		return c.DatabaseURL
+	}
+	return "sqlite:" + filepath.Join(c.DataDir, "pushauth.db")
+}
+
+// redactURL hides a URL's password for messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,120 @@
+// Command pushauthd is the pushauth server. With no configuration it runs a
+// self-contained development server: SQLite and an embedded NATS server under
+// ./data, gRPC on 127.0.0.1:8470 and ops HTTP on 127.0.0.1:8471.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Environ(), os.Stdout, os.Stderr, nil))
+}
+
+// run is main without the process: tests call it with their own args,
+// environment and output, and learn the listening addresses through started.
+func run(ctx context.Context, args []string, getenv func(string) string, environ []string, stdout, stderr io.Writer, started func(grpcAddr, opsAddr string)) int {
+	if len(args) > 0 && args[0] == "migrate" {
+		return runMigrate(ctx, args[1:], getenv, environ, stdout, stderr)
+	}
+	cfg, ok := loadOrReport(args, getenv, environ, stderr)
+	if !ok {
+		return 2
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "pushauthd: %v\n", err)
+		return 2
+	}
+	if err := serve(ctx, cfg, log, started); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "pushauthd: %s\n", line)
+		}
+		return 1
+	}
+	return 0
+}
+
+// loadOrReport loads the configuration, printing one line per problem.
+func loadOrReport(args []string, getenv func(string) string, environ []string, stderr io.Writer) (Config, bool) {
+	cfg, err := LoadConfig(args, getenv, environ, stderr)
+	if errors.Is(err, errHelp) {
+		return cfg, false
+	}
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "pushauthd: config: %s\n", line)
+		}
+		return cfg, false
+	}
+	return cfg, true
+}
+
+func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log_level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// adminToken returns the configured token, or the one kept in the data
+// directory, generating it on first start. The token itself is never logged.
+func adminToken(cfg Config, log *slog.Logger) (string, error) {
+	if cfg.AdminToken != "" {
+		return cfg.AdminToken, nil
+	}
+	path := filepath.Join(cfg.DataDir, "admin-token")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if tok := strings.TrimSpace(string(b)); len(tok) >= 24 {
+			return tok, nil
+		}
+		return "", fmt.Errorf("admin token file %s is too short; delete it to have a new one made", path)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	var raw [32]byte
+	_, _ = rand.Read(raw[:])
+	tok := base64.RawURLEncoding.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write admin token: %w", err)
+	}
+	log.Info("generated an admin token; read it from the file", "path", path)
+	return tok, nil
+}
+
+// isLoopback reports whether a listen address only accepts local clients.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

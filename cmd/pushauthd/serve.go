@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pushauth/pushauth/internal/auth"
+	"github.com/pushauth/pushauth/internal/events"
+	"github.com/pushauth/pushauth/internal/server"
+	"github.com/pushauth/pushauth/internal/store/sqlstore"
+)
+
+// startTimeout bounds how long start-up waits for the database and NATS.
+const startTimeout = 15 * time.Second
+
+// serve runs the server until ctx ends, then shuts down gracefully: health
+// says NOT_SERVING, listeners stop accepting, in-flight RPCs get
+// cfg.ShutdownTimeout to finish, then NATS and the database are closed.
+func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcAddr, opsAddr string)) error {
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("data_dir: %w", err)
+		}
+	}
+	token, err := adminToken(cfg, log)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := loadTLS(cfg)
+	if err != nil {
+		return err
+	}
+
+	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	st, err := sqlstore.Open(startCtx, cfg.databaseURL(), log)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer st.Close()
+	if err := st.MigrateUp(startCtx); err != nil {
+		return fmt.Errorf("database migrations: %w", err)
+	}
+	ev := events.Config{URL: cfg.NATSURL, ServerName: "pushauthd"}
+	if cfg.NATSURL == "" {
+		ev.StoreDir = cfg.DataDir + "/nats"
+	}
+	bus, err := events.Start(startCtx, ev, log)
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	defer bus.Close()
+
+	srv, err := server.New(server.Options{
+		Logger:  log,
+		Version: version,
+		Store:   st,
+		Checks:  []server.Check{{Name: "database", Check: st.Ping}, {Name: "nats", Check: bus.Ping}},
+		Auth:    auth.Config{AdminToken: token, AdminCertNames: cfg.AdminCertNames},
+		TLS:     tlsCfg,
+	})
+	if err != nil {
+		return err
+	}
+
+	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("grpc_addr: %w", err)
+	}
+	if tlsCfg == nil && !isLoopback(cfg.GRPCAddr) {
+		log.Warn("SERVING gRPC IN PLAINTEXT ON A NON-LOOPBACK ADDRESS: credentials and tokens cross the network unencrypted; set tls_cert_file and tls_key_file", "addr", lis.Addr().String())
+	}
+	var opsLis net.Listener
+	if cfg.OpsAddr != "" {
+		if opsLis, err = net.Listen("tcp", cfg.OpsAddr); err != nil {
+			lis.Close()
+			return fmt.Errorf("ops_addr: %w", err)
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		log.Info("serving gRPC", "addr", lis.Addr().String(), "tls", tlsCfg != nil, "database", st.Dialect(), "nats_embedded", bus.Embedded())
+		return srv.GRPC.Serve(lis)
+	})
+	var ops *http.Server
+	if opsLis != nil {
+		ops = &http.Server{Handler: srv.OpsHandler(), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			log.Info("serving ops HTTP", "addr", opsLis.Addr().String())
+			if err := ops.Serve(opsLis); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		srv.Health.Run(gctx, cfg.HealthInterval)
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+		srv.Health.Shutdown()
+		done := make(chan struct{})
+		go func() { srv.GRPC.GracefulStop(); close(done) }()
+		timer := time.NewTimer(cfg.ShutdownTimeout)
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+			log.Warn("in-flight RPCs did not finish in time; closing them")
+			srv.GRPC.Stop()
+		}
+		if ops != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = ops.Shutdown(sctx)
+		}
+		return nil
+	})
+	if started != nil {
+		opsAddr := ""
+		if opsLis != nil {
+			opsAddr = opsLis.Addr().String()
+		}
+		started(lis.Addr().String(), opsAddr)
+	}
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}
+
+// loadTLS builds the gRPC TLS configuration, or nil for plaintext.
+func loadTLS(cfg Config) (*tls.Config, error) {
+	if cfg.TLSCertFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	t := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.TLSClientCAFile != "" {
+		pem, err := os.ReadFile(cfg.TLSClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls_client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls_client_ca_file: no PEM certificates in %s", cfg.TLSClientCAFile)
+		}
+		t.ClientCAs = pool
+		t.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return t, nil
+}

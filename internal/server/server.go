@@ -1,0 +1,113 @@
+// Package server assembles pushauth's gRPC server: interceptors (request id,
+// logs, metrics, errors, panics, auth, validation), the three services,
+// health, reflection, and the ops HTTP handler. It is the composition root
+// shared by cmd/pushauthd and the tests.
+package server
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"buf.build/go/protovalidate"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/pushauth/pushauth/internal/auth"
+	"github.com/pushauth/pushauth/internal/registration"
+	"github.com/pushauth/pushauth/internal/relyingparty"
+	"github.com/pushauth/pushauth/internal/store"
+	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
+	"github.com/pushauth/pushauth/services/admin"
+	"github.com/pushauth/pushauth/services/device"
+	rpservice "github.com/pushauth/pushauth/services/relyingparty"
+)
+
+// Options is what the server is built from.
+type Options struct {
+	Logger  *slog.Logger
+	Now     func() time.Time // nil means time.Now
+	Version string
+	Store   store.Store
+	// Checks must all pass before health says SERVING (database, NATS).
+	Checks []Check
+	Auth   auth.Config
+	// TLS, when set, serves gRPC over TLS; nil serves plaintext.
+	TLS *tls.Config
+}
+
+// Server is an assembled, not yet listening, pushauth server.
+type Server struct {
+	GRPC    *grpc.Server
+	Health  *Health
+	Metrics *Metrics
+}
+
+// New wires the services onto a gRPC server.
+func New(o Options) (*Server, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	pv, err := protovalidate.New()
+	if err != nil {
+		return nil, fmt.Errorf("request validator: %w", err)
+	}
+	metrics := NewMetrics(o.Version)
+	rps := relyingparty.New(o.Store, o.Now)
+	devices := registration.NewDevices(o.Store, o.Now)
+	authn := auth.New(o.Auth, rps, devices, o.Logger)
+	obs := &observe{log: o.Logger, metrics: metrics, now: o.Now}
+	val := validator{v: pv}
+
+	opts := []grpc.ServerOption{
+		// Order matters: observe sees the final status of everything inside it,
+		// including auth refusals and recovered panics.
+		grpc.ChainUnaryInterceptor(obs.unary, recoverUnary, authn.Unary, val.unary),
+		grpc.ChainStreamInterceptor(obs.stream, recoverStream, authn.Stream, val.stream),
+		grpc.MaxRecvMsgSize(256 << 10),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if o.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
+	}
+	g := grpc.NewServer(opts...)
+	pushauthv1.RegisterAdminServiceServer(g, admin.New(rps, o.Store))
+	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New())
+	pushauthv1.RegisterDeviceServiceServer(g, device.New())
+
+	h := newHealth(o.Checks, []string{
+		pushauthv1.AdminService_ServiceDesc.ServiceName,
+		pushauthv1.RelyingPartyService_ServiceDesc.ServiceName,
+		pushauthv1.DeviceService_ServiceDesc.ServiceName,
+	}, o.Logger)
+	healthpb.RegisterHealthServer(g, h.srv)
+	reflection.Register(g)
+	return &Server{GRPC: g, Health: h, Metrics: metrics}, nil
+}
+
+// OpsHandler serves /metrics, /healthz (the process is alive) and /readyz
+// (the database and NATS answer).
+func (s *Server) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.Health.Ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
