@@ -1,0 +1,329 @@
+package sqlstore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/internal/store/sqlstore"
+	"github.com/pushauth/pushauth/internal/store/storetest"
+	"github.com/pushauth/pushauth/migrations"
+)
+
+func TestConformanceSQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return storetest.OpenMigrated(t, storetest.NewSQLiteURL(t))
+	})
+}
+
+func TestConformancePostgres(t *testing.T) {
+	skipWithoutPostgres(t)
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return storetest.OpenMigrated(t, storetest.NewPostgresURL(t))
+	})
+}
+
+func skipWithoutPostgres(t *testing.T) {
+	t.Helper()
+	if os.Getenv(storetest.PostgresDSNEnv) == "" {
+		t.Skipf("%s is not set", storetest.PostgresDSNEnv)
+	}
+}
+
+// dialects gives each test a fresh database URL per dialect plus a raw
+// *sql.DB on it, to look at the schema behind the Store's back.
+var dialects = []struct {
+	name   string
+	newURL func(t *testing.T) string
+	rawDB  func(t *testing.T, url string) *sql.DB
+	tables string // lists the user tables of the current database/schema
+}{
+	{
+		name:   "sqlite",
+		newURL: func(t *testing.T) string { return storetest.NewSQLiteURL(t) },
+		rawDB: func(t *testing.T, url string) *sql.DB {
+			return openRaw(t, "sqlite", strings.TrimPrefix(url, "sqlite:"))
+		},
+		tables: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+	},
+	{
+		name: "postgres",
+		newURL: func(t *testing.T) string {
+			skipWithoutPostgres(t)
+			return storetest.NewPostgresURL(t)
+		},
+		rawDB:  func(t *testing.T, url string) *sql.DB { return openRaw(t, "pgx", url) },
+		tables: "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()",
+	},
+}
+
+func openRaw(t *testing.T, driver, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatalf("open raw %s: %v", driver, err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func tables(t *testing.T, db *sql.DB, query string) []string {
+	t.Helper()
+	rows, err := db.QueryContext(t.Context(), query)
+	if err != nil {
+		t.Fatalf("list tables: %v", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatalf("list tables: %v", err)
+		}
+		if name != "schema_migrations" {
+			out = append(out, name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("list tables: %v", err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// latestVersion is the highest migration number embedded for a dialect.
+func latestVersion(t *testing.T, fsys fs.FS, dir string) uint {
+	t.Helper()
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var latest uint
+	for _, e := range entries {
+		n, err := strconv.ParseUint(strings.SplitN(e.Name(), "_", 2)[0], 10, 64)
+		if err != nil {
+			t.Fatalf("migration %s: %v", e.Name(), err)
+		}
+		latest = max(latest, uint(n))
+	}
+	return latest
+}
+
+func TestMigrations(t *testing.T) {
+	wantTables := []string{"api_keys", "audit_events", "devices", "relying_parties"}
+	if a, b := latestVersion(t, migrations.Postgres, "postgres"), latestVersion(t, migrations.SQLite, "sqlite"); a != b {
+		t.Fatalf("postgres migrations end at %d, sqlite at %d", a, b)
+	}
+	latest := latestVersion(t, migrations.SQLite, "sqlite")
+
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := t.Context()
+			url := d.newURL(t)
+			s, err := sqlstore.Open(ctx, url, nil)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer s.Close()
+			if s.Dialect() != d.name {
+				t.Errorf("Dialect() = %q, want %q", s.Dialect(), d.name)
+			}
+			raw := d.rawDB(t, url)
+
+			wantVersion := func(want uint) {
+				t.Helper()
+				v, dirty, err := s.MigrateVersion(ctx)
+				if err != nil || v != want || dirty {
+					t.Fatalf("MigrateVersion = %d, dirty %v, %v; want %d, clean", v, dirty, err, want)
+				}
+			}
+			usable := func() {
+				t.Helper()
+				rp := store.RelyingParty{ID: "rp-1", Name: "one", CreatedAt: time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)}
+				if err := s.CreateRelyingParty(ctx, rp); err != nil {
+					t.Fatalf("CreateRelyingParty: %v", err)
+				}
+				if got, err := s.GetRelyingParty(ctx, "rp-1"); err != nil || got != rp {
+					t.Fatalf("GetRelyingParty = %+v, %v", got, err)
+				}
+				if err := s.CreateAPIKey(ctx, store.APIKey{ID: "k", RelyingPartyID: "rp-1", Prefix: "p"}); err != nil {
+					t.Fatalf("CreateAPIKey: %v", err)
+				}
+				if err := s.CreateDevice(ctx, store.Device{ID: "d", CredentialPrefix: "p"}); err != nil {
+					t.Fatalf("CreateDevice: %v", err)
+				}
+				if _, err := s.AppendAuditEvent(ctx, store.AuditEvent{Action: "x"}); err != nil {
+					t.Fatalf("AppendAuditEvent: %v", err)
+				}
+			}
+			gone := func() {
+				t.Helper()
+				if got := tables(t, raw, d.tables); len(got) != 0 {
+					t.Fatalf("tables left: %v", got)
+				}
+				_, err := s.GetRelyingParty(ctx, "rp-1")
+				if err == nil || errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("GetRelyingParty without schema: %v, want a missing-table error", err)
+				}
+			}
+
+			wantVersion(0)
+			gone()
+
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatalf("MigrateUp: %v", err)
+			}
+			wantVersion(latest)
+			if got := tables(t, raw, d.tables); !slices.Equal(got, wantTables) {
+				t.Fatalf("tables = %v, want %v", got, wantTables)
+			}
+			usable()
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatalf("MigrateUp when up to date: %v", err)
+			}
+			wantVersion(latest)
+
+			if err := s.MigrateDown(ctx); err != nil {
+				t.Fatalf("MigrateDown: %v", err)
+			}
+			wantVersion(0)
+			gone()
+			if err := s.MigrateDown(ctx); err != nil {
+				t.Fatalf("MigrateDown when empty: %v", err)
+			}
+
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatalf("MigrateUp again: %v", err)
+			}
+			wantVersion(latest)
+			if _, err := s.GetRelyingParty(ctx, "rp-1"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("data survived down and up: %v", err)
+			}
+			usable()
+
+			// The Store keeps working: migrations ran on a DB of their own.
+			if err := s.Ping(ctx); err != nil {
+				t.Fatalf("Ping after migrations: %v", err)
+			}
+
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			if err := s.MigrateUp(cctx); err == nil {
+				t.Error("MigrateUp with cancelled ctx succeeded")
+			}
+			err = s.InTx(ctx, func(tx store.Store) error {
+				return tx.(*sqlstore.Store).MigrateUp(ctx)
+			})
+			if err == nil {
+				t.Error("MigrateUp inside InTx succeeded")
+			}
+		})
+	}
+}
+
+func TestOpenUnreachablePostgres(t *testing.T) {
+	const password = "hunter2-very-secret"
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	s, err := sqlstore.Open(ctx, "postgres://pushauth:"+password+"@127.0.0.1:1/pushauth?sslmode=disable", nil)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open on 127.0.0.1:1 succeeded")
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Open took %v to fail", took)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, password) {
+		t.Errorf("error leaks the password: %s", msg)
+	}
+	for _, want := range []string{"postgres", "127.0.0.1"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not mention %q", msg, want)
+		}
+	}
+	t.Logf("error: %s", msg)
+}
+
+func TestOpenURLForms(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	for _, url := range []string{
+		"sqlite:" + filepath.Join(dir, "a", "b", "one.db"),
+		"sqlite://" + filepath.Join(dir, "two.sqlite"),
+		filepath.Join(dir, "three.db"),
+	} {
+		s, err := sqlstore.Open(ctx, url, nil)
+		if err != nil {
+			t.Errorf("Open(%q): %v", url, err)
+			continue
+		}
+		if s.Dialect() != "sqlite" {
+			t.Errorf("Open(%q).Dialect() = %q", url, s.Dialect())
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "a", "b")); err != nil {
+		t.Errorf("parent directory not created: %v", err)
+	} else if fi.Mode().Perm() != 0o700 {
+		t.Errorf("parent directory mode = %v, want 0700", fi.Mode().Perm())
+	}
+
+	for _, url := range []string{
+		"mysql://root:topsecret@db/pushauth",
+		"sqlite:",
+		"sqlite::memory:",
+		"sqlite:" + filepath.Join(dir, "x.db") + "?_pragma=foo",
+		"pushauth",
+	} {
+		s, err := sqlstore.Open(ctx, url, nil)
+		if err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", url)
+			continue
+		}
+		if strings.Contains(err.Error(), "topsecret") {
+			t.Errorf("Open(%q) error leaks the password: %v", url, err)
+		}
+	}
+}
+
+func TestSQLiteReadsDoNotWaitForWriter(t *testing.T) {
+	// A transaction holds SQLite's only writer connection; reads outside it
+	// still answer, from the reader pool, and see the last committed state.
+	s := storetest.OpenMigrated(t, storetest.NewSQLiteURL(t))
+	ctx := t.Context()
+	if err := s.CreateRelyingParty(ctx, store.RelyingParty{ID: "rp-1", Name: "one"}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.InTx(ctx, func(tx store.Store) error {
+		if err := tx.UpdateRelyingParty(ctx, store.RelyingParty{ID: "rp-1", DisplayName: "changed"}); err != nil {
+			return err
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		rp, err := s.GetRelyingParty(rctx, "rp-1")
+		if err != nil {
+			return err
+		}
+		if rp.DisplayName != "" {
+			t.Errorf("uncommitted change visible outside the transaction: %q", rp.DisplayName)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
