@@ -11,10 +11,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/nyaruka/phonenumbers"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pushauth/pushauth/internal/keyring"
 )
 
 // Config is everything pushauthd can be told. Each field is settable, in
@@ -32,6 +36,30 @@ type Config struct {
 	TLSClientCAFile string        `yaml:"tls_client_ca_file" help:"PEM CA bundle; when set, clients must present a certificate it signed"`
 	AdminToken      string        `yaml:"admin_token" help:"operators' bearer token; empty generates one into data_dir/admin-token"`
 	AdminCertNames  []string      `yaml:"admin_cert_names" help:"client-certificate names (CN or DNS SAN) that act as operators, comma-separated"`
+	SecretKey       string        `yaml:"secret_key" help:"base64 32-byte master key for keyed hashes and sealing; empty generates one into data_dir/secret-key"`
+	LinkBaseURL     string        `yaml:"link_base_url" help:"base of the link in the verification SMS; the app opens <base>/v/<token>"`
+	AppName         string        `yaml:"app_name" help:"name of the app in SMS texts"`
+	AllowedRegions  []string      `yaml:"allowed_regions" help:"ISO 3166 regions whose mobile numbers may register, comma-separated; * allows all"`
+	VerificationTTL time.Duration `yaml:"verification_ttl" help:"how long an SMS code and link stay valid"`
+
+	SMSProvider          string `yaml:"sms_provider" help:"outbox (development: keep messages in the database), twilio or messagebird"`
+	TwilioAccountSID     string `yaml:"twilio_account_sid" help:"Twilio account SID"`
+	TwilioAuthToken      string `yaml:"twilio_auth_token" help:"Twilio auth token"`
+	TwilioFrom           string `yaml:"twilio_from" help:"Twilio sender number or alphanumeric id"`
+	TwilioBaseURL        string `yaml:"twilio_base_url" help:"Twilio API base URL (tests and proxies)"`
+	MessageBirdAccessKey string `yaml:"messagebird_access_key" help:"MessageBird access key"`
+	MessageBirdOrigin    string `yaml:"messagebird_originator" help:"MessageBird originator"`
+	MessageBirdBaseURL   string `yaml:"messagebird_base_url" help:"MessageBird API base URL (tests and proxies)"`
+
+	SMSResendCooldown    time.Duration `yaml:"sms_resend_cooldown" help:"least time between two SMS to one number"`
+	SMSPerNumberHour     int           `yaml:"sms_per_number_hour" help:"SMS to one number per hour"`
+	SMSPerNumberDay      int           `yaml:"sms_per_number_day" help:"SMS to one number per day"`
+	SMSPerAddressHour    int           `yaml:"sms_per_address_hour" help:"SMS asked for from one client address (IPv6: /64) per hour"`
+	SMSPerPrefixHour     int           `yaml:"sms_per_prefix_hour" help:"SMS to numbers sharing all but their last four digits per hour"`
+	SMSDailyBudget       int           `yaml:"sms_daily_budget" help:"SMS of the whole deployment per day"`
+	VerificationAttempts int           `yaml:"verification_attempts" help:"wrong codes one SMS takes"`
+	VerificationFailures int           `yaml:"verification_failures_per_day" help:"wrong codes one number takes per day, over all its SMS"`
+
 	LogLevel        string        `yaml:"log_level" help:"debug, info, warn or error"`
 	LogFormat       string        `yaml:"log_format" help:"json or text"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long in-flight RPCs may take to finish at shutdown"`
@@ -48,6 +76,20 @@ func DefaultConfig() Config {
 		LogFormat:       "json",
 		ShutdownTimeout: 15 * time.Second,
 		HealthInterval:  5 * time.Second,
+		LinkBaseURL:     "https://pushauth.example",
+		AppName:         "pushauth",
+		AllowedRegions:  []string{"NL", "BE", "LU", "DE", "FR", "GB", "IE"},
+		VerificationTTL: 10 * time.Minute,
+		SMSProvider:     "outbox",
+
+		SMSResendCooldown:    30 * time.Second,
+		SMSPerNumberHour:     5,
+		SMSPerNumberDay:      10,
+		SMSPerAddressHour:    20,
+		SMSPerPrefixHour:     50,
+		SMSDailyBudget:       10000,
+		VerificationAttempts: 5,
+		VerificationFailures: 10,
 	}
 }
 
@@ -86,6 +128,12 @@ func (o option) set(s string) error {
 			return fmt.Errorf("not a duration like 15s or 2m: %q", s)
 		}
 		*p = d
+	case *int:
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("not a whole number: %q", s)
+		}
+		*p = n
 	case *[]string:
 		*p = nil
 		for _, part := range strings.Split(s, ",") {
@@ -300,6 +348,51 @@ func (c Config) Validate() error {
 	case "json", "text":
 	default:
 		bad("log_format", "must be json or text, got %q", c.LogFormat)
+	}
+	if c.SecretKey != "" {
+		if _, err := keyring.ParseMaster(c.SecretKey); err != nil {
+			bad("secret_key", "%v (make one with: openssl rand -base64 32)", err)
+		}
+	}
+	if u, err := url.Parse(c.LinkBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		bad("link_base_url", "must be an http(s) URL, got %q", c.LinkBaseURL)
+	}
+	if strings.TrimSpace(c.AppName) == "" {
+		bad("app_name", "must be set")
+	}
+	for _, r := range c.AllowedRegions {
+		if r != "*" && !phonenumbers.GetSupportedRegions()[r] {
+			bad("allowed_regions", "%q is not an ISO 3166 region code known to libphonenumber (use upper case, e.g. NL)", r)
+		}
+	}
+	if c.VerificationTTL < time.Minute || c.VerificationTTL > time.Hour {
+		bad("verification_ttl", "must be between 1m and 1h")
+	}
+	switch c.SMSProvider {
+	case "outbox":
+	case "twilio":
+		if c.TwilioAccountSID == "" || c.TwilioAuthToken == "" || c.TwilioFrom == "" {
+			bad("sms_provider", "twilio needs twilio_account_sid, twilio_auth_token and twilio_from")
+		}
+	case "messagebird":
+		if c.MessageBirdAccessKey == "" || c.MessageBirdOrigin == "" {
+			bad("sms_provider", "messagebird needs messagebird_access_key and messagebird_originator")
+		}
+	default:
+		bad("sms_provider", "must be outbox, twilio or messagebird, got %q", c.SMSProvider)
+	}
+	if c.SMSResendCooldown < 0 {
+		bad("sms_resend_cooldown", "must not be negative")
+	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"sms_per_number_hour", c.SMSPerNumberHour}, {"sms_per_number_day", c.SMSPerNumberDay}, {"sms_per_address_hour", c.SMSPerAddressHour},
+		{"sms_per_prefix_hour", c.SMSPerPrefixHour}, {"sms_daily_budget", c.SMSDailyBudget}, {"verification_attempts", c.VerificationAttempts},
+		{"verification_failures_per_day", c.VerificationFailures}} {
+		if n.v < 1 {
+			bad(n.key, "must be at least 1")
+		}
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be positive")

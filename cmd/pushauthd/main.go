@@ -79,30 +79,30 @@ func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
 }
 
-// adminToken returns the configured token, or the one kept in the data
-// directory, generating it on first start. The token itself is never logged.
-func adminToken(cfg Config, log *slog.Logger) (string, error) {
-	if cfg.AdminToken != "" {
-		return cfg.AdminToken, nil
+// dataSecret returns configured, or the secret kept in the data directory
+// under name, generating it on first start. Secrets are never logged.
+func dataSecret(configured string, dataDir, name string, log *slog.Logger) (string, error) {
+	if configured != "" {
+		return configured, nil
 	}
-	path := filepath.Join(cfg.DataDir, "admin-token")
+	path := filepath.Join(dataDir, name)
 	b, err := os.ReadFile(path)
 	if err == nil {
 		if tok := strings.TrimSpace(string(b)); len(tok) >= 24 {
 			return tok, nil
 		}
-		return "", fmt.Errorf("admin token file %s is too short; delete it to have a new one made", path)
+		return "", fmt.Errorf("%s is too short; delete it to have a new one made", path)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("admin token: %w", err)
+		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	var raw [32]byte
 	_, _ = rand.Read(raw[:])
 	tok := base64.RawURLEncoding.EncodeToString(raw[:])
 	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write admin token: %w", err)
+		return "", fmt.Errorf("write %s: %w", name, err)
 	}
-	log.Info("generated an admin token; read it from the file", "path", path)
+	log.Info("generated a secret; it is kept in this file", "path", path)
 	return tok, nil
 }
 

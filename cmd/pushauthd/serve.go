@@ -16,6 +16,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/auth"
 	"github.com/pushauth/pushauth/internal/events"
+	"github.com/pushauth/pushauth/internal/registration"
 	"github.com/pushauth/pushauth/internal/server"
 	"github.com/pushauth/pushauth/internal/store/sqlstore"
 )
@@ -32,7 +33,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 			return fmt.Errorf("data_dir: %w", err)
 		}
 	}
-	token, err := adminToken(cfg, log)
+	token, err := dataSecret(cfg.AdminToken, cfg.DataDir, "admin-token", log)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	keys, err := loadKeys(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -61,6 +66,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 	}
 	defer bus.Close()
 
+	sender, err := newSMSSender(cfg, st, log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Options{
 		Logger:  log,
 		Version: version,
@@ -68,6 +77,25 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 		Checks:  []server.Check{{Name: "database", Check: st.Ping}, {Name: "nats", Check: bus.Ping}},
 		Auth:    auth.Config{AdminToken: token, AdminCertNames: cfg.AdminCertNames},
 		TLS:     tlsCfg,
+		Keys:    keys,
+		SMS:     sender,
+		Outbox:  cfg.SMSProvider == "outbox",
+		Registration: registration.Config{
+			AllowedRegions:  allowedRegions(cfg.AllowedRegions),
+			VerificationTTL: cfg.VerificationTTL,
+			LinkBaseURL:     cfg.LinkBaseURL,
+			AppName:         cfg.AppName,
+			Limits: registration.Limits{
+				ResendCooldown:          cfg.SMSResendCooldown,
+				PerNumberHour:           cfg.SMSPerNumberHour,
+				PerNumberDay:            cfg.SMSPerNumberDay,
+				PerAddressHour:          cfg.SMSPerAddressHour,
+				PerPrefixHour:           cfg.SMSPerPrefixHour,
+				GlobalDay:               cfg.SMSDailyBudget,
+				MaxAttempts:             cfg.VerificationAttempts,
+				MaxFailuresPerNumberDay: cfg.VerificationFailures,
+			},
+		},
 	})
 	if err != nil {
 		return err

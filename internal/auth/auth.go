@@ -124,9 +124,12 @@ func (a *Authenticator) authenticate(ctx context.Context, method string) (contex
 		return a.relyingParty(ctx)
 	case strings.HasPrefix(method, devicePrefix):
 		return a.device(ctx)
-	default:
-		// Health and reflection are open, as orchestrators and grpcurl expect.
+	case strings.HasPrefix(method, "/grpc.health.v1.Health/"), strings.HasPrefix(method, "/grpc.reflection."):
+		// Open, as orchestrators and grpcurl expect.
 		return ctx, nil
+	default:
+		// A service added without an auth rule is closed, not open.
+		return ctx, status.Error(codes.PermissionDenied, "no access rule for this method")
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pushauth/pushauth/internal/audit"
+	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/secret"
 	"github.com/pushauth/pushauth/internal/store"
 )
@@ -63,4 +65,64 @@ func (d *Devices) Authenticate(ctx context.Context, credential string) (store.De
 		dev.LastSeenAt = at
 	}
 	return dev, nil
+}
+
+// DeviceChange is an update of a device's own fields; nil leaves one as is.
+type DeviceChange struct {
+	PushToken  *string
+	Name       *string
+	AppVersion *string
+}
+
+// Update applies a device's change to itself. A new push token revives a
+// token that was marked dead.
+func (d *Devices) Update(ctx context.Context, id string, c DeviceChange) (store.Device, error) {
+	var dev store.Device
+	err := d.store.InTx(ctx, func(tx store.Store) error {
+		var err error
+		if dev, err = tx.GetDevice(ctx, id); err != nil {
+			return err
+		}
+		if c.PushToken != nil {
+			if *c.PushToken == "" {
+				return fault.Invalid("push_token", "must not be empty")
+			}
+			if *c.PushToken != dev.PushToken {
+				dev.PushToken, dev.PushTokenDead = *c.PushToken, false
+			}
+		}
+		if c.Name != nil {
+			if *c.Name == "" {
+				return fault.Invalid("name", "must not be empty")
+			}
+			dev.Name = *c.Name
+		}
+		if c.AppVersion != nil {
+			dev.AppVersion = *c.AppVersion
+		}
+		return tx.UpdateDevice(ctx, dev)
+	})
+	if err != nil {
+		return store.Device{}, fmt.Errorf("update device: %w", err)
+	}
+	return dev, nil
+}
+
+// Deregister revokes a device; its credential stops working at once.
+func (d *Devices) Deregister(ctx context.Context, id string) error {
+	now := d.now().UTC().Truncate(time.Microsecond)
+	err := d.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.RevokeDevice(ctx, id, now); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, now, audit.Entry{Actor: "device:" + id, Action: "device.revoked", Target: id,
+			Details: map[string]string{"by": "device"}})
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return nil // already revoked: the wanted state
+	}
+	if err != nil {
+		return fmt.Errorf("deregister device: %w", err)
+	}
+	return nil
 }

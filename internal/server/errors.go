@@ -36,9 +36,8 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
+	// A fault comes first: its message is the one meant for the client,
+	// whatever its cause (even a status from a downstream call).
 	if fe, ok := fault.As(err); ok {
 		code := kindCodes[fe.Kind]
 		if fe.Cause != nil || code == codes.Internal {
@@ -62,6 +61,18 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 			}
 		}
 		return st.Err()
+	}
+	var se interface {
+		error
+		GRPCStatus() *status.Status
+	}
+	if errors.As(err, &se) && se.GRPCStatus() != nil {
+		if se != err {
+			// Text wrapped around a status is internal context: log it, and
+			// send the status alone.
+			log.ErrorContext(ctx, "rpc failed", "method", method, "code", se.GRPCStatus().Code().String(), "err", err)
+		}
+		return se.GRPCStatus().Err()
 	}
 	switch {
 	case errors.Is(err, context.Canceled):

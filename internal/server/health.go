@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,10 @@ type Health struct {
 	log      *slog.Logger
 	ready    atomic.Bool
 	failing  atomic.Pointer[string]
+	// mu orders status changes after the checks with Shutdown, which is
+	// final: a check finishing after it must not report ready again.
+	mu       sync.Mutex
+	shutdown bool
 }
 
 func newHealth(checks []Check, services []string, log *slog.Logger) *Health {
@@ -47,6 +52,11 @@ func (h *Health) CheckNow(ctx context.Context) {
 		err := c.Check(cctx)
 		cancel()
 		if err != nil {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.shutdown {
+				return
+			}
 			name := c.Name
 			if h.ready.Swap(false) || h.failing.Load() == nil || *h.failing.Load() != name {
 				h.log.WarnContext(ctx, "dependency not ready", "dependency", name, "err", err)
@@ -55,6 +65,11 @@ func (h *Health) CheckNow(ctx context.Context) {
 			h.set(healthpb.HealthCheckResponse_NOT_SERVING)
 			return
 		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shutdown {
+		return
 	}
 	if !h.ready.Swap(true) {
 		h.log.InfoContext(ctx, "dependencies ready; serving")
@@ -82,7 +97,11 @@ func (h *Health) Run(ctx context.Context, interval time.Duration) {
 }
 
 // Shutdown makes every service report NOT_SERVING so balancers drain first.
+// It is final: checks that finish later change nothing.
 func (h *Health) Shutdown() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.shutdown = true
 	h.ready.Store(false)
 	h.srv.Shutdown()
 }

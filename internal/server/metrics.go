@@ -15,6 +15,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	refused  *prometheus.CounterVec
 }
 
 // NewMetrics registers the RPC, build and runtime collectors.
@@ -32,12 +33,16 @@ func NewMetrics(version string) *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120},
 		}, []string{"method"}),
 	}
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pushauth_sms_refused_total",
+		Help: "SMS verifications refused by a limit, by limit (defences against SMS pumping).",
+	}, []string{"reason"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "pushauth_build_info",
 		Help: "Always 1; labels name the build.",
 	}, []string{"version", "go_version"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
-	reg.MustRegister(m.requests, m.latency, build,
+	reg.MustRegister(m.requests, m.latency, m.refused, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -46,3 +51,5 @@ func (m *Metrics) observe(method string, code codes.Code, d time.Duration) {
 	m.requests.WithLabelValues(method, code.String()).Inc()
 	m.latency.WithLabelValues(method).Observe(d.Seconds())
 }
+
+func (m *Metrics) smsRefused(reason string) { m.refused.WithLabelValues(reason).Inc() }

@@ -20,8 +20,10 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/pushauth/pushauth/internal/auth"
+	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/registration"
 	"github.com/pushauth/pushauth/internal/relyingparty"
+	"github.com/pushauth/pushauth/internal/sms"
 	"github.com/pushauth/pushauth/internal/store"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 	"github.com/pushauth/pushauth/services/admin"
@@ -40,6 +42,13 @@ type Options struct {
 	Auth   auth.Config
 	// TLS, when set, serves gRPC over TLS; nil serves plaintext.
 	TLS *tls.Config
+	// Keys derives the keyed-hash and sealing keys.
+	Keys *keyring.Keyring
+	// SMS sends verification messages; Outbox is set when it is the
+	// development outbox, so operators can read it.
+	SMS          sms.Sender
+	Outbox       bool
+	Registration registration.Config
 }
 
 // Server is an assembled, not yet listening, pushauth server.
@@ -64,6 +73,8 @@ func New(o Options) (*Server, error) {
 	metrics := NewMetrics(o.Version)
 	rps := relyingparty.New(o.Store, o.Now)
 	devices := registration.NewDevices(o.Store, o.Now)
+	reg := registration.New(o.Registration, o.Store, o.SMS, o.Keys, o.Now, o.Logger, metrics.smsRefused)
+	o.Auth.PublicMethods = append(o.Auth.PublicMethods, device.PublicMethods...)
 	authn := auth.New(o.Auth, rps, devices, o.Logger)
 	obs := &observe{log: o.Logger, metrics: metrics, now: o.Now}
 	val := validator{v: pv}
@@ -80,9 +91,13 @@ func New(o Options) (*Server, error) {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
 	g := grpc.NewServer(opts...)
-	pushauthv1.RegisterAdminServiceServer(g, admin.New(rps, o.Store))
+	var outbox store.Outbox
+	if o.Outbox {
+		outbox = o.Store
+	}
+	pushauthv1.RegisterAdminServiceServer(g, admin.New(rps, o.Store, outbox))
 	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New())
-	pushauthv1.RegisterDeviceServiceServer(g, device.New())
+	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices))
 
 	h := newHealth(o.Checks, []string{
 		pushauthv1.AdminService_ServiceDesc.ServiceName,

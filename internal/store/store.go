@@ -41,6 +41,9 @@ type Store interface {
 	RelyingParties
 	APIKeys
 	Devices
+	Verifications
+	Counters
+	Outbox
 	Audit
 }
 
@@ -148,6 +151,78 @@ type Devices interface {
 	GetDeviceByCredentialPrefix(ctx context.Context, prefix string) (Device, error)
 	// TouchDevice sets LastSeenAt = at if it is earlier than at.
 	TouchDevice(ctx context.Context, id string, at time.Time) error
+	// UpdateDevice replaces PushToken, PushTokenDead, Name and AppVersion of
+	// the registered (not revoked) device d.ID. ErrNotFound if there is none.
+	UpdateDevice(ctx context.Context, d Device) error
+	// RevokeDevice sets RevokedAt = at if the device is not revoked yet
+	// (compare-and-swap). ErrNotFound if there is no such device, ErrConflict
+	// if it was already revoked.
+	RevokeDevice(ctx context.Context, id string, at time.Time) error
+}
+
+// Verification is one SMS sent to prove a phone number. Codes and link
+// tokens are kept only as keyed hashes.
+type Verification struct {
+	ID            string
+	PhoneNumber   string // E.164
+	CodeHash      []byte
+	LinkHash      []byte
+	Locale        string
+	ClientAddress string // the address that asked for it
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	Attempts      int       // wrong codes or links tried against it
+	UsedAt        time.Time // zero until it registered a device
+}
+
+// Verifications stores phone verifications.
+type Verifications interface {
+	// CreateVerification inserts v. ErrConflict if its ID is taken.
+	CreateVerification(ctx context.Context, v Verification) error
+	// GetVerification returns the verification with this ID or ErrNotFound.
+	GetVerification(ctx context.Context, id string) (Verification, error)
+	// LatestVerification returns the newest verification of a phone number
+	// (by CreatedAt) or ErrNotFound.
+	LatestVerification(ctx context.Context, phoneNumber string) (Verification, error)
+	// AddVerificationAttempt adds one to Attempts of an unused verification
+	// and returns the new count. ErrNotFound if there is none.
+	AddVerificationAttempt(ctx context.Context, id string) (int, error)
+	// UseVerification sets UsedAt = at if the verification is unused, not
+	// expired at at, and has fewer than maxAttempts attempts
+	// (compare-and-swap). ErrNotFound if there is no such verification,
+	// ErrConflict if it is used, expired or out of attempts: of concurrent
+	// callers exactly one gets nil.
+	UseVerification(ctx context.Context, id string, at time.Time, maxAttempts int) error
+}
+
+// Counters are fixed-window counters shared by all replicas, for limits.
+type Counters interface {
+	// IncrementCounter adds one to the counter (key, windowStart) if it is
+	// below limit, creating it at 1, and reports whether it did. Concurrent
+	// callers never push a counter past limit.
+	IncrementCounter(ctx context.Context, key string, windowStart time.Time, limit int) (bool, error)
+	// CounterValue returns the count of (key, windowStart); 0 if none.
+	CounterValue(ctx context.Context, key string, windowStart time.Time) (int, error)
+	// DeleteCountersBefore removes counters whose window started before t and
+	// returns how many it removed.
+	DeleteCountersBefore(ctx context.Context, t time.Time) (int64, error)
+}
+
+// OutboxMessage is an SMS kept by the development outbox instead of sent.
+type OutboxMessage struct {
+	ID          int64 // assigned by AddOutboxMessage, increasing
+	PhoneNumber string
+	Body        string
+	CreatedAt   time.Time
+}
+
+// Outbox stores messages of the development SMS outbox.
+type Outbox interface {
+	// AddOutboxMessage inserts m and returns the ID it was given.
+	AddOutboxMessage(ctx context.Context, m OutboxMessage) (int64, error)
+	// ListOutboxMessages returns messages newest first, only to phoneNumber
+	// when it is not "", at most limit (> 0).
+	ListOutboxMessages(ctx context.Context, phoneNumber string, limit int) ([]OutboxMessage, error)
 }
 
 // AuditEvent is one entry of the append-only audit log. Details never hold

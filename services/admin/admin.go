@@ -12,11 +12,13 @@ import (
 // Server is the AdminService.
 type Server struct {
 	pushauthv1.UnimplementedAdminServiceServer
-	rps   *relyingparty.Service
-	audit store.Audit
+	rps    *relyingparty.Service
+	audit  store.Audit
+	outbox store.Outbox
 }
 
-// New returns the AdminService on rps and the audit log.
-func New(rps *relyingparty.Service, auditLog store.Audit) *Server {
-	return &Server{rps: rps, audit: auditLog}
+// New returns the AdminService on rps and the audit log. outbox is the
+// development SMS outbox, nil when a real SMS provider sends.
+func New(rps *relyingparty.Service, auditLog store.Audit, outbox store.Outbox) *Server {
+	return &Server{rps: rps, audit: auditLog, outbox: outbox}
 }

@@ -1,6 +1,6 @@
 // Package device implements pushauth.v1.DeviceService for the authenticator
 // app. The caller is the device of the credential in use and sees only its
-// own connections and requests.
+// own connections and requests; registration needs no credential.
 package device
 
 import (
@@ -8,23 +8,33 @@ import (
 
 	"github.com/pushauth/pushauth/internal/auth"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/registration"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
-	"github.com/pushauth/pushauth/services/wire"
 )
+
+// PublicMethods are the DeviceService methods that need no credential.
+var PublicMethods = []string{
+	pushauthv1.DeviceService_StartPhoneVerification_FullMethodName,
+	pushauthv1.DeviceService_CompletePhoneVerification_FullMethodName,
+}
 
 // Server is the DeviceService.
 type Server struct {
 	pushauthv1.UnimplementedDeviceServiceServer
+	reg     *registration.Service
+	devices *registration.Devices
 }
 
 // New returns the DeviceService.
-func New() *Server { return &Server{} }
+func New(reg *registration.Service, devices *registration.Devices) *Server {
+	return &Server{reg: reg, devices: devices}
+}
 
-// GetDevice returns the calling device.
-func (s *Server) GetDevice(ctx context.Context, _ *pushauthv1.GetDeviceRequest) (*pushauthv1.GetDeviceResponse, error) {
+// caller returns the calling device or an error for a call without one.
+func caller(ctx context.Context) (string, error) {
 	dev, ok := auth.DeviceFrom(ctx)
 	if !ok {
-		return nil, fault.New(fault.Unauthenticated, "no device credentials")
+		return "", fault.New(fault.Unauthenticated, "no device credentials")
 	}
-	return &pushauthv1.GetDeviceResponse{Device: wire.Device(dev)}, nil
+	return dev.ID, nil
 }

@@ -59,9 +59,16 @@ func (s *Store) CreateRelyingParty(ctx context.Context, rp store.RelyingParty) e
 	return nil
 }
 
-// GetRelyingParty implements store.RelyingParties.
+// GetRelyingParty implements store.RelyingParties. Inside InTx on
+// PostgreSQL it locks the row until the transaction ends (FOR UPDATE), so a
+// read-modify-write of a relying party cannot lose a concurrent one; SQLite
+// transactions are serialized already (BEGIN IMMEDIATE).
 func (s *Store) GetRelyingParty(ctx context.Context, id string) (store.RelyingParty, error) {
-	rp, err := scanRelyingParty(s.r.QueryRowContext(ctx, s.q("SELECT "+rpColumns+" FROM relying_parties WHERE id = ?"), id))
+	query := "SELECT " + rpColumns + " FROM relying_parties WHERE id = ?"
+	if s.tx != nil && s.dialect == dialectPostgres {
+		query += " FOR UPDATE"
+	}
+	rp, err := scanRelyingParty(s.r.QueryRowContext(ctx, s.q(query), id))
 	if err != nil {
 		return store.RelyingParty{}, fmt.Errorf("get relying party %q: %w", id, mapErr(err))
 	}
@@ -292,6 +299,239 @@ func (s *Store) GetDeviceByCredentialPrefix(ctx context.Context, prefix string) 
 // device.
 func (s *Store) TouchDevice(ctx context.Context, id string, at time.Time) error {
 	return s.touch(ctx, "touch device", "devices", "last_seen_at", id, at)
+}
+
+// UpdateDevice implements store.Devices. A revoked device is not updated and
+// is ErrNotFound, like a missing one.
+func (s *Store) UpdateDevice(ctx context.Context, d store.Device) error {
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE devices SET push_token = ?, push_token_dead = ?, name = ?, app_version = ?
+		WHERE id = ? AND revoked_at IS NULL`),
+		d.PushToken, d.PushTokenDead, d.Name, d.AppVersion, d.ID)
+	if err != nil {
+		return fmt.Errorf("update device %q: %w", d.ID, mapErr(err))
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("update device %q: %w", d.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("update device %q: %w", d.ID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeDevice implements store.Devices. The WHERE clause is the
+// compare-and-swap: the database lets exactly one concurrent UPDATE match.
+func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, s.q("UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"),
+		timeArg(at), id)
+	if err != nil {
+		return fmt.Errorf("revoke device %q: %w", id, mapErr(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("revoke device %q: %w", id, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	ok, err := s.exists(ctx, "devices", id)
+	switch {
+	case err != nil:
+		return fmt.Errorf("revoke device %q: %w", id, mapErr(err))
+	case !ok:
+		return fmt.Errorf("revoke device %q: %w", id, store.ErrNotFound)
+	}
+	return fmt.Errorf("revoke device %q: already revoked: %w", id, store.ErrConflict)
+}
+
+// Verifications.
+
+const verificationColumns = "id, phone_number, code_hash, link_hash, locale, client_address, created_at, expires_at, attempts, used_at"
+
+func scanVerification(sc scanner) (store.Verification, error) {
+	var v store.Verification
+	err := sc.Scan(&v.ID, &v.PhoneNumber, &v.CodeHash, &v.LinkHash, &v.Locale, &v.ClientAddress,
+		timeCol{&v.CreatedAt}, timeCol{&v.ExpiresAt}, &v.Attempts, timeCol{&v.UsedAt})
+	return v, err
+}
+
+// CreateVerification implements store.Verifications. Attempts and UsedAt are
+// stored as given.
+func (s *Store) CreateVerification(ctx context.Context, v store.Verification) error {
+	_, err := s.w.ExecContext(ctx, s.q("INSERT INTO phone_verifications ("+verificationColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+		v.ID, v.PhoneNumber, bytesArg(v.CodeHash), bytesArg(v.LinkHash), v.Locale, v.ClientAddress,
+		timeArg(v.CreatedAt), timeArg(v.ExpiresAt), v.Attempts, timeArg(v.UsedAt))
+	if err != nil {
+		return fmt.Errorf("create verification %q: %w", v.ID, mapErr(err))
+	}
+	return nil
+}
+
+// GetVerification implements store.Verifications.
+func (s *Store) GetVerification(ctx context.Context, id string) (store.Verification, error) {
+	v, err := scanVerification(s.r.QueryRowContext(ctx, s.q("SELECT "+verificationColumns+" FROM phone_verifications WHERE id = ?"), id))
+	if err != nil {
+		return store.Verification{}, fmt.Errorf("get verification %q: %w", id, mapErr(err))
+	}
+	return v, nil
+}
+
+// LatestVerification implements store.Verifications. Of verifications created
+// at the same time the one with the greatest ID wins; one without CreatedAt
+// is older than any with.
+func (s *Store) LatestVerification(ctx context.Context, phoneNumber string) (store.Verification, error) {
+	v, err := scanVerification(s.r.QueryRowContext(ctx, s.q("SELECT "+verificationColumns+
+		" FROM phone_verifications WHERE phone_number = ? ORDER BY created_at DESC NULLS LAST, id DESC LIMIT 1"), phoneNumber))
+	if err != nil {
+		return store.Verification{}, fmt.Errorf("latest verification of %q: %w", phoneNumber, mapErr(err))
+	}
+	return v, nil
+}
+
+// AddVerificationAttempt implements store.Verifications. A used verification
+// takes no more attempts: it is ErrNotFound, like a missing one.
+func (s *Store) AddVerificationAttempt(ctx context.Context, id string) (int, error) {
+	var n int
+	err := s.w.QueryRowContext(ctx, s.q("UPDATE phone_verifications SET attempts = attempts + 1 WHERE id = ? AND used_at IS NULL RETURNING attempts"),
+		id).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("add verification attempt to %q: %w", id, mapErr(err))
+	}
+	return n, nil
+}
+
+// UseVerification implements store.Verifications. The WHERE clause is the
+// compare-and-swap: the database lets exactly one concurrent UPDATE match. A
+// verification without ExpiresAt counts as expired. A zero at is an error:
+// it would mark nothing used.
+func (s *Store) UseVerification(ctx context.Context, id string, at time.Time, maxAttempts int) error {
+	if at.IsZero() {
+		return fmt.Errorf("use verification %q: no time given", id)
+	}
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE phone_verifications SET used_at = ?
+		WHERE id = ? AND used_at IS NULL AND expires_at > ? AND attempts < ?`),
+		at.UnixMicro(), id, at.UnixMicro(), maxAttempts)
+	if err != nil {
+		return fmt.Errorf("use verification %q: %w", id, mapErr(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("use verification %q: %w", id, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	// Say why it lost; on the writer, so it sees the write that won.
+	var usedAt, expiresAt time.Time
+	var attempts int
+	err = s.w.QueryRowContext(ctx, s.q("SELECT used_at, expires_at, attempts FROM phone_verifications WHERE id = ?"), id).
+		Scan(timeCol{&usedAt}, timeCol{&expiresAt}, &attempts)
+	if err != nil {
+		return fmt.Errorf("use verification %q: %w", id, mapErr(err))
+	}
+	reason := "expired"
+	switch {
+	case !usedAt.IsZero():
+		reason = "already used"
+	case attempts >= maxAttempts:
+		reason = fmt.Sprintf("%d of %d attempts made", attempts, maxAttempts)
+	}
+	return fmt.Errorf("use verification %q: %s: %w", id, reason, store.ErrConflict)
+}
+
+// Counters.
+
+// IncrementCounter implements store.Counters in one statement: the upsert
+// either creates the row at 1 or adds one while the count is below limit, so
+// concurrent callers, in this process or another, never push it past limit.
+// windowStart is part of the key and stored as given, even when zero.
+func (s *Store) IncrementCounter(ctx context.Context, key string, windowStart time.Time, limit int) (bool, error) {
+	if limit <= 0 {
+		return false, nil
+	}
+	res, err := s.w.ExecContext(ctx, s.q(`INSERT INTO rate_counters (key, window_start, count) VALUES (?, ?, 1)
+		ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counters.count + 1 WHERE rate_counters.count < ?`),
+		key, windowStart.UnixMicro(), limit)
+	if err != nil {
+		return false, fmt.Errorf("increment counter %q: %w", key, mapErr(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("increment counter %q: %w", key, err)
+	}
+	return n > 0, nil
+}
+
+// CounterValue implements store.Counters.
+func (s *Store) CounterValue(ctx context.Context, key string, windowStart time.Time) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, s.q("SELECT count FROM rate_counters WHERE key = ? AND window_start = ?"),
+		key, windowStart.UnixMicro()).Scan(&n)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("counter value %q: %w", key, mapErr(err))
+	}
+	return n, nil
+}
+
+// DeleteCountersBefore implements store.Counters.
+func (s *Store) DeleteCountersBefore(ctx context.Context, t time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, s.q("DELETE FROM rate_counters WHERE window_start < ?"), t.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("delete counters: %w", mapErr(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete counters: %w", err)
+	}
+	return n, nil
+}
+
+// Outbox.
+
+// AddOutboxMessage implements store.Outbox. m.ID is ignored.
+func (s *Store) AddOutboxMessage(ctx context.Context, m store.OutboxMessage) (int64, error) {
+	var id int64
+	err := s.w.QueryRowContext(ctx, s.q("INSERT INTO sms_outbox (phone_number, body, created_at) VALUES (?, ?, ?) RETURNING id"),
+		m.PhoneNumber, m.Body, timeArg(m.CreatedAt)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("add outbox message: %w", mapErr(err))
+	}
+	return id, nil
+}
+
+// ListOutboxMessages implements store.Outbox. A limit of 0 or less means no
+// limit.
+func (s *Store) ListOutboxMessages(ctx context.Context, phoneNumber string, limit int) ([]store.OutboxMessage, error) {
+	query := "SELECT id, phone_number, body, created_at FROM sms_outbox"
+	var args []any
+	if phoneNumber != "" {
+		query += " WHERE phone_number = ?"
+		args = append(args, phoneNumber)
+	}
+	query += " ORDER BY id DESC"
+	if limit > 0 {
+		query += " LIMIT ?"
+		args = append(args, limit)
+	}
+	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list outbox messages: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.OutboxMessage
+	for rows.Next() {
+		var m store.OutboxMessage
+		if err := rows.Scan(&m.ID, &m.PhoneNumber, &m.Body, timeCol{&m.CreatedAt}); err != nil {
+			return nil, fmt.Errorf("list outbox messages: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list outbox messages: %w", mapErr(err))
+	}
+	return out, nil
 }
 
 // Audit.

@@ -119,11 +119,14 @@ func latestVersion(t *testing.T, fsys fs.FS, dir string) uint {
 }
 
 func TestMigrations(t *testing.T) {
-	wantTables := []string{"api_keys", "audit_events", "devices", "relying_parties"}
+	wantTables := []string{"api_keys", "audit_events", "devices", "phone_verifications", "rate_counters", "relying_parties", "sms_outbox"}
 	if a, b := latestVersion(t, migrations.Postgres, "postgres"), latestVersion(t, migrations.SQLite, "sqlite"); a != b {
 		t.Fatalf("postgres migrations end at %d, sqlite at %d", a, b)
 	}
 	latest := latestVersion(t, migrations.SQLite, "sqlite")
+	if latest < 2 {
+		t.Fatalf("migrations end at %d, want at least 2 (registration)", latest)
+	}
 
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
@@ -163,6 +166,16 @@ func TestMigrations(t *testing.T) {
 				}
 				if _, err := s.AppendAuditEvent(ctx, store.AuditEvent{Action: "x"}); err != nil {
 					t.Fatalf("AppendAuditEvent: %v", err)
+				}
+				// Version 2: registration.
+				if err := s.CreateVerification(ctx, store.Verification{ID: "v", PhoneNumber: "+15550100"}); err != nil {
+					t.Fatalf("CreateVerification: %v", err)
+				}
+				if ok, err := s.IncrementCounter(ctx, "k", time.Unix(60, 0), 1); err != nil || !ok {
+					t.Fatalf("IncrementCounter = %v, %v", ok, err)
+				}
+				if _, err := s.AddOutboxMessage(ctx, store.OutboxMessage{PhoneNumber: "+15550100", Body: "b"}); err != nil {
+					t.Fatalf("AddOutboxMessage: %v", err)
 				}
 			}
 			gone := func() {

@@ -37,16 +37,29 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Device/CreateGet", testDeviceCreateGet},
 		{"Device/Conflict", testDeviceConflict},
 		{"Device/Touch", testDeviceTouch},
+		{"Device/Update", testDeviceUpdate},
+		{"Device/Revoke", testDeviceRevoke},
+		{"Verification/CreateGet", testVerificationCreateGet},
+		{"Verification/Latest", testVerificationLatest},
+		{"Verification/Attempts", testVerificationAttempts},
+		{"Verification/Use", testVerificationUse},
+		{"Counter/Increment", testCounterIncrement},
+		{"Counter/DeleteBefore", testCounterDeleteBefore},
+		{"Outbox", testOutbox},
 		{"Audit/Append", testAuditAppend},
 		{"Audit/Filter", testAuditFilter},
 		{"InTx/Commit", testInTxCommit},
 		{"InTx/Rollback", testInTxRollback},
 		{"InTx/Nested", testInTxNested},
+		{"InTx/RegistrationRollback", testInTxRegistrationRollback},
 		{"Time/RoundTrip", testTimeRoundTrip},
 		{"Context/Cancelled", testCancelledContext},
 		{"Ping", testPing},
 		{"Concurrent/Revoke", testConcurrentRevoke},
 		{"Concurrent/CreateSameName", testConcurrentCreateSameName},
+		{"Concurrent/RevokeDevice", testConcurrentRevokeDevice},
+		{"Concurrent/UseVerification", testConcurrentUseVerification},
+		{"Concurrent/IncrementCounter", testConcurrentIncrementCounter},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -792,6 +805,12 @@ func testCancelledContext(t *testing.T, s store.Store) {
 	}
 	if _, err := s.ListAuditEvents(ctx, store.AuditFilter{Limit: 1}); err == nil {
 		t.Error("ListAuditEvents with cancelled ctx succeeded")
+	}
+	if _, err := s.IncrementCounter(ctx, "k", t0, 10); err == nil {
+		t.Error("IncrementCounter with cancelled ctx succeeded")
+	}
+	if err := s.UseVerification(ctx, "v1", t0, 10); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("UseVerification with cancelled ctx: %v, want a context error", err)
 	}
 	ran := false
 	if err := s.InTx(ctx, func(store.Store) error { ran = true; return nil }); err == nil {

@@ -1057,6 +1057,173 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 	return ""
 }
 
+type ListOutboxMessagesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only messages to this number (E.164, e.g. "+31612345678").
+	PhoneNumber string `protobuf:"bytes,1,opt,name=phone_number,json=phoneNumber,proto3" json:"phone_number,omitempty"`
+	// At most 100; 0 means 20.
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOutboxMessagesRequest) Reset() {
+	*x = ListOutboxMessagesRequest{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOutboxMessagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOutboxMessagesRequest) ProtoMessage() {}
+
+func (x *ListOutboxMessagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOutboxMessagesRequest.ProtoReflect.Descriptor instead.
+func (*ListOutboxMessagesRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListOutboxMessagesRequest) GetPhoneNumber() string {
+	if x != nil {
+		return x.PhoneNumber
+	}
+	return ""
+}
+
+func (x *ListOutboxMessagesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// OutboxMessage is an SMS the development outbox kept instead of sending.
+type OutboxMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	PhoneNumber   string                 `protobuf:"bytes,2,opt,name=phone_number,json=phoneNumber,proto3" json:"phone_number,omitempty"`
+	Body          string                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutboxMessage) Reset() {
+	*x = OutboxMessage{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutboxMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutboxMessage) ProtoMessage() {}
+
+func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutboxMessage.ProtoReflect.Descriptor instead.
+func (*OutboxMessage) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *OutboxMessage) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OutboxMessage) GetPhoneNumber() string {
+	if x != nil {
+		return x.PhoneNumber
+	}
+	return ""
+}
+
+func (x *OutboxMessage) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *OutboxMessage) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type ListOutboxMessagesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      []*OutboxMessage       `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOutboxMessagesResponse) Reset() {
+	*x = ListOutboxMessagesResponse{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOutboxMessagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOutboxMessagesResponse) ProtoMessage() {}
+
+func (x *ListOutboxMessagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOutboxMessagesResponse.ProtoReflect.Descriptor instead.
+func (*ListOutboxMessagesResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListOutboxMessagesResponse) GetMessages() []*OutboxMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
 var File_pushauth_v1_admin_proto protoreflect.FileDescriptor
 
 const file_pushauth_v1_admin_proto_rawDesc = "" +
@@ -1137,7 +1304,18 @@ const file_pushauth_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\tpageToken\"r\n" +
 	"\x17ListAuditEventsResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.pushauth.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x8d\x06\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"h\n" +
+	"\x19ListOutboxMessagesRequest\x12*\n" +
+	"\fphone_number\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18 R\vphoneNumber\x12\x1f\n" +
+	"\x05limit\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\x05limit\"\x93\x01\n" +
+	"\rOutboxMessage\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fphone_number\x18\x02 \x01(\tR\vphoneNumber\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\tR\x04body\x12;\n" +
+	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"T\n" +
+	"\x1aListOutboxMessagesResponse\x126\n" +
+	"\bmessages\x18\x01 \x03(\v2\x1a.pushauth.v1.OutboxMessageR\bmessages2\xf4\x06\n" +
 	"\fAdminService\x12e\n" +
 	"\x12CreateRelyingParty\x12&.pushauth.v1.CreateRelyingPartyRequest\x1a'.pushauth.v1.CreateRelyingPartyResponse\x12\\\n" +
 	"\x0fGetRelyingParty\x12#.pushauth.v1.GetRelyingPartyRequest\x1a$.pushauth.v1.GetRelyingPartyResponse\x12e\n" +
@@ -1146,7 +1324,8 @@ const file_pushauth_v1_admin_proto_rawDesc = "" +
 	"\fCreateApiKey\x12 .pushauth.v1.CreateApiKeyRequest\x1a!.pushauth.v1.CreateApiKeyResponse\x12P\n" +
 	"\vListApiKeys\x12\x1f.pushauth.v1.ListApiKeysRequest\x1a .pushauth.v1.ListApiKeysResponse\x12S\n" +
 	"\fRevokeApiKey\x12 .pushauth.v1.RevokeApiKeyRequest\x1a!.pushauth.v1.RevokeApiKeyResponse\x12\\\n" +
-	"\x0fListAuditEvents\x12#.pushauth.v1.ListAuditEventsRequest\x1a$.pushauth.v1.ListAuditEventsResponseB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
+	"\x0fListAuditEvents\x12#.pushauth.v1.ListAuditEventsRequest\x1a$.pushauth.v1.ListAuditEventsResponse\x12e\n" +
+	"\x12ListOutboxMessages\x12&.pushauth.v1.ListOutboxMessagesRequest\x1a'.pushauth.v1.ListOutboxMessagesResponseB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
 
 var (
 	file_pushauth_v1_admin_proto_rawDescOnce sync.Once
@@ -1160,7 +1339,7 @@ func file_pushauth_v1_admin_proto_rawDescGZIP() []byte {
 	return file_pushauth_v1_admin_proto_rawDescData
 }
 
-var file_pushauth_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_pushauth_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_pushauth_v1_admin_proto_goTypes = []any{
 	(*CreateRelyingPartyRequest)(nil),        // 0: pushauth.v1.CreateRelyingPartyRequest
 	(*CreateRelyingPartyResponse)(nil),       // 1: pushauth.v1.CreateRelyingPartyResponse
@@ -1180,52 +1359,59 @@ var file_pushauth_v1_admin_proto_goTypes = []any{
 	(*AuditEvent)(nil),                       // 15: pushauth.v1.AuditEvent
 	(*ListAuditEventsRequest)(nil),           // 16: pushauth.v1.ListAuditEventsRequest
 	(*ListAuditEventsResponse)(nil),          // 17: pushauth.v1.ListAuditEventsResponse
-	nil,                                      // 18: pushauth.v1.AuditEvent.DetailsEntry
-	(*RelyingPartyPolicy)(nil),               // 19: pushauth.v1.RelyingPartyPolicy
-	(*RelyingParty)(nil),                     // 20: pushauth.v1.RelyingParty
-	(*fieldmaskpb.FieldMask)(nil),            // 21: google.protobuf.FieldMask
-	(*timestamppb.Timestamp)(nil),            // 22: google.protobuf.Timestamp
+	(*ListOutboxMessagesRequest)(nil),        // 18: pushauth.v1.ListOutboxMessagesRequest
+	(*OutboxMessage)(nil),                    // 19: pushauth.v1.OutboxMessage
+	(*ListOutboxMessagesResponse)(nil),       // 20: pushauth.v1.ListOutboxMessagesResponse
+	nil,                                      // 21: pushauth.v1.AuditEvent.DetailsEntry
+	(*RelyingPartyPolicy)(nil),               // 22: pushauth.v1.RelyingPartyPolicy
+	(*RelyingParty)(nil),                     // 23: pushauth.v1.RelyingParty
+	(*fieldmaskpb.FieldMask)(nil),            // 24: google.protobuf.FieldMask
+	(*timestamppb.Timestamp)(nil),            // 25: google.protobuf.Timestamp
 }
 var file_pushauth_v1_admin_proto_depIdxs = []int32{
-	19, // 0: pushauth.v1.CreateRelyingPartyRequest.policy:type_name -> pushauth.v1.RelyingPartyPolicy
-	20, // 1: pushauth.v1.CreateRelyingPartyResponse.relying_party:type_name -> pushauth.v1.RelyingParty
-	20, // 2: pushauth.v1.GetRelyingPartyResponse.relying_party:type_name -> pushauth.v1.RelyingParty
-	20, // 3: pushauth.v1.ListRelyingPartiesResponse.relying_parties:type_name -> pushauth.v1.RelyingParty
-	19, // 4: pushauth.v1.UpdateRelyingPartyPolicyRequest.policy:type_name -> pushauth.v1.RelyingPartyPolicy
-	21, // 5: pushauth.v1.UpdateRelyingPartyPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	20, // 6: pushauth.v1.UpdateRelyingPartyPolicyResponse.relying_party:type_name -> pushauth.v1.RelyingParty
-	22, // 7: pushauth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	22, // 8: pushauth.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
-	22, // 9: pushauth.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
+	22, // 0: pushauth.v1.CreateRelyingPartyRequest.policy:type_name -> pushauth.v1.RelyingPartyPolicy
+	23, // 1: pushauth.v1.CreateRelyingPartyResponse.relying_party:type_name -> pushauth.v1.RelyingParty
+	23, // 2: pushauth.v1.GetRelyingPartyResponse.relying_party:type_name -> pushauth.v1.RelyingParty
+	23, // 3: pushauth.v1.ListRelyingPartiesResponse.relying_parties:type_name -> pushauth.v1.RelyingParty
+	22, // 4: pushauth.v1.UpdateRelyingPartyPolicyRequest.policy:type_name -> pushauth.v1.RelyingPartyPolicy
+	24, // 5: pushauth.v1.UpdateRelyingPartyPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	23, // 6: pushauth.v1.UpdateRelyingPartyPolicyResponse.relying_party:type_name -> pushauth.v1.RelyingParty
+	25, // 7: pushauth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	25, // 8: pushauth.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	25, // 9: pushauth.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
 	8,  // 10: pushauth.v1.CreateApiKeyResponse.api_key:type_name -> pushauth.v1.ApiKey
 	8,  // 11: pushauth.v1.ListApiKeysResponse.api_keys:type_name -> pushauth.v1.ApiKey
 	8,  // 12: pushauth.v1.RevokeApiKeyResponse.api_key:type_name -> pushauth.v1.ApiKey
-	22, // 13: pushauth.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	18, // 14: pushauth.v1.AuditEvent.details:type_name -> pushauth.v1.AuditEvent.DetailsEntry
-	22, // 15: pushauth.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	22, // 16: pushauth.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	25, // 13: pushauth.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	21, // 14: pushauth.v1.AuditEvent.details:type_name -> pushauth.v1.AuditEvent.DetailsEntry
+	25, // 15: pushauth.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	25, // 16: pushauth.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	15, // 17: pushauth.v1.ListAuditEventsResponse.events:type_name -> pushauth.v1.AuditEvent
-	0,  // 18: pushauth.v1.AdminService.CreateRelyingParty:input_type -> pushauth.v1.CreateRelyingPartyRequest
-	2,  // 19: pushauth.v1.AdminService.GetRelyingParty:input_type -> pushauth.v1.GetRelyingPartyRequest
-	4,  // 20: pushauth.v1.AdminService.ListRelyingParties:input_type -> pushauth.v1.ListRelyingPartiesRequest
-	6,  // 21: pushauth.v1.AdminService.UpdateRelyingPartyPolicy:input_type -> pushauth.v1.UpdateRelyingPartyPolicyRequest
-	9,  // 22: pushauth.v1.AdminService.CreateApiKey:input_type -> pushauth.v1.CreateApiKeyRequest
-	11, // 23: pushauth.v1.AdminService.ListApiKeys:input_type -> pushauth.v1.ListApiKeysRequest
-	13, // 24: pushauth.v1.AdminService.RevokeApiKey:input_type -> pushauth.v1.RevokeApiKeyRequest
-	16, // 25: pushauth.v1.AdminService.ListAuditEvents:input_type -> pushauth.v1.ListAuditEventsRequest
-	1,  // 26: pushauth.v1.AdminService.CreateRelyingParty:output_type -> pushauth.v1.CreateRelyingPartyResponse
-	3,  // 27: pushauth.v1.AdminService.GetRelyingParty:output_type -> pushauth.v1.GetRelyingPartyResponse
-	5,  // 28: pushauth.v1.AdminService.ListRelyingParties:output_type -> pushauth.v1.ListRelyingPartiesResponse
-	7,  // 29: pushauth.v1.AdminService.UpdateRelyingPartyPolicy:output_type -> pushauth.v1.UpdateRelyingPartyPolicyResponse
-	10, // 30: pushauth.v1.AdminService.CreateApiKey:output_type -> pushauth.v1.CreateApiKeyResponse
-	12, // 31: pushauth.v1.AdminService.ListApiKeys:output_type -> pushauth.v1.ListApiKeysResponse
-	14, // 32: pushauth.v1.AdminService.RevokeApiKey:output_type -> pushauth.v1.RevokeApiKeyResponse
-	17, // 33: pushauth.v1.AdminService.ListAuditEvents:output_type -> pushauth.v1.ListAuditEventsResponse
-	26, // [26:34] is the sub-list for method output_type
-	18, // [18:26] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	25, // 18: pushauth.v1.OutboxMessage.create_time:type_name -> google.protobuf.Timestamp
+	19, // 19: pushauth.v1.ListOutboxMessagesResponse.messages:type_name -> pushauth.v1.OutboxMessage
+	0,  // 20: pushauth.v1.AdminService.CreateRelyingParty:input_type -> pushauth.v1.CreateRelyingPartyRequest
+	2,  // 21: pushauth.v1.AdminService.GetRelyingParty:input_type -> pushauth.v1.GetRelyingPartyRequest
+	4,  // 22: pushauth.v1.AdminService.ListRelyingParties:input_type -> pushauth.v1.ListRelyingPartiesRequest
+	6,  // 23: pushauth.v1.AdminService.UpdateRelyingPartyPolicy:input_type -> pushauth.v1.UpdateRelyingPartyPolicyRequest
+	9,  // 24: pushauth.v1.AdminService.CreateApiKey:input_type -> pushauth.v1.CreateApiKeyRequest
+	11, // 25: pushauth.v1.AdminService.ListApiKeys:input_type -> pushauth.v1.ListApiKeysRequest
+	13, // 26: pushauth.v1.AdminService.RevokeApiKey:input_type -> pushauth.v1.RevokeApiKeyRequest
+	16, // 27: pushauth.v1.AdminService.ListAuditEvents:input_type -> pushauth.v1.ListAuditEventsRequest
+	18, // 28: pushauth.v1.AdminService.ListOutboxMessages:input_type -> pushauth.v1.ListOutboxMessagesRequest
+	1,  // 29: pushauth.v1.AdminService.CreateRelyingParty:output_type -> pushauth.v1.CreateRelyingPartyResponse
+	3,  // 30: pushauth.v1.AdminService.GetRelyingParty:output_type -> pushauth.v1.GetRelyingPartyResponse
+	5,  // 31: pushauth.v1.AdminService.ListRelyingParties:output_type -> pushauth.v1.ListRelyingPartiesResponse
+	7,  // 32: pushauth.v1.AdminService.UpdateRelyingPartyPolicy:output_type -> pushauth.v1.UpdateRelyingPartyPolicyResponse
+	10, // 33: pushauth.v1.AdminService.CreateApiKey:output_type -> pushauth.v1.CreateApiKeyResponse
+	12, // 34: pushauth.v1.AdminService.ListApiKeys:output_type -> pushauth.v1.ListApiKeysResponse
+	14, // 35: pushauth.v1.AdminService.RevokeApiKey:output_type -> pushauth.v1.RevokeApiKeyResponse
+	17, // 36: pushauth.v1.AdminService.ListAuditEvents:output_type -> pushauth.v1.ListAuditEventsResponse
+	20, // 37: pushauth.v1.AdminService.ListOutboxMessages:output_type -> pushauth.v1.ListOutboxMessagesResponse
+	29, // [29:38] is the sub-list for method output_type
+	20, // [20:29] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_pushauth_v1_admin_proto_init() }
@@ -1240,7 +1426,7 @@ func file_pushauth_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushauth_v1_admin_proto_rawDesc), len(file_pushauth_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

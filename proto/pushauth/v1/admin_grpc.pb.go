@@ -27,6 +27,7 @@ const (
 	AdminService_ListApiKeys_FullMethodName              = "/pushauth.v1.AdminService/ListApiKeys"
 	AdminService_RevokeApiKey_FullMethodName             = "/pushauth.v1.AdminService/RevokeApiKey"
 	AdminService_ListAuditEvents_FullMethodName          = "/pushauth.v1.AdminService/ListAuditEvents"
+	AdminService_ListOutboxMessages_FullMethodName       = "/pushauth.v1.AdminService/ListOutboxMessages"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -53,6 +54,10 @@ type AdminServiceClient interface {
 	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error)
 	// ListAuditEvents pages through the append-only audit log, newest first.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// ListOutboxMessages reads the development SMS outbox, newest first, so a
+	// tester can read verification codes. FailedPrecondition when a real SMS
+	// provider is configured.
+	ListOutboxMessages(ctx context.Context, in *ListOutboxMessagesRequest, opts ...grpc.CallOption) (*ListOutboxMessagesResponse, error)
 }
 
 type adminServiceClient struct {
@@ -143,6 +148,16 @@ func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditE
 	return out, nil
 }
 
+func (c *adminServiceClient) ListOutboxMessages(ctx context.Context, in *ListOutboxMessagesRequest, opts ...grpc.CallOption) (*ListOutboxMessagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOutboxMessagesResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListOutboxMessages_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -167,6 +182,10 @@ type AdminServiceServer interface {
 	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error)
 	// ListAuditEvents pages through the append-only audit log, newest first.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// ListOutboxMessages reads the development SMS outbox, newest first, so a
+	// tester can read verification codes. FailedPrecondition when a real SMS
+	// provider is configured.
+	ListOutboxMessages(context.Context, *ListOutboxMessagesRequest) (*ListOutboxMessagesResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -200,6 +219,9 @@ func (UnimplementedAdminServiceServer) RevokeApiKey(context.Context, *RevokeApiK
 }
 func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedAdminServiceServer) ListOutboxMessages(context.Context, *ListOutboxMessagesRequest) (*ListOutboxMessagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOutboxMessages not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -366,6 +388,24 @@ func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListOutboxMessages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOutboxMessagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListOutboxMessages(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListOutboxMessages_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListOutboxMessages(ctx, req.(*ListOutboxMessagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -404,6 +444,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuditEvents",
 			Handler:    _AdminService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "ListOutboxMessages",
+			Handler:    _AdminService_ListOutboxMessages_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

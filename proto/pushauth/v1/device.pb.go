@@ -7,8 +7,10 @@
 package pushauthv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -72,6 +74,573 @@ func (Platform) EnumDescriptor() ([]byte, []int) {
 	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{0}
 }
 
+type StartPhoneVerificationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As the user typed it: "06 12345678" with default_region "NL",
+	// "+31 6 1234 5678" or "0031 6 12345678".
+	PhoneNumber string `protobuf:"bytes,1,opt,name=phone_number,json=phoneNumber,proto3" json:"phone_number,omitempty"`
+	// ISO 3166-1 alpha-2 region for numbers without a country code, e.g. "NL".
+	DefaultRegion string `protobuf:"bytes,2,opt,name=default_region,json=defaultRegion,proto3" json:"default_region,omitempty"`
+	// BCP 47 language of the SMS text, e.g. "nl" or "en-GB". Unknown: English.
+	Locale        string `protobuf:"bytes,3,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartPhoneVerificationRequest) Reset() {
+	*x = StartPhoneVerificationRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartPhoneVerificationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartPhoneVerificationRequest) ProtoMessage() {}
+
+func (x *StartPhoneVerificationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartPhoneVerificationRequest.ProtoReflect.Descriptor instead.
+func (*StartPhoneVerificationRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *StartPhoneVerificationRequest) GetPhoneNumber() string {
+	if x != nil {
+		return x.PhoneNumber
+	}
+	return ""
+}
+
+func (x *StartPhoneVerificationRequest) GetDefaultRegion() string {
+	if x != nil {
+		return x.DefaultRegion
+	}
+	return ""
+}
+
+func (x *StartPhoneVerificationRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
+}
+
+type StartPhoneVerificationResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	VerificationId string                 `protobuf:"bytes,1,opt,name=verification_id,json=verificationId,proto3" json:"verification_id,omitempty"`
+	// The number as understood, masked: "+31*******78".
+	MaskedPhoneNumber string `protobuf:"bytes,2,opt,name=masked_phone_number,json=maskedPhoneNumber,proto3" json:"masked_phone_number,omitempty"`
+	// The code and link stop working then.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// The earliest time another SMS to this number may be asked for.
+	ResendTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=resend_time,json=resendTime,proto3" json:"resend_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartPhoneVerificationResponse) Reset() {
+	*x = StartPhoneVerificationResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartPhoneVerificationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartPhoneVerificationResponse) ProtoMessage() {}
+
+func (x *StartPhoneVerificationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartPhoneVerificationResponse.ProtoReflect.Descriptor instead.
+func (*StartPhoneVerificationResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StartPhoneVerificationResponse) GetVerificationId() string {
+	if x != nil {
+		return x.VerificationId
+	}
+	return ""
+}
+
+func (x *StartPhoneVerificationResponse) GetMaskedPhoneNumber() string {
+	if x != nil {
+		return x.MaskedPhoneNumber
+	}
+	return ""
+}
+
+func (x *StartPhoneVerificationResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *StartPhoneVerificationResponse) GetResendTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResendTime
+	}
+	return nil
+}
+
+// DeviceRegistration is what the app tells about itself when it registers.
+type DeviceRegistration struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device's P-256 public key: X.509 SubjectPublicKeyInfo DER (Android
+	// Keystore) or the 65-byte uncompressed X9.63 point (iOS Secure Enclave).
+	PublicKey []byte `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// ASN.1 DER ECDSA-SHA256 signature by that key over the registration
+	// string (docs/registration.md), proving the app holds the private key.
+	ProofSignature []byte   `protobuf:"bytes,2,opt,name=proof_signature,json=proofSignature,proto3" json:"proof_signature,omitempty"`
+	Platform       Platform `protobuf:"varint,3,opt,name=platform,proto3,enum=pushauth.v1.Platform" json:"platform,omitempty"`
+	// FCM registration token (Android) or APNs device token (iOS, hex).
+	PushToken string `protobuf:"bytes,4,opt,name=push_token,json=pushToken,proto3" json:"push_token,omitempty"`
+	// Shown in lists, e.g. "Pixel 8 van Jan".
+	Name          string `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	AppVersion    string `protobuf:"bytes,6,opt,name=app_version,json=appVersion,proto3" json:"app_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceRegistration) Reset() {
+	*x = DeviceRegistration{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceRegistration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceRegistration) ProtoMessage() {}
+
+func (x *DeviceRegistration) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceRegistration.ProtoReflect.Descriptor instead.
+func (*DeviceRegistration) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeviceRegistration) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *DeviceRegistration) GetProofSignature() []byte {
+	if x != nil {
+		return x.ProofSignature
+	}
+	return nil
+}
+
+func (x *DeviceRegistration) GetPlatform() Platform {
+	if x != nil {
+		return x.Platform
+	}
+	return Platform_PLATFORM_UNSPECIFIED
+}
+
+func (x *DeviceRegistration) GetPushToken() string {
+	if x != nil {
+		return x.PushToken
+	}
+	return ""
+}
+
+func (x *DeviceRegistration) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeviceRegistration) GetAppVersion() string {
+	if x != nil {
+		return x.AppVersion
+	}
+	return ""
+}
+
+type CompletePhoneVerificationRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	VerificationId string                 `protobuf:"bytes,1,opt,name=verification_id,json=verificationId,proto3" json:"verification_id,omitempty"`
+	// Exactly one of code and link_token.
+	//
+	// Types that are valid to be assigned to Proof:
+	//
+	//	*CompletePhoneVerificationRequest_Code
+	//	*CompletePhoneVerificationRequest_LinkToken
+	Proof         isCompletePhoneVerificationRequest_Proof `protobuf_oneof:"proof"`
+	Device        *DeviceRegistration                      `protobuf:"bytes,4,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompletePhoneVerificationRequest) Reset() {
+	*x = CompletePhoneVerificationRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompletePhoneVerificationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompletePhoneVerificationRequest) ProtoMessage() {}
+
+func (x *CompletePhoneVerificationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompletePhoneVerificationRequest.ProtoReflect.Descriptor instead.
+func (*CompletePhoneVerificationRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CompletePhoneVerificationRequest) GetVerificationId() string {
+	if x != nil {
+		return x.VerificationId
+	}
+	return ""
+}
+
+func (x *CompletePhoneVerificationRequest) GetProof() isCompletePhoneVerificationRequest_Proof {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+func (x *CompletePhoneVerificationRequest) GetCode() string {
+	if x != nil {
+		if x, ok := x.Proof.(*CompletePhoneVerificationRequest_Code); ok {
+			return x.Code
+		}
+	}
+	return ""
+}
+
+func (x *CompletePhoneVerificationRequest) GetLinkToken() string {
+	if x != nil {
+		if x, ok := x.Proof.(*CompletePhoneVerificationRequest_LinkToken); ok {
+			return x.LinkToken
+		}
+	}
+	return ""
+}
+
+func (x *CompletePhoneVerificationRequest) GetDevice() *DeviceRegistration {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+type isCompletePhoneVerificationRequest_Proof interface {
+	isCompletePhoneVerificationRequest_Proof()
+}
+
+type CompletePhoneVerificationRequest_Code struct {
+	// The 6 digits from the SMS.
+	Code string `protobuf:"bytes,2,opt,name=code,proto3,oneof"`
+}
+
+type CompletePhoneVerificationRequest_LinkToken struct {
+	// The token at the end of the SMS link (https://…/v/<token>).
+	LinkToken string `protobuf:"bytes,3,opt,name=link_token,json=linkToken,proto3,oneof"`
+}
+
+func (*CompletePhoneVerificationRequest_Code) isCompletePhoneVerificationRequest_Proof() {}
+
+func (*CompletePhoneVerificationRequest_LinkToken) isCompletePhoneVerificationRequest_Proof() {}
+
+type CompletePhoneVerificationResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Device *Device                `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	// The device's bearer credential for every later call. Shown only here:
+	// keep it in the platform keystore.
+	DeviceCredential string `protobuf:"bytes,2,opt,name=device_credential,json=deviceCredential,proto3" json:"device_credential,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *CompletePhoneVerificationResponse) Reset() {
+	*x = CompletePhoneVerificationResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompletePhoneVerificationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompletePhoneVerificationResponse) ProtoMessage() {}
+
+func (x *CompletePhoneVerificationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompletePhoneVerificationResponse.ProtoReflect.Descriptor instead.
+func (*CompletePhoneVerificationResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CompletePhoneVerificationResponse) GetDevice() *Device {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+func (x *CompletePhoneVerificationResponse) GetDeviceCredential() string {
+	if x != nil {
+		return x.DeviceCredential
+	}
+	return ""
+}
+
+type UpdateDeviceRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PushToken  string                 `protobuf:"bytes,1,opt,name=push_token,json=pushToken,proto3" json:"push_token,omitempty"`
+	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	AppVersion string                 `protobuf:"bytes,3,opt,name=app_version,json=appVersion,proto3" json:"app_version,omitempty"`
+	// Paths among "push_token", "name", "app_version". Empty means all three.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,4,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateDeviceRequest) Reset() {
+	*x = UpdateDeviceRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateDeviceRequest) ProtoMessage() {}
+
+func (x *UpdateDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateDeviceRequest.ProtoReflect.Descriptor instead.
+func (*UpdateDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *UpdateDeviceRequest) GetPushToken() string {
+	if x != nil {
+		return x.PushToken
+	}
+	return ""
+}
+
+func (x *UpdateDeviceRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpdateDeviceRequest) GetAppVersion() string {
+	if x != nil {
+		return x.AppVersion
+	}
+	return ""
+}
+
+func (x *UpdateDeviceRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type UpdateDeviceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Device        *Device                `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateDeviceResponse) Reset() {
+	*x = UpdateDeviceResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateDeviceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateDeviceResponse) ProtoMessage() {}
+
+func (x *UpdateDeviceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateDeviceResponse.ProtoReflect.Descriptor instead.
+func (*UpdateDeviceResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UpdateDeviceResponse) GetDevice() *Device {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+type DeregisterDeviceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeregisterDeviceRequest) Reset() {
+	*x = DeregisterDeviceRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeregisterDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeregisterDeviceRequest) ProtoMessage() {}
+
+func (x *DeregisterDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeregisterDeviceRequest.ProtoReflect.Descriptor instead.
+func (*DeregisterDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{7}
+}
+
+type DeregisterDeviceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeregisterDeviceResponse) Reset() {
+	*x = DeregisterDeviceResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeregisterDeviceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeregisterDeviceResponse) ProtoMessage() {}
+
+func (x *DeregisterDeviceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeregisterDeviceResponse.ProtoReflect.Descriptor instead.
+func (*DeregisterDeviceResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{8}
+}
+
 // Device is a registered phone.
 type Device struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -90,7 +659,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_pushauth_v1_device_proto_msgTypes[0]
+	mi := &file_pushauth_v1_device_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -102,7 +671,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_device_proto_msgTypes[0]
+	mi := &file_pushauth_v1_device_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -115,7 +684,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{0}
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Device) GetId() string {
@@ -182,7 +751,7 @@ type GetDeviceRequest struct {
 
 func (x *GetDeviceRequest) Reset() {
 	*x = GetDeviceRequest{}
-	mi := &file_pushauth_v1_device_proto_msgTypes[1]
+	mi := &file_pushauth_v1_device_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -194,7 +763,7 @@ func (x *GetDeviceRequest) String() string {
 func (*GetDeviceRequest) ProtoMessage() {}
 
 func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_device_proto_msgTypes[1]
+	mi := &file_pushauth_v1_device_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -207,7 +776,7 @@ func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{1}
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{10}
 }
 
 type GetDeviceResponse struct {
@@ -219,7 +788,7 @@ type GetDeviceResponse struct {
 
 func (x *GetDeviceResponse) Reset() {
 	*x = GetDeviceResponse{}
-	mi := &file_pushauth_v1_device_proto_msgTypes[2]
+	mi := &file_pushauth_v1_device_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -231,7 +800,7 @@ func (x *GetDeviceResponse) String() string {
 func (*GetDeviceResponse) ProtoMessage() {}
 
 func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_device_proto_msgTypes[2]
+	mi := &file_pushauth_v1_device_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -244,7 +813,7 @@ func (x *GetDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{2}
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetDeviceResponse) GetDevice() *Device {
@@ -258,7 +827,54 @@ var File_pushauth_v1_device_proto protoreflect.FileDescriptor
 
 const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\n" +
-	"\x18pushauth/v1/device.proto\x12\vpushauth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd7\x02\n" +
+	"\x18pushauth/v1/device.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x01\n" +
+	"\x1dStartPhoneVerificationRequest\x12,\n" +
+	"\fphone_number\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x03\x18 R\vphoneNumber\x12>\n" +
+	"\x0edefault_region\x18\x02 \x01(\tB\x17\xbaH\x14r\x122\x10^([A-Za-z]{2})?$R\rdefaultRegion\x12\x1f\n" +
+	"\x06locale\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x18#R\x06locale\"\xf3\x01\n" +
+	"\x1eStartPhoneVerificationResponse\x12'\n" +
+	"\x0fverification_id\x18\x01 \x01(\tR\x0everificationId\x12.\n" +
+	"\x13masked_phone_number\x18\x02 \x01(\tR\x11maskedPhoneNumber\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12;\n" +
+	"\vresend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"resendTime\"\xa6\x02\n" +
+	"\x12DeviceRegistration\x12)\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fB\n" +
+	"\xbaH\az\x05\x10A\x18\xc8\x01R\tpublicKey\x122\n" +
+	"\x0fproof_signature\x18\x02 \x01(\fB\t\xbaH\x06z\x04\x10\b\x18PR\x0eproofSignature\x12=\n" +
+	"\bplatform\x18\x03 \x01(\x0e2\x15.pushauth.v1.PlatformB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bplatform\x12)\n" +
+	"\n" +
+	"push_token\x18\x04 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\bR\tpushToken\x12\x1d\n" +
+	"\x04name\x18\x05 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x12(\n" +
+	"\vapp_version\x18\x06 \x01(\tB\a\xbaH\x04r\x02\x182R\n" +
+	"appVersion\"\xfc\x01\n" +
+	" CompletePhoneVerificationRequest\x122\n" +
+	"\x0fverification_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x0everificationId\x12'\n" +
+	"\x04code\x18\x02 \x01(\tB\x11\xbaH\x0er\f2\n" +
+	"^[0-9]{6}$H\x00R\x04code\x12*\n" +
+	"\n" +
+	"link_token\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x10\x18@H\x00R\tlinkToken\x12?\n" +
+	"\x06device\x18\x04 \x01(\v2\x1f.pushauth.v1.DeviceRegistrationB\x06\xbaH\x03\xc8\x01\x01R\x06deviceB\x0e\n" +
+	"\x05proof\x12\x05\xbaH\x02\b\x01\"}\n" +
+	"!CompletePhoneVerificationResponse\x12+\n" +
+	"\x06device\x18\x01 \x01(\v2\x13.pushauth.v1.DeviceR\x06device\x12+\n" +
+	"\x11device_credential\x18\x02 \x01(\tR\x10deviceCredential\"\xc2\x01\n" +
+	"\x13UpdateDeviceRequest\x12'\n" +
+	"\n" +
+	"push_token\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpushToken\x12\x1b\n" +
+	"\x04name\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18dR\x04name\x12(\n" +
+	"\vapp_version\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x182R\n" +
+	"appVersion\x12;\n" +
+	"\vupdate_mask\x18\x04 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"C\n" +
+	"\x14UpdateDeviceResponse\x12+\n" +
+	"\x06device\x18\x01 \x01(\v2\x13.pushauth.v1.DeviceR\x06device\"\x19\n" +
+	"\x17DeregisterDeviceRequest\"\x1a\n" +
+	"\x18DeregisterDeviceResponse\"\xd7\x02\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\bplatform\x18\x02 \x01(\x0e2\x15.pushauth.v1.PlatformR\bplatform\x12\x12\n" +
@@ -276,9 +892,13 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\bPlatform\x12\x18\n" +
 	"\x14PLATFORM_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10PLATFORM_ANDROID\x10\x01\x12\x10\n" +
-	"\fPLATFORM_IOS\x10\x022[\n" +
-	"\rDeviceService\x12J\n" +
-	"\tGetDevice\x12\x1d.pushauth.v1.GetDeviceRequest\x1a\x1e.pushauth.v1.GetDeviceResponseB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
+	"\fPLATFORM_IOS\x10\x022\x80\x04\n" +
+	"\rDeviceService\x12q\n" +
+	"\x16StartPhoneVerification\x12*.pushauth.v1.StartPhoneVerificationRequest\x1a+.pushauth.v1.StartPhoneVerificationResponse\x12z\n" +
+	"\x19CompletePhoneVerification\x12-.pushauth.v1.CompletePhoneVerificationRequest\x1a..pushauth.v1.CompletePhoneVerificationResponse\x12J\n" +
+	"\tGetDevice\x12\x1d.pushauth.v1.GetDeviceRequest\x1a\x1e.pushauth.v1.GetDeviceResponse\x12S\n" +
+	"\fUpdateDevice\x12 .pushauth.v1.UpdateDeviceRequest\x1a!.pushauth.v1.UpdateDeviceResponse\x12_\n" +
+	"\x10DeregisterDevice\x12$.pushauth.v1.DeregisterDeviceRequest\x1a%.pushauth.v1.DeregisterDeviceResponseB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
 
 var (
 	file_pushauth_v1_device_proto_rawDescOnce sync.Once
@@ -293,26 +913,51 @@ func file_pushauth_v1_device_proto_rawDescGZIP() []byte {
 }
 
 var file_pushauth_v1_device_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pushauth_v1_device_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_pushauth_v1_device_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_pushauth_v1_device_proto_goTypes = []any{
-	(Platform)(0),                 // 0: pushauth.v1.Platform
-	(*Device)(nil),                // 1: pushauth.v1.Device
-	(*GetDeviceRequest)(nil),      // 2: pushauth.v1.GetDeviceRequest
-	(*GetDeviceResponse)(nil),     // 3: pushauth.v1.GetDeviceResponse
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(Platform)(0),                             // 0: pushauth.v1.Platform
+	(*StartPhoneVerificationRequest)(nil),     // 1: pushauth.v1.StartPhoneVerificationRequest
+	(*StartPhoneVerificationResponse)(nil),    // 2: pushauth.v1.StartPhoneVerificationResponse
+	(*DeviceRegistration)(nil),                // 3: pushauth.v1.DeviceRegistration
+	(*CompletePhoneVerificationRequest)(nil),  // 4: pushauth.v1.CompletePhoneVerificationRequest
+	(*CompletePhoneVerificationResponse)(nil), // 5: pushauth.v1.CompletePhoneVerificationResponse
+	(*UpdateDeviceRequest)(nil),               // 6: pushauth.v1.UpdateDeviceRequest
+	(*UpdateDeviceResponse)(nil),              // 7: pushauth.v1.UpdateDeviceResponse
+	(*DeregisterDeviceRequest)(nil),           // 8: pushauth.v1.DeregisterDeviceRequest
+	(*DeregisterDeviceResponse)(nil),          // 9: pushauth.v1.DeregisterDeviceResponse
+	(*Device)(nil),                            // 10: pushauth.v1.Device
+	(*GetDeviceRequest)(nil),                  // 11: pushauth.v1.GetDeviceRequest
+	(*GetDeviceResponse)(nil),                 // 12: pushauth.v1.GetDeviceResponse
+	(*timestamppb.Timestamp)(nil),             // 13: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),             // 14: google.protobuf.FieldMask
 }
 var file_pushauth_v1_device_proto_depIdxs = []int32{
-	0, // 0: pushauth.v1.Device.platform:type_name -> pushauth.v1.Platform
-	4, // 1: pushauth.v1.Device.create_time:type_name -> google.protobuf.Timestamp
-	4, // 2: pushauth.v1.Device.last_seen_time:type_name -> google.protobuf.Timestamp
-	1, // 3: pushauth.v1.GetDeviceResponse.device:type_name -> pushauth.v1.Device
-	2, // 4: pushauth.v1.DeviceService.GetDevice:input_type -> pushauth.v1.GetDeviceRequest
-	3, // 5: pushauth.v1.DeviceService.GetDevice:output_type -> pushauth.v1.GetDeviceResponse
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	13, // 0: pushauth.v1.StartPhoneVerificationResponse.expire_time:type_name -> google.protobuf.Timestamp
+	13, // 1: pushauth.v1.StartPhoneVerificationResponse.resend_time:type_name -> google.protobuf.Timestamp
+	0,  // 2: pushauth.v1.DeviceRegistration.platform:type_name -> pushauth.v1.Platform
+	3,  // 3: pushauth.v1.CompletePhoneVerificationRequest.device:type_name -> pushauth.v1.DeviceRegistration
+	10, // 4: pushauth.v1.CompletePhoneVerificationResponse.device:type_name -> pushauth.v1.Device
+	14, // 5: pushauth.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	10, // 6: pushauth.v1.UpdateDeviceResponse.device:type_name -> pushauth.v1.Device
+	0,  // 7: pushauth.v1.Device.platform:type_name -> pushauth.v1.Platform
+	13, // 8: pushauth.v1.Device.create_time:type_name -> google.protobuf.Timestamp
+	13, // 9: pushauth.v1.Device.last_seen_time:type_name -> google.protobuf.Timestamp
+	10, // 10: pushauth.v1.GetDeviceResponse.device:type_name -> pushauth.v1.Device
+	1,  // 11: pushauth.v1.DeviceService.StartPhoneVerification:input_type -> pushauth.v1.StartPhoneVerificationRequest
+	4,  // 12: pushauth.v1.DeviceService.CompletePhoneVerification:input_type -> pushauth.v1.CompletePhoneVerificationRequest
+	11, // 13: pushauth.v1.DeviceService.GetDevice:input_type -> pushauth.v1.GetDeviceRequest
+	6,  // 14: pushauth.v1.DeviceService.UpdateDevice:input_type -> pushauth.v1.UpdateDeviceRequest
+	8,  // 15: pushauth.v1.DeviceService.DeregisterDevice:input_type -> pushauth.v1.DeregisterDeviceRequest
+	2,  // 16: pushauth.v1.DeviceService.StartPhoneVerification:output_type -> pushauth.v1.StartPhoneVerificationResponse
+	5,  // 17: pushauth.v1.DeviceService.CompletePhoneVerification:output_type -> pushauth.v1.CompletePhoneVerificationResponse
+	12, // 18: pushauth.v1.DeviceService.GetDevice:output_type -> pushauth.v1.GetDeviceResponse
+	7,  // 19: pushauth.v1.DeviceService.UpdateDevice:output_type -> pushauth.v1.UpdateDeviceResponse
+	9,  // 20: pushauth.v1.DeviceService.DeregisterDevice:output_type -> pushauth.v1.DeregisterDeviceResponse
+	16, // [16:21] is the sub-list for method output_type
+	11, // [11:16] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_pushauth_v1_device_proto_init() }
@@ -320,13 +965,17 @@ func file_pushauth_v1_device_proto_init() {
 	if File_pushauth_v1_device_proto != nil {
 		return
 	}
+	file_pushauth_v1_device_proto_msgTypes[3].OneofWrappers = []any{
+		(*CompletePhoneVerificationRequest_Code)(nil),
+		(*CompletePhoneVerificationRequest_LinkToken)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushauth_v1_device_proto_rawDesc), len(file_pushauth_v1_device_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,7 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DeviceService_GetDevice_FullMethodName = "/pushauth.v1.DeviceService/GetDevice"
+	DeviceService_StartPhoneVerification_FullMethodName    = "/pushauth.v1.DeviceService/StartPhoneVerification"
+	DeviceService_CompletePhoneVerification_FullMethodName = "/pushauth.v1.DeviceService/CompletePhoneVerification"
+	DeviceService_GetDevice_FullMethodName                 = "/pushauth.v1.DeviceService/GetDevice"
+	DeviceService_UpdateDevice_FullMethodName              = "/pushauth.v1.DeviceService/UpdateDevice"
+	DeviceService_DeregisterDevice_FullMethodName          = "/pushauth.v1.DeviceService/DeregisterDevice"
 )
 
 // DeviceServiceClient is the client API for DeviceService service.
@@ -29,8 +33,22 @@ const (
 // DeviceService is for the authenticator app. Every call needs the device
 // credential as "authorization: Bearer <credential>", except registration.
 type DeviceServiceClient interface {
+	// StartPhoneVerification sends an SMS with a 6-digit code and a link to the
+	// phone number. No credential needed. Over a sending limit: ResourceExhausted
+	// with the time to retry (google.rpc.RetryInfo).
+	StartPhoneVerification(ctx context.Context, in *StartPhoneVerificationRequest, opts ...grpc.CallOption) (*StartPhoneVerificationResponse, error)
+	// CompletePhoneVerification proves the number with the code or the link
+	// token and registers the phone as a device in the same call. No credential
+	// needed. The device credential is in this response only.
+	CompletePhoneVerification(ctx context.Context, in *CompletePhoneVerificationRequest, opts ...grpc.CallOption) (*CompletePhoneVerificationResponse, error)
 	// GetDevice returns the calling device.
 	GetDevice(ctx context.Context, in *GetDeviceRequest, opts ...grpc.CallOption) (*GetDeviceResponse, error)
+	// UpdateDevice changes the push token, name or app version (the fields in
+	// update_mask; all three when it is empty).
+	UpdateDevice(ctx context.Context, in *UpdateDeviceRequest, opts ...grpc.CallOption) (*UpdateDeviceResponse, error)
+	// DeregisterDevice revokes the calling device's credential; its accounts go
+	// with it. The credential stops working at once.
+	DeregisterDevice(ctx context.Context, in *DeregisterDeviceRequest, opts ...grpc.CallOption) (*DeregisterDeviceResponse, error)
 }
 
 type deviceServiceClient struct {
@@ -41,10 +59,50 @@ func NewDeviceServiceClient(cc grpc.ClientConnInterface) DeviceServiceClient {
 	return &deviceServiceClient{cc}
 }
 
+func (c *deviceServiceClient) StartPhoneVerification(ctx context.Context, in *StartPhoneVerificationRequest, opts ...grpc.CallOption) (*StartPhoneVerificationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartPhoneVerificationResponse)
+	err := c.cc.Invoke(ctx, DeviceService_StartPhoneVerification_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deviceServiceClient) CompletePhoneVerification(ctx context.Context, in *CompletePhoneVerificationRequest, opts ...grpc.CallOption) (*CompletePhoneVerificationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompletePhoneVerificationResponse)
+	err := c.cc.Invoke(ctx, DeviceService_CompletePhoneVerification_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *deviceServiceClient) GetDevice(ctx context.Context, in *GetDeviceRequest, opts ...grpc.CallOption) (*GetDeviceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetDeviceResponse)
 	err := c.cc.Invoke(ctx, DeviceService_GetDevice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deviceServiceClient) UpdateDevice(ctx context.Context, in *UpdateDeviceRequest, opts ...grpc.CallOption) (*UpdateDeviceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateDeviceResponse)
+	err := c.cc.Invoke(ctx, DeviceService_UpdateDevice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deviceServiceClient) DeregisterDevice(ctx context.Context, in *DeregisterDeviceRequest, opts ...grpc.CallOption) (*DeregisterDeviceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeregisterDeviceResponse)
+	err := c.cc.Invoke(ctx, DeviceService_DeregisterDevice_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -58,8 +116,22 @@ func (c *deviceServiceClient) GetDevice(ctx context.Context, in *GetDeviceReques
 // DeviceService is for the authenticator app. Every call needs the device
 // credential as "authorization: Bearer <credential>", except registration.
 type DeviceServiceServer interface {
+	// StartPhoneVerification sends an SMS with a 6-digit code and a link to the
+	// phone number. No credential needed. Over a sending limit: ResourceExhausted
+	// with the time to retry (google.rpc.RetryInfo).
+	StartPhoneVerification(context.Context, *StartPhoneVerificationRequest) (*StartPhoneVerificationResponse, error)
+	// CompletePhoneVerification proves the number with the code or the link
+	// token and registers the phone as a device in the same call. No credential
+	// needed. The device credential is in this response only.
+	CompletePhoneVerification(context.Context, *CompletePhoneVerificationRequest) (*CompletePhoneVerificationResponse, error)
 	// GetDevice returns the calling device.
 	GetDevice(context.Context, *GetDeviceRequest) (*GetDeviceResponse, error)
+	// UpdateDevice changes the push token, name or app version (the fields in
+	// update_mask; all three when it is empty).
+	UpdateDevice(context.Context, *UpdateDeviceRequest) (*UpdateDeviceResponse, error)
+	// DeregisterDevice revokes the calling device's credential; its accounts go
+	// with it. The credential stops working at once.
+	DeregisterDevice(context.Context, *DeregisterDeviceRequest) (*DeregisterDeviceResponse, error)
 	mustEmbedUnimplementedDeviceServiceServer()
 }
 
@@ -70,8 +142,20 @@ type DeviceServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedDeviceServiceServer struct{}
 
+func (UnimplementedDeviceServiceServer) StartPhoneVerification(context.Context, *StartPhoneVerificationRequest) (*StartPhoneVerificationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartPhoneVerification not implemented")
+}
+func (UnimplementedDeviceServiceServer) CompletePhoneVerification(context.Context, *CompletePhoneVerificationRequest) (*CompletePhoneVerificationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompletePhoneVerification not implemented")
+}
 func (UnimplementedDeviceServiceServer) GetDevice(context.Context, *GetDeviceRequest) (*GetDeviceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDevice not implemented")
+}
+func (UnimplementedDeviceServiceServer) UpdateDevice(context.Context, *UpdateDeviceRequest) (*UpdateDeviceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateDevice not implemented")
+}
+func (UnimplementedDeviceServiceServer) DeregisterDevice(context.Context, *DeregisterDeviceRequest) (*DeregisterDeviceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeregisterDevice not implemented")
 }
 func (UnimplementedDeviceServiceServer) mustEmbedUnimplementedDeviceServiceServer() {}
 func (UnimplementedDeviceServiceServer) testEmbeddedByValue()                       {}
@@ -94,6 +178,42 @@ func RegisterDeviceServiceServer(s grpc.ServiceRegistrar, srv DeviceServiceServe
 	s.RegisterService(&DeviceService_ServiceDesc, srv)
 }
 
+func _DeviceService_StartPhoneVerification_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartPhoneVerificationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).StartPhoneVerification(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_StartPhoneVerification_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).StartPhoneVerification(ctx, req.(*StartPhoneVerificationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeviceService_CompletePhoneVerification_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompletePhoneVerificationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).CompletePhoneVerification(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_CompletePhoneVerification_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).CompletePhoneVerification(ctx, req.(*CompletePhoneVerificationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _DeviceService_GetDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetDeviceRequest)
 	if err := dec(in); err != nil {
@@ -112,6 +232,42 @@ func _DeviceService_GetDevice_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeviceService_UpdateDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateDeviceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).UpdateDevice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_UpdateDevice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).UpdateDevice(ctx, req.(*UpdateDeviceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeviceService_DeregisterDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeregisterDeviceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).DeregisterDevice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_DeregisterDevice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).DeregisterDevice(ctx, req.(*DeregisterDeviceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeviceService_ServiceDesc is the grpc.ServiceDesc for DeviceService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -120,8 +276,24 @@ var DeviceService_ServiceDesc = grpc.ServiceDesc{
 	HandlerType: (*DeviceServiceServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
+			MethodName: "StartPhoneVerification",
+			Handler:    _DeviceService_StartPhoneVerification_Handler,
+		},
+		{
+			MethodName: "CompletePhoneVerification",
+			Handler:    _DeviceService_CompletePhoneVerification_Handler,
+		},
+		{
 			MethodName: "GetDevice",
 			Handler:    _DeviceService_GetDevice_Handler,
+		},
+		{
+			MethodName: "UpdateDevice",
+			Handler:    _DeviceService_UpdateDevice_Handler,
+		},
+		{
+			MethodName: "DeregisterDevice",
+			Handler:    _DeviceService_DeregisterDevice_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/pushauth/pushauth/internal/keyring"
+	"github.com/pushauth/pushauth/internal/sms"
+	"github.com/pushauth/pushauth/internal/store"
+)
+
+// newSMSSender builds the configured SMS provider; real providers retry
+// transient failures a few times. Config.Validate has checked the settings.
+func newSMSSender(cfg Config, st store.Outbox, log *slog.Logger) (sms.Sender, error) {
+	var s sms.Sender
+	var err error
+	switch cfg.SMSProvider {
+	case "twilio":
+		s, err = sms.NewTwilio(sms.TwilioConfig{
+			AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom, BaseURL: cfg.TwilioBaseURL,
+		})
+	case "messagebird":
+		s, err = sms.NewMessageBird(sms.MessageBirdConfig{
+			AccessKey: cfg.MessageBirdAccessKey, Originator: cfg.MessageBirdOrigin, BaseURL: cfg.MessageBirdBaseURL,
+		})
+	default:
+		log.Warn("SMS go to the development outbox, not to phones: set sms_provider for production")
+		return sms.NewOutbox(st, time.Now, log), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sms_provider %s: %w", cfg.SMSProvider, err)
+	}
+	return sms.NewRetrying(s, 3, 500*time.Millisecond, nil), nil
+}
+
+// loadKeys reads or generates the master secret and derives the keyring.
+func loadKeys(cfg Config, log *slog.Logger) (*keyring.Keyring, error) {
+	var master []byte
+	var err error
+	if cfg.SecretKey != "" {
+		master, err = keyring.ParseMaster(cfg.SecretKey)
+	} else {
+		var s string
+		if s, err = dataSecret("", cfg.DataDir, "secret-key", log); err == nil {
+			master, err = keyring.ParseMaster(s)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	return keyring.New(master)
+}
+
+// allowedRegions turns the configured list into the registration form,
+// where empty means all.
+func allowedRegions(list []string) []string {
+	if slices.Contains(list, "*") {
+		return nil
+	}
+	return list
+}

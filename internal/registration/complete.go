@@ -1,0 +1,168 @@
+package registration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pushauth/pushauth/internal/audit"
+	"github.com/pushauth/pushauth/internal/devicekey"
+	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/secret"
+	"github.com/pushauth/pushauth/internal/store"
+)
+
+// Platforms a device can have.
+const (
+	PlatformAndroid = "ANDROID"
+	PlatformIOS     = "IOS"
+)
+
+// ProofVersion names the registration string's format.
+const ProofVersion = "pushauth-register-v1"
+
+// ProofMessage is the exact byte string the app signs to prove it holds the
+// private key of publicKey (the key bytes exactly as sent). See
+// docs/registration.md.
+func ProofMessage(verificationID string, publicKey []byte) []byte {
+	return fmt.Appendf(nil, "%s\n%s\n%x", ProofVersion, verificationID, sha256Sum(publicKey))
+}
+
+// CompleteParams proves a number and describes the device to register.
+type CompleteParams struct {
+	VerificationID string
+	Code           string // one of Code and LinkToken
+	LinkToken      string
+	PublicKey      []byte
+	ProofSignature []byte
+	Platform       string
+	PushToken      string
+	Name           string
+	AppVersion     string
+}
+
+// Complete checks the code or link and registers the device. It returns the
+// device and its credential, which is never stored in the clear.
+func (s *Service) Complete(ctx context.Context, p CompleteParams) (store.Device, string, error) {
+	if p.Platform != PlatformAndroid && p.Platform != PlatformIOS {
+		return store.Device{}, "", fault.Invalid("device.platform", "must be ANDROID or IOS")
+	}
+	pub, spki, err := devicekey.Parse(p.PublicKey)
+	if err != nil {
+		msg := "must be a P-256 key as X.509 SubjectPublicKeyInfo DER or a 65-byte uncompressed point"
+		if errors.Is(err, devicekey.ErrNotP256) {
+			msg = "is not a P-256 key; generate the key on curve P-256 (secp256r1)"
+		}
+		return store.Device{}, "", fault.Invalid("device.public_key", msg)
+	}
+	v, err := s.store.GetVerification(ctx, p.VerificationID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Device{}, "", fault.New(fault.NotFound, "verification not found; ask for a new SMS")
+	}
+	if err != nil {
+		return store.Device{}, "", err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	switch {
+	case !v.UsedAt.IsZero():
+		return store.Device{}, "", fault.New(fault.FailedPrecondition, "this code was already used; ask for a new SMS to register another phone")
+	case !now.Before(v.ExpiresAt):
+		return store.Device{}, "", fault.New(fault.FailedPrecondition, "the code has expired; ask for a new SMS")
+	case v.Attempts >= s.cfg.Limits.MaxAttempts:
+		return store.Device{}, "", fault.New(fault.FailedPrecondition, "too many wrong codes for this SMS; ask for a new one")
+	}
+	if err := s.checkFailures(ctx, s.store, v.PhoneNumber, now); err != nil {
+		var le *limitError
+		if errors.As(err, &le) {
+			s.refused(le.reason)
+			return store.Device{}, "", fault.Exhausted(le.msg, le.retryAfter)
+		}
+		return store.Device{}, "", err
+	}
+	if !devicekey.Verify(pub, ProofMessage(v.ID, p.PublicKey), p.ProofSignature) {
+		return store.Device{}, "", fault.New(fault.PermissionDenied, "device.proof_signature does not verify: sign the registration string (docs/registration.md) with the registered key")
+	}
+	var ok bool
+	if p.LinkToken != "" {
+		ok = s.keys.Matches("sms-link", p.LinkToken, v.LinkHash)
+	} else {
+		ok = s.keys.Matches("sms-code", v.ID+":"+p.Code, v.CodeHash)
+	}
+	masked := Mask(v.PhoneNumber)
+	if !ok {
+		return store.Device{}, "", s.wrongCode(ctx, v, masked, now)
+	}
+
+	sec, err := secret.New(CredentialKind)
+	if err != nil {
+		return store.Device{}, "", err
+	}
+	dev := store.Device{
+		ID:               secret.NewID("dev", now.UnixMilli()),
+		CredentialPrefix: sec.Prefix,
+		CredentialHash:   sec.Hash,
+		PhoneNumber:      v.PhoneNumber,
+		PublicKey:        spki,
+		Platform:         p.Platform,
+		PushToken:        p.PushToken,
+		Name:             p.Name,
+		AppVersion:       p.AppVersion,
+		CreatedAt:        now,
+		LastSeenAt:       now,
+	}
+	err = s.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.UseVerification(ctx, v.ID, now, s.cfg.Limits.MaxAttempts); err != nil {
+			return err
+		}
+		if err := tx.CreateDevice(ctx, dev); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, now, audit.Entry{
+			Actor: "device:" + dev.ID, Action: "phone_verification.completed", Target: dev.ID,
+			Details: map[string]string{"phone": masked, "verification_id": v.ID, "platform": dev.Platform, "by": proofKind(p)},
+		})
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return store.Device{}, "", fault.New(fault.FailedPrecondition, "this code was already used; ask for a new SMS to register another phone")
+	}
+	if err != nil {
+		return store.Device{}, "", fmt.Errorf("register device: %w", err)
+	}
+	s.log.InfoContext(ctx, "device registered", "device_id", dev.ID, "platform", dev.Platform, "phone", masked)
+	return dev, sec.Token, nil
+}
+
+// wrongCode counts a failed try against the verification and the number.
+func (s *Service) wrongCode(ctx context.Context, v store.Verification, masked string, now time.Time) error {
+	var attempts int
+	err := s.store.InTx(ctx, func(tx store.Store) error {
+		var err error
+		if attempts, err = tx.AddVerificationAttempt(ctx, v.ID); err != nil {
+			return err
+		}
+		// The limit is enforced in checkFailures; this only counts.
+		if _, err := tx.IncrementCounter(ctx, failureKey(v.PhoneNumber), now.Truncate(24*time.Hour), 1<<30); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, now, audit.Entry{
+			Actor: audit.ActorSystem, Action: "phone_verification.failed", Target: v.ID,
+			Details: map[string]string{"phone": masked, "attempts": fmt.Sprint(attempts)},
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("count wrong code: %w", err)
+	}
+	left := s.cfg.Limits.MaxAttempts - attempts
+	if left <= 0 {
+		return fault.New(fault.PermissionDenied, "wrong code; that was the last try for this SMS: ask for a new one")
+	}
+	return fault.Newf(fault.PermissionDenied, "wrong code; %d tries left", left)
+}
+
+func proofKind(p CompleteParams) string {
+	if p.LinkToken != "" {
+		return "link"
+	}
+	return "code"
+}

@@ -1,0 +1,136 @@
+package device
+
+import (
+	"context"
+	"net"
+	"slices"
+
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/pushauth/pushauth/internal/auth"
+	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/registration"
+	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
+	"github.com/pushauth/pushauth/services/wire"
+)
+
+// StartPhoneVerification sends the verification SMS.
+func (s *Server) StartPhoneVerification(ctx context.Context, req *pushauthv1.StartPhoneVerificationRequest) (*pushauthv1.StartPhoneVerificationResponse, error) {
+	st, err := s.reg.Start(ctx, registration.StartParams{
+		PhoneNumber:   req.GetPhoneNumber(),
+		DefaultRegion: req.GetDefaultRegion(),
+		Locale:        req.GetLocale(),
+		ClientAddress: clientAddress(ctx),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pushauthv1.StartPhoneVerificationResponse{
+		VerificationId:    st.VerificationID,
+		MaskedPhoneNumber: st.MaskedNumber,
+		ExpireTime:        timestamppb.New(st.ExpiresAt),
+		ResendTime:        timestamppb.New(st.ResendAt),
+	}, nil
+}
+
+// CompletePhoneVerification registers the device.
+func (s *Server) CompletePhoneVerification(ctx context.Context, req *pushauthv1.CompletePhoneVerificationRequest) (*pushauthv1.CompletePhoneVerificationResponse, error) {
+	d := req.GetDevice()
+	dev, cred, err := s.reg.Complete(ctx, registration.CompleteParams{
+		VerificationID: req.GetVerificationId(),
+		Code:           req.GetCode(),
+		LinkToken:      req.GetLinkToken(),
+		PublicKey:      d.GetPublicKey(),
+		ProofSignature: d.GetProofSignature(),
+		Platform:       platform(d.GetPlatform()),
+		PushToken:      d.GetPushToken(),
+		Name:           d.GetName(),
+		AppVersion:     d.GetAppVersion(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pushauthv1.CompletePhoneVerificationResponse{Device: wire.Device(dev), DeviceCredential: cred}, nil
+}
+
+// GetDevice returns the calling device.
+func (s *Server) GetDevice(ctx context.Context, _ *pushauthv1.GetDeviceRequest) (*pushauthv1.GetDeviceResponse, error) {
+	dev, ok := auth.DeviceFrom(ctx)
+	if !ok {
+		return nil, fault.New(fault.Unauthenticated, "no device credentials")
+	}
+	return &pushauthv1.GetDeviceResponse{Device: wire.Device(dev)}, nil
+}
+
+var deviceFields = []string{"push_token", "name", "app_version"}
+
+// UpdateDevice changes the calling device's own fields.
+func (s *Server) UpdateDevice(ctx context.Context, req *pushauthv1.UpdateDeviceRequest) (*pushauthv1.UpdateDeviceResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	for _, p := range paths {
+		if !slices.Contains(deviceFields, p) {
+			return nil, fault.Invalid("update_mask", "unknown field \""+p+"\"; known: push_token, name, app_version")
+		}
+	}
+	if len(paths) == 0 {
+		paths = deviceFields
+	}
+	var c registration.DeviceChange
+	for _, p := range paths {
+		switch p {
+		case "push_token":
+			c.PushToken = ptr(req.GetPushToken())
+		case "name":
+			c.Name = ptr(req.GetName())
+		case "app_version":
+			c.AppVersion = ptr(req.GetAppVersion())
+		}
+	}
+	dev, err := s.devices.Update(ctx, id, c)
+	if err != nil {
+		return nil, err
+	}
+	return &pushauthv1.UpdateDeviceResponse{Device: wire.Device(dev)}, nil
+}
+
+// DeregisterDevice revokes the calling device.
+func (s *Server) DeregisterDevice(ctx context.Context, _ *pushauthv1.DeregisterDeviceRequest) (*pushauthv1.DeregisterDeviceResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.devices.Deregister(ctx, id); err != nil {
+		return nil, err
+	}
+	return &pushauthv1.DeregisterDeviceResponse{}, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func platform(p pushauthv1.Platform) string {
+	switch p {
+	case pushauthv1.Platform_PLATFORM_ANDROID:
+		return registration.PlatformAndroid
+	case pushauthv1.Platform_PLATFORM_IOS:
+		return registration.PlatformIOS
+	}
+	return ""
+}
+
+// clientAddress is the caller's IP address as the connection shows it.
+func clientAddress(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(p.Addr.String())
+	if err != nil {
+		return ""
+	}
+	return host
+}
