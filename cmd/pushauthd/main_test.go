@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -220,5 +223,45 @@ func TestMigrateSubcommand(t *testing.T) {
 		if !strings.Contains(stdout.String(), step.want) {
 			t.Fatalf("migrate %s printed %q, want %q", step.verb, stdout.String(), step.want)
 		}
+	}
+}
+
+func TestServeSendsSMSThroughConfiguredProvider(t *testing.T) {
+	got := make(chan url.Values, 1)
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/2010-04-01/Accounts/AC123/Messages.json" {
+			http.NotFound(w, r)
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			t.Error(err)
+		}
+		got <- r.PostForm
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"sid":"SM1"}`))
+	}))
+	defer fake.Close()
+	dataDir := t.TempDir()
+	r := start(t, "--data-dir", dataDir, "--sms-provider", "twilio", "--twilio-account-sid", "AC123",
+		"--twilio-auth-token", "tok-secret", "--twilio-from", "+3197000000001", "--twilio-base-url", fake.URL)
+	conn := dial(t, r.addr)
+	waitServing(t, conn)
+	ctx := context.Background()
+	if _, err := pushauthv1.NewDeviceServiceClient(conn).StartPhoneVerification(ctx, &pushauthv1.StartPhoneVerificationRequest{PhoneNumber: "+31 6 12345678", Locale: "nl"}); err != nil {
+		t.Fatal(err)
+	}
+	form := <-got
+	if form.Get("To") != "+31612345678" || form.Get("From") != "+3197000000001" || !strings.Contains(form.Get("Body"), "verificatiecode") {
+		t.Fatalf("Twilio got %v", form)
+	}
+	tok, _ := os.ReadFile(filepath.Join(dataDir, "admin-token"))
+	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	_, err := pushauthv1.NewAdminServiceClient(conn).ListOutboxMessages(actx, &pushauthv1.ListOutboxMessagesRequest{})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("outbox with a real provider: %v", err)
+	}
+	if strings.Contains(r.stderr.String(), "tok-secret") || strings.Contains(r.stderr.String(), "612345678") {
+		t.Error("a secret or full number was logged")
 	}
 }

@@ -328,8 +328,8 @@ func (ts *TestServer) CreateAPIKey(t testing.TB, rp string) (*pushauthv1.ApiKey,
 	return resp.GetApiKey(), resp.GetSecret()
 }
 
-// CreateDevice stores a registered device directly (there is no
-// registration RPC to go through) and returns it with its credential. Unset
+// CreateDevice stores a registered device directly, skipping the SMS flow
+// (see Register for the real one), and returns it with its credential. Unset
 // fields of d get defaults: a new ID, a fresh credential, phone number
 // +31612345678, platform ANDROID and the clock's time as creation time.
 func (ts *TestServer) CreateDevice(t testing.TB, d store.Device) (store.Device, string) {
