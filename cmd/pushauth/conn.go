@@ -35,7 +35,7 @@ const (
 	maxTokenFileSize = 64 << 10
 )
 
-// connFlags are the connection and output flags that every admin command
+// connFlags are the connection and output flags that every command
 // accepts. Environment variables only apply to flags not given.
 type connFlags struct {
 	fs *flag.FlagSet
@@ -66,26 +66,56 @@ func registerConnFlags(fs *flag.FlagSet) *connFlags {
 	fs.StringVar(&cf.certFile, "cert-file", "", "client certificate `file` (PEM) for mutual TLS")
 	fs.StringVar(&cf.keyFile, "key-file", "", "private key `file` (PEM) of --cert-file (default: read from --cert-file)")
 	fs.StringVar(&cf.serverName, "server-name", "", "`name` expected in the server certificate (default: the host of --addr)")
-	fs.BoolVar(&cf.insecure, "insecure", false, "allow sending the token without TLS to an address that is not loopback")
+	fs.BoolVar(&cf.insecure, "insecure", false, "allow sending the admin token or a device credential without TLS to an address that is not loopback")
 	fs.BoolVar(&cf.json, "json", false, "print the response message as JSON, for scripts")
 	fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "time limit of each request, 0 for none")
 	return cf
 }
 
-// conn is a connection to the AdminService with the credentials to use.
+// conn is a connection to the server with the credentials to use.
 type conn struct {
 	cc      *grpc.ClientConn
 	admin   pushauthv1.AdminServiceClient
-	token   string
+	device  pushauthv1.DeviceServiceClient
+	token   string // the admin token; "" if there is none
 	timeout time.Duration
 }
 
-// dial checks the connection flags, finds the token and connects.
+// tokenUse says whether a command needs the admin token.
+type tokenUse int
+
+const (
+	tokenRequired tokenUse = iota // admin commands
+	tokenOptional                 // used if found (device register's outbox lookup)
+	tokenUnused                   // device commands that send the device credential
+)
+
+// dialOptions are what a command needs of the connection.
+type dialOptions struct {
+	token tokenUse
+	// device is set when a device credential goes over the connection, in
+	// either direction: it is refused in the clear like the admin token.
+	device bool
+	// defaultAddr, if set, is used when --addr is not given, before
+	// $PUSHAUTH_ADDR: the server a device state file belongs to.
+	defaultAddr string
+}
+
+// dial checks the connection flags, finds the admin token and connects.
 // The connection is lazy: errors of the network show at the first call.
 func (cf *connFlags) dial(e *env) (*conn, error) {
+	return cf.dialWith(e, dialOptions{token: tokenRequired})
+}
+
+// dialWith is dial for commands with other needs than the admin commands.
+func (cf *connFlags) dialWith(e *env, o dialOptions) (*conn, error) {
 	given := givenFlags(cf.fs)
 	addr := cf.addr
-	if !given["addr"] && e.getenv(envAddr) != "" {
+	switch {
+	case given["addr"]:
+	case o.defaultAddr != "":
+		addr = o.defaultAddr
+	case e.getenv(envAddr) != "":
 		addr = e.getenv(envAddr)
 	}
 	if cf.timeout < 0 {
@@ -104,18 +134,27 @@ func (cf *connFlags) dial(e *env) (*conn, error) {
 	}
 	cf.target = target
 
-	token, err := cf.findToken(e, given)
-	if err != nil {
-		return nil, err
+	var token string
+	if o.token != tokenUnused {
+		if token, err = cf.findToken(e, given); err != nil {
+			return nil, err
+		}
 	}
-	if token == "" && cf.certFile == "" {
+	if token == "" && cf.certFile == "" && o.token == tokenRequired {
 		return nil, errors.New("no admin token: pass --token-file FILE (or --token), set " + envTokenFile + " or " + envToken +
 			", or run this in the server's working directory so ./" + defaultTokenFile + " is found")
 	}
-	if token != "" && !useTLS && !local && !cf.insecure {
-		return nil, fmt.Errorf("refusing to send the admin token unencrypted to %s, which is not a loopback address: "+
+	if (token != "" || o.device) && !useTLS && !local && !cf.insecure {
+		what := "the admin token"
+		switch {
+		case token != "" && o.device:
+			what = "the admin token and the device credential"
+		case o.device:
+			what = "the device credential"
+		}
+		return nil, fmt.Errorf("refusing to send %s unencrypted to %s, which is not a loopback address: "+
 			"use --tls (with --ca-file if the server's certificate is not publicly trusted), "+
-			"or --insecure if the network between here and the server is trusted", target)
+			"or --insecure if the network between here and the server is trusted", what, target)
 	}
 
 	creds := insecure.NewCredentials()
@@ -132,17 +171,30 @@ func (cf *connFlags) dial(e *env) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot use --addr %q: %w", addr, err)
 	}
-	return &conn{cc: cc, admin: pushauthv1.NewAdminServiceClient(cc), token: token, timeout: cf.timeout}, nil
+	return &conn{
+		cc:      cc,
+		admin:   pushauthv1.NewAdminServiceClient(cc),
+		device:  pushauthv1.NewDeviceServiceClient(cc),
+		token:   token,
+		timeout: cf.timeout,
+	}, nil
 }
 
 // close releases the connection.
 func (c *conn) close() { c.cc.Close() }
 
-// ctx returns the context of one call: with the token and the time limit.
+// ctx returns the context of one admin call: with the admin token and the
+// time limit.
 func (c *conn) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	return c.ctxWith(parent, c.token)
+}
+
+// ctxWith returns the context of one call sending bearer (unless "") and
+// with the time limit.
+func (c *conn) ctxWith(parent context.Context, bearer string) (context.Context, context.CancelFunc) {
 	ctx := parent
-	if c.token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token)
+	if bearer != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+bearer)
 	}
 	if c.timeout > 0 {
 		return context.WithTimeout(ctx, c.timeout)

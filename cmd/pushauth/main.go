@@ -1,6 +1,7 @@
 // Command pushauth is the operator tool of the pushauth server. Its admin
 // commands manage relying parties, their API keys and the audit log over the
-// AdminService gRPC API.
+// AdminService gRPC API; its device commands simulate an authenticator app
+// on the DeviceService API, for development and testing.
 //
 // Run "pushauth help" for the list of commands.
 package main
@@ -16,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -69,7 +71,8 @@ type command struct {
 var commands = []*command{
 	rpCreateCmd, rpGetCmd, rpListCmd, rpSetPolicyCmd,
 	keyCreateCmd, keyListCmd, keyRevokeCmd,
-	auditCmd,
+	auditCmd, outboxCmd,
+	deviceRegisterCmd, deviceShowCmd, deviceUpdateCmd, deviceDeregisterCmd,
 }
 
 // groups describes the inner nodes of the command tree.
@@ -77,6 +80,7 @@ var groups = map[string]string{
 	"admin":     "manage a pushauth server over its AdminService API",
 	"admin rp":  "manage relying parties (login servers) and their policies",
 	"admin key": "manage the API keys of relying parties",
+	"device":    "simulate an authenticator app: register a phone number as a device and use its credential",
 }
 
 // usageError is a mistake on the command line: run prints it with the
@@ -236,23 +240,54 @@ func wantArgs(args []string, names ...string) error {
 	return nil
 }
 
+// hintError is an error with advice on what to do about it, which
+// printError shows instead of its generic hints.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (h *hintError) Error() string { return h.err.Error() }
+func (h *hintError) Unwrap() error { return h.err }
+
+// withHint attaches a hint to err.
+func withHint(err error, format string, a ...any) error {
+	return &hintError{err: err, hint: fmt.Sprintf(format, a...)}
+}
+
 // printError prints a failed command's error as "pushauth: <code>: <message>",
-// followed by the field violations of a BadRequest detail, if any.
+// followed by the field violations of a BadRequest detail and the wait of a
+// RetryInfo detail, if any, and a hint.
 func printError(w io.Writer, err error, cf *connFlags) {
+	hint := ""
+	if h, ok := errors.AsType[*hintError](err); ok {
+		err, hint = h.err, h.hint
+	}
 	st, ok := status.FromError(err)
 	if !ok {
 		fmt.Fprintf(w, "pushauth: %v\n", err)
+		if hint != "" {
+			fmt.Fprintf(w, "hint: %s\n", hint)
+		}
 		return
 	}
 	fmt.Fprintf(w, "pushauth: %s: %s\n", st.Code(), st.Message())
 	for _, d := range st.Details() {
-		br, ok := d.(*errdetails.BadRequest)
-		if !ok {
-			continue
+		switch d := d.(type) {
+		case *errdetails.BadRequest:
+			for _, v := range d.GetFieldViolations() {
+				fmt.Fprintf(w, "  %s: %s\n", sanitize(v.GetField()), sanitize(v.GetDescription()))
+			}
+		case *errdetails.RetryInfo:
+			if d.GetRetryDelay() != nil {
+				wait := d.GetRetryDelay().AsDuration()
+				fmt.Fprintf(w, "  try again in %s (after %s)\n", fmtWait(wait), fmtClock(time.Now().Add(wait)))
+			}
 		}
-		for _, v := range br.GetFieldViolations() {
-			fmt.Fprintf(w, "  %s: %s\n", sanitize(v.GetField()), sanitize(v.GetDescription()))
-		}
+	}
+	if hint != "" {
+		fmt.Fprintf(w, "hint: %s\n", hint)
+		return
 	}
 	switch st.Code() {
 	case codes.Unavailable:
@@ -269,6 +304,7 @@ func printOverview(w io.Writer) {
 
 Usage:
   pushauth admin <command> [arguments] [flags]
+  pushauth device <command> [flags]
   pushauth help [command]
 
 Commands:
@@ -282,6 +318,15 @@ Commands:
 Every admin command connects to --addr (default 127.0.0.1:8470) with the admin
 token from --token, --token-file, PUSHAUTH_ADMIN_TOKEN(_FILE) or ./data/admin-token,
 and prints a table, or the raw response with --json.
+
+The device commands play an authenticator app against the server, for
+development and tests. "device register" makes a P-256 key, verifies the phone
+number by SMS and registers the device; the code comes from --code or --link,
+else from the development SMS outbox when an admin token is found, else from
+the terminal. The key and the device credential are kept in a state file
+(--state, PUSHAUTH_DEVICE_STATE, default ./pushauth-device.json; mode 0600),
+and the other device commands send that credential instead of the admin token,
+to the server of the state file unless --addr is given.
 
 Run "pushauth help <command>" (e.g. "pushauth help admin rp create") for its flags.
 `)

@@ -128,3 +128,51 @@ func fmtDetails(m map[string]string) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// fmtWait says how long to wait in words, rounded up to whole seconds
+// ("30 seconds", "1 minute 5 seconds", "20 hours 55 minutes").
+func fmtWait(d time.Duration) string {
+	if d < time.Second {
+		d = time.Second
+	}
+	d = (d + time.Second - 1).Truncate(time.Second)
+	unit := func(n int64, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return strconv.FormatInt(n, 10) + " " + one + "s"
+	}
+	h, m, s := int64(d/time.Hour), int64(d%time.Hour/time.Minute), int64(d%time.Minute/time.Second)
+	var parts []string
+	switch {
+	case h > 0:
+		if s > 0 { // round up: never say less than the wait
+			m++
+			if m == 60 {
+				h, m = h+1, 0
+			}
+		}
+		parts = append(parts, unit(h, "hour"))
+		if m > 0 {
+			parts = append(parts, unit(m, "minute"))
+		}
+	case m > 0:
+		parts = append(parts, unit(m, "minute"))
+		if s > 0 {
+			parts = append(parts, unit(s, "second"))
+		}
+	default:
+		parts = append(parts, unit(s, "second"))
+	}
+	return strings.Join(parts, " ")
+}
+
+// fmtClock formats a local time of day, with the date when it is not today.
+func fmtClock(t time.Time) string {
+	t = t.Local()
+	now := time.Now()
+	if y, m, d := t.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return t.Format(time.TimeOnly)
+	}
+	return t.Format(time.DateTime)
+}

@@ -51,6 +51,15 @@ type Config struct {
 	MessageBirdOrigin    string `yaml:"messagebird_originator" help:"MessageBird originator"`
 	MessageBirdBaseURL   string `yaml:"messagebird_base_url" help:"MessageBird API base URL (tests and proxies)"`
 
+	FCMCredentialsFile string `yaml:"fcm_credentials_file" help:"Firebase service-account JSON; enables pushes through FCM"`
+	FCMProjectID       string `yaml:"fcm_project_id" help:"Firebase project id (default: the one in the credentials)"`
+	FCMEndpoint        string `yaml:"fcm_endpoint" help:"FCM API base URL (tests and proxies)"`
+	APNsKeyFile        string `yaml:"apns_key_file" help:".p8 token-auth key; enables direct APNs pushes to iOS"`
+	APNsKeyID          string `yaml:"apns_key_id" help:"APNs key id"`
+	APNsTeamID         string `yaml:"apns_team_id" help:"Apple developer team id"`
+	APNsTopic          string `yaml:"apns_topic" help:"the iOS app's bundle id"`
+	APNsEnvironment    string `yaml:"apns_environment" help:"production or sandbox"`
+
 	SMSResendCooldown    time.Duration `yaml:"sms_resend_cooldown" help:"least time between two SMS to one number"`
 	SMSPerNumberHour     int           `yaml:"sms_per_number_hour" help:"SMS to one number per hour"`
 	SMSPerNumberDay      int           `yaml:"sms_per_number_day" help:"SMS to one number per day"`
@@ -64,6 +73,7 @@ type Config struct {
 	LogFormat       string        `yaml:"log_format" help:"json or text"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long in-flight RPCs may take to finish at shutdown"`
 	HealthInterval  time.Duration `yaml:"health_interval" help:"how often the database and NATS are checked for readiness"`
+	SweepInterval   time.Duration `yaml:"sweep_interval" help:"how often expired requests are marked EXPIRED"`
 }
 
 // DefaultConfig is the configuration when nothing is given.
@@ -76,11 +86,13 @@ func DefaultConfig() Config {
 		LogFormat:       "json",
 		ShutdownTimeout: 15 * time.Second,
 		HealthInterval:  5 * time.Second,
+		SweepInterval:   time.Second,
 		LinkBaseURL:     "https://pushauth.example",
 		AppName:         "pushauth",
 		AllowedRegions:  []string{"NL", "BE", "LU", "DE", "FR", "GB", "IE"},
 		VerificationTTL: 10 * time.Minute,
 		SMSProvider:     "outbox",
+		APNsEnvironment: "production",
 
 		SMSResendCooldown:    30 * time.Second,
 		SMSPerNumberHour:     5,
@@ -381,6 +393,19 @@ func (c Config) Validate() error {
 	default:
 		bad("sms_provider", "must be outbox, twilio or messagebird, got %q", c.SMSProvider)
 	}
+	if c.APNsKeyFile != "" && (c.APNsKeyID == "" || c.APNsTeamID == "" || c.APNsTopic == "") {
+		bad("apns_key_file", "needs apns_key_id, apns_team_id and apns_topic")
+	}
+	if c.APNsEnvironment != "production" && c.APNsEnvironment != "sandbox" {
+		bad("apns_environment", "must be production or sandbox, got %q", c.APNsEnvironment)
+	}
+	for _, f := range []struct{ key, path string }{{"fcm_credentials_file", c.FCMCredentialsFile}, {"apns_key_file", c.APNsKeyFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				bad(f.key, "cannot read %s", f.path)
+			}
+		}
+	}
 	if c.SMSResendCooldown < 0 {
 		bad("sms_resend_cooldown", "must not be negative")
 	}
@@ -396,6 +421,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be positive")
+	}
+	if c.SweepInterval < 10*time.Millisecond {
+		bad("sweep_interval", "must be at least 10ms")
 	}
 	if c.HealthInterval < 100*time.Millisecond {
 		bad("health_interval", "must be at least 100ms")

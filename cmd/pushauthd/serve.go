@@ -70,16 +70,22 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 	if err != nil {
 		return err
 	}
+	pushSender, err := newPushSender(startCtx, cfg, log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Options{
-		Logger:  log,
-		Version: version,
-		Store:   st,
-		Checks:  []server.Check{{Name: "database", Check: st.Ping}, {Name: "nats", Check: bus.Ping}},
-		Auth:    auth.Config{AdminToken: token, AdminCertNames: cfg.AdminCertNames},
-		TLS:     tlsCfg,
-		Keys:    keys,
-		SMS:     sender,
-		Outbox:  cfg.SMSProvider == "outbox",
+		Logger:     log,
+		Version:    version,
+		Store:      st,
+		Checks:     []server.Check{{Name: "database", Check: st.Ping}, {Name: "nats", Check: bus.Ping}},
+		Auth:       auth.Config{AdminToken: token, AdminCertNames: cfg.AdminCertNames},
+		TLS:        tlsCfg,
+		Keys:       keys,
+		Bus:        bus,
+		PushSender: pushSender,
+		SMS:        sender,
+		Outbox:     cfg.SMSProvider == "outbox",
 		Registration: registration.Config{
 			AllowedRegions:  allowedRegions(cfg.AllowedRegions),
 			VerificationTTL: cfg.VerificationTTL,
@@ -100,6 +106,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
 
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -134,6 +141,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 	}
 	g.Go(func() error {
 		srv.Health.Run(gctx, cfg.HealthInterval)
+		return nil
+	})
+	g.Go(func() error {
+		if err := srv.Run(gctx, cfg.SweepInterval); err != nil && gctx.Err() == nil {
+			return fmt.Errorf("push queue: %w", err)
+		}
 		return nil
 	})
 	g.Go(func() error {

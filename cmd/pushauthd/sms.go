@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/pushauth/pushauth/internal/keyring"
+	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/sms"
 	"github.com/pushauth/pushauth/internal/store"
 )
@@ -60,4 +62,29 @@ func allowedRegions(list []string) []string {
 		return nil
 	}
 	return list
+}
+
+// newPushSender builds the configured push providers; with none it logs.
+func newPushSender(ctx context.Context, cfg Config, log *slog.Logger) (push.Sender, error) {
+	var rc push.RouterConfig
+	rc.Logger = log
+	if cfg.FCMCredentialsFile != "" {
+		fcm, err := push.NewFCM(ctx, push.FCMConfig{CredentialsFile: cfg.FCMCredentialsFile, ProjectID: cfg.FCMProjectID, Endpoint: cfg.FCMEndpoint})
+		if err != nil {
+			return nil, fmt.Errorf("fcm: %w", err)
+		}
+		rc.FCM = fcm
+	}
+	if cfg.APNsKeyFile != "" {
+		apns, err := push.NewAPNs(push.APNsConfig{KeyFile: cfg.APNsKeyFile, KeyID: cfg.APNsKeyID, TeamID: cfg.APNsTeamID,
+			Topic: cfg.APNsTopic, Production: cfg.APNsEnvironment == "production"})
+		if err != nil {
+			return nil, fmt.Errorf("apns: %w", err)
+		}
+		rc.APNs = apns
+	}
+	if rc.FCM == nil && rc.APNs == nil {
+		log.Warn("no push provider configured: pushes are only logged; apps see requests when opened")
+	}
+	return push.NewRouter(rc), nil
 }

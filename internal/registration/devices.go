@@ -115,8 +115,22 @@ func (d *Devices) Deregister(ctx context.Context, id string) error {
 		if err := tx.RevokeDevice(ctx, id, now); err != nil {
 			return err
 		}
+		// Its accounts go with it.
+		conns, err := tx.ListDeviceConnections(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, c := range conns {
+			if err := tx.RemoveConnection(ctx, c.ID, now); err != nil {
+				return err
+			}
+			if err := audit.Write(ctx, tx, now, audit.Entry{Actor: "device:" + id, Action: "connection.removed", RelyingPartyID: c.RelyingPartyID,
+				Target: c.ID, Details: map[string]string{"device_id": id, "user_ref": c.UserRef, "by": "deregistration"}}); err != nil {
+				return err
+			}
+		}
 		return audit.Write(ctx, tx, now, audit.Entry{Actor: "device:" + id, Action: "device.revoked", Target: id,
-			Details: map[string]string{"by": "device"}})
+			Details: map[string]string{"by": "device", "connections_removed": fmt.Sprint(len(conns))}})
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return nil // already revoked: the wanted state

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/pushauth/pushauth/internal/auth"
+	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/server"
 	"github.com/pushauth/pushauth/internal/server/servertest"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
@@ -156,7 +157,7 @@ func serveBare(t *testing.T, srv *server.Server) *grpc.ClientConn {
 }
 
 func TestNotServingBeforeFirstCheck(t *testing.T) {
-	srv, err := server.New(server.Options{Checks: []server.Check{{Name: "ok", Check: func(context.Context) error { return nil }}}})
+	srv, err := server.New(server.Options{Bus: testBus(t), Checks: []server.Check{{Name: "ok", Check: func(context.Context) error { return nil }}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +180,17 @@ func opsGet(t *testing.T, h http.Handler, path string) (int, string) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequestWithContext(servertest.Context(t), http.MethodGet, path, nil))
 	return rec.Code, rec.Body.String()
+}
+
+// testBus is an embedded NATS for servers built without servertest.
+func testBus(t *testing.T) *events.Bus {
+	t.Helper()
+	bus, err := events.Start(context.Background(), events.Config{StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bus.Close)
+	return bus
 }
 
 func newTextLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
@@ -297,7 +309,7 @@ var panicService = grpc.ServiceDesc{
 
 func TestPanicBecomesInternal(t *testing.T) {
 	logs := &servertest.LogBuffer{}
-	srv, err := server.New(server.Options{Logger: newTextLogger(logs), Version: "test", Auth: auth.Config{PublicMethods: []string{"/pushauth.test.Panic/Boom"}}})
+	srv, err := server.New(server.Options{Bus: testBus(t), Logger: newTextLogger(logs), Version: "test", Auth: auth.Config{PublicMethods: []string{"/pushauth.test.Panic/Boom"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

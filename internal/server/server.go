@@ -5,6 +5,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -19,8 +20,12 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/auth"
+	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/keyring"
+	"github.com/pushauth/pushauth/internal/pairing"
+	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/registration"
 	"github.com/pushauth/pushauth/internal/relyingparty"
 	"github.com/pushauth/pushauth/internal/sms"
@@ -49,6 +54,16 @@ type Options struct {
 	SMS          sms.Sender
 	Outbox       bool
 	Registration registration.Config
+	// Bus carries news between replicas; it must be set.
+	Bus *events.Bus
+	// PushSender sends pushes (FCM, APNs); nil logs instead of sending.
+	PushSender push.Sender
+	// PushQueue names the JetStream work queue; zero fields take defaults.
+	PushQueue  push.QueueConfig
+	Approval   approval.Config
+	PairingTTL time.Duration  // zero means 10 minutes
+	Pairing    pairing.Limits // zero means pairing.DefaultLimits()
+	Recheck    time.Duration  // how often waiters re-read; zero means 2s
 }
 
 // Server is an assembled, not yet listening, pushauth server.
@@ -56,7 +71,21 @@ type Server struct {
 	GRPC    *grpc.Server
 	Health  *Health
 	Metrics *Metrics
+	// Engine runs requests; its sweeper and push results are wired by the
+	// caller (RunSweeper, PushResult).
+	Engine *approval.Engine
+	hub    *events.Hub
+	queue  *push.Queue
 }
+
+// Run works the push queue and sweeps expired requests until ctx ends.
+func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
+	go s.Engine.RunSweeper(ctx, sweepEvery)
+	return s.queue.Run(ctx)
+}
+
+// Close releases what New started besides the gRPC server.
+func (s *Server) Close() { s.hub.Close() }
 
 // New wires the services onto a gRPC server.
 func New(o Options) (*Server, error) {
@@ -74,6 +103,42 @@ func New(o Options) (*Server, error) {
 	rps := relyingparty.New(o.Store, o.Now)
 	devices := registration.NewDevices(o.Store, o.Now)
 	reg := registration.New(o.Registration, o.Store, o.SMS, o.Keys, o.Now, o.Logger, metrics.smsRefused)
+	if o.PairingTTL == 0 {
+		o.PairingTTL = 10 * time.Minute
+	}
+	if o.Pairing == (pairing.Limits{}) {
+		o.Pairing = pairing.DefaultLimits()
+	}
+	if o.Approval == (approval.Config{}) {
+		o.Approval = approval.DefaultConfig()
+	}
+	if o.Recheck == 0 {
+		o.Recheck = 2 * time.Second
+	}
+	if o.Bus == nil {
+		return nil, fmt.Errorf("server: Options.Bus is required")
+	}
+	hub, err := events.NewHub(o.Bus.Conn(), events.RequestPrefix, o.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("request hub: %w", err)
+	}
+	phrases := pairing.New(o.Store, o.Keys, o.Now, o.PairingTTL, o.Pairing)
+	pusher := &queuePusher{}
+	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, o.Bus, pusher, o.Now, o.Logger)
+	if o.PushSender == nil {
+		o.PushSender = push.NewLogSender(o.Logger)
+	}
+	js, err := o.Bus.JetStream()
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	qctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	queue, err := push.NewQueue(qctx, js, o.PushQueue, o.PushSender, pushResult(engine), o.Now, o.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("push queue: %w", err)
+	}
+	pusher.q = queue
 	o.Auth.PublicMethods = append(o.Auth.PublicMethods, device.PublicMethods...)
 	authn := auth.New(o.Auth, rps, devices, o.Logger)
 	obs := &observe{log: o.Logger, metrics: metrics, now: o.Now}
@@ -96,8 +161,8 @@ func New(o Options) (*Server, error) {
 		outbox = o.Store
 	}
 	pushauthv1.RegisterAdminServiceServer(g, admin.New(rps, o.Store, outbox))
-	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New())
-	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices))
+	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New(engine, hub, o.Recheck))
+	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices, engine, o.Store, o.Bus))
 
 	h := newHealth(o.Checks, []string{
 		pushauthv1.AdminService_ServiceDesc.ServiceName,
@@ -106,7 +171,7 @@ func New(o Options) (*Server, error) {
 	}, o.Logger)
 	healthpb.RegisterHealthServer(g, h.srv)
 	reflection.Register(g)
-	return &Server{GRPC: g, Health: h, Metrics: metrics}, nil
+	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, hub: hub, queue: queue}, nil
 }
 
 // OpsHandler serves /metrics, /healthz (the process is alive) and /readyz

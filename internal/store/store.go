@@ -44,6 +44,10 @@ type Store interface {
 	Verifications
 	Counters
 	Outbox
+	PairingPhrases
+	Connections
+	Requests
+	UserStates
 	Audit
 }
 
@@ -253,4 +257,213 @@ type Audit interface {
 	AppendAuditEvent(ctx context.Context, e AuditEvent) (int64, error)
 	// ListAuditEvents returns matching events newest first (by ID descending).
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+}
+
+// PairingPhrase is a live two-word phrase a device shows. Only its keyed
+// hash is kept.
+type PairingPhrase struct {
+	Hash      []byte
+	DeviceID  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero until claimed
+}
+
+// PairingPhrases stores pairing phrases.
+type PairingPhrases interface {
+	// PutPairingPhrase stores p, deleting every other phrase of p.DeviceID
+	// and every phrase that expired before p.CreatedAt. ErrConflict if an
+	// unexpired phrase with the same hash exists (the caller draws again).
+	PutPairingPhrase(ctx context.Context, p PairingPhrase) error
+	// ClaimPairingPhrase marks the phrase with this hash used at at if it is
+	// unused and not expired at at (compare-and-swap) and returns it.
+	// ErrNotFound otherwise: of concurrent callers exactly one succeeds.
+	ClaimPairingPhrase(ctx context.Context, hash []byte, at time.Time) (PairingPhrase, error)
+}
+
+// Connection states.
+const (
+	ConnectionPending = "PENDING" // waiting for the device to approve pairing
+	ConnectionActive  = "ACTIVE"
+	ConnectionRemoved = "REMOVED" // removed, denied or expired; kept for audit
+)
+
+// Connection links a relying party's user to a device.
+type Connection struct {
+	ID             string
+	RelyingPartyID string
+	UserRef        string
+	DeviceID       string
+	AccountLabel   string
+	Status         string
+	CreatedAt      time.Time
+	ActivatedAt    time.Time
+	RemovedAt      time.Time
+}
+
+// Connections stores connections.
+type Connections interface {
+	// CreateConnection inserts c (normally PENDING). ErrConflict if its ID is
+	// taken.
+	CreateConnection(ctx context.Context, c Connection) error
+	// GetConnection returns the connection with this ID or ErrNotFound.
+	GetConnection(ctx context.Context, id string) (Connection, error)
+	// ActivateConnection moves a PENDING connection to ACTIVE at at
+	// (compare-and-swap), first removing (at at) any other ACTIVE connection
+	// of the same relying party, user and device, so there is at most one.
+	// ErrNotFound if there is no such connection, ErrConflict if it is not
+	// PENDING.
+	ActivateConnection(ctx context.Context, id string, at time.Time) error
+	// RemoveConnection moves a PENDING or ACTIVE connection to REMOVED at at.
+	// ErrNotFound if there is none, ErrConflict if it is already REMOVED.
+	RemoveConnection(ctx context.Context, id string, at time.Time) error
+	// ListDeviceConnections returns a device's ACTIVE connections, oldest first.
+	ListDeviceConnections(ctx context.Context, deviceID string) ([]Connection, error)
+	// ListUserConnections returns the ACTIVE connections of a relying
+	// party's user, oldest first.
+	ListUserConnections(ctx context.Context, relyingPartyID, userRef string) ([]Connection, error)
+}
+
+// Request kinds.
+const (
+	KindLogin   = "LOGIN"
+	KindPairing = "PAIRING"
+)
+
+// Request states and reasons, as in pushauth.v1.RequestStatus/DecisionReason.
+const (
+	StatusPending   = "PENDING"
+	StatusApproved  = "APPROVED"
+	StatusDenied    = "DENIED"
+	StatusExpired   = "EXPIRED"
+	StatusCancelled = "CANCELLED"
+
+	ReasonUser           = "USER"
+	ReasonLocationRule   = "LOCATION_RULE"
+	ReasonNumberMismatch = "NUMBER_MISMATCH"
+	ReasonFraudReport    = "FRAUD_REPORT"
+	ReasonSuperseded     = "SUPERSEDED"
+	ReasonTimeout        = "TIMEOUT"
+	ReasonCancelled      = "CANCELLED"
+)
+
+// RequestContext is what the phone shows about a login.
+type RequestContext struct {
+	AppName   string
+	IPAddress string
+	Location  string
+	Browser   string
+	Action    string
+}
+
+// Request is a login or pairing request.
+type Request struct {
+	ID             string
+	Kind           string
+	RelyingPartyID string
+	UserRef        string
+	ConnectionID   string // PAIRING: the pending connection it activates
+	AccountLabel   string
+	Context        RequestContext
+	NumberMatching NumberMatching
+	NumberHash     []byte // keyed hash of the number shown; nil for NONE
+	Status         string
+	Reason         string
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	DecidedAt      time.Time
+	// Set when a device decided.
+	DecidedBy      string
+	Payload        []byte // the signed decision string
+	Signature      []byte
+	AutoApproved   bool
+	LocationRuleID string
+}
+
+// Delivery states of a request target.
+const (
+	DeliveryQueued = "QUEUED"
+	DeliverySent   = "SENT"
+	DeliveryFailed = "FAILED" // transient failures still retried, or gave up
+	DeliveryDead   = "DEAD"   // the push token is dead
+	DeliveryMuted  = "MUTED"  // not pushed: the user reported fraud
+)
+
+// RequestTarget is one device a request was sent to.
+type RequestTarget struct {
+	RequestID string
+	DeviceID  string
+	Delivery  string
+	Detail    string // why delivery failed; no secrets
+	UpdatedAt time.Time
+	SeenAt    time.Time // zero until the app opened the request
+}
+
+// Decision ends a pending request.
+type Decision struct {
+	RequestID      string
+	Status         string // not PENDING
+	Reason         string
+	At             time.Time
+	DecidedBy      string // device id, or "" when no device decided
+	Payload        []byte
+	Signature      []byte
+	AutoApproved   bool
+	LocationRuleID string
+}
+
+// Requests stores requests and their targets.
+type Requests interface {
+	// CreateRequest inserts r with its targets. ErrConflict if the ID is taken.
+	CreateRequest(ctx context.Context, r Request, targets []RequestTarget) error
+	// GetRequest returns the request with this ID or ErrNotFound.
+	GetRequest(ctx context.Context, id string) (Request, error)
+	// ListRequestTargets returns a request's targets in device-ID order.
+	ListRequestTargets(ctx context.Context, requestID string) ([]RequestTarget, error)
+	// ListDevicePendingRequests returns the PENDING requests targeting a
+	// device that have not expired at now, oldest first.
+	ListDevicePendingRequests(ctx context.Context, deviceID string, now time.Time) ([]Request, error)
+	// ListUserPendingRequests returns the PENDING requests of kind for a
+	// relying party's user that have not expired at now, oldest first.
+	ListUserPendingRequests(ctx context.Context, relyingPartyID, userRef, kind string, now time.Time) ([]Request, error)
+	// DecideRequest applies d if the request is PENDING and, unless d.Status
+	// is EXPIRED, not expired at d.At (compare-and-swap). ErrNotFound if
+	// there is no such request, ErrConflict if it was decided or expired:
+	// of concurrent callers exactly one gets nil.
+	DecideRequest(ctx context.Context, d Decision) error
+	// ExpireRequests marks up to limit PENDING requests with ExpiresAt <= now
+	// EXPIRED (reason TIMEOUT, DecidedAt now) and returns them as they are
+	// now. Safe to run on every replica at once: each request is returned to
+	// exactly one caller.
+	ExpireRequests(ctx context.Context, now time.Time, limit int) ([]Request, error)
+	// UpdateTargetDelivery sets Delivery, Detail and UpdatedAt of a target.
+	// ErrNotFound if there is no such target.
+	UpdateTargetDelivery(ctx context.Context, requestID, deviceID, delivery, detail string, at time.Time) error
+	// MarkTargetSeen sets SeenAt = at if it is zero and reports whether it
+	// did. ErrNotFound if there is no such target.
+	MarkTargetSeen(ctx context.Context, requestID, deviceID string, at time.Time) (bool, error)
+	// MarkPushTokenDead sets PushTokenDead on a device if its push token is
+	// still token (a newer token is not marked).
+	MarkPushTokenDead(ctx context.Context, deviceID, token string) error
+}
+
+// UserState is the abuse-limiting state of a relying party's user.
+type UserState struct {
+	RelyingPartyID      string
+	UserRef             string
+	ConsecutiveFailures int
+	BackoffUntil        time.Time
+	MutedUntil          time.Time
+	UpdatedAt           time.Time
+}
+
+// UserStates stores per-user limit state.
+type UserStates interface {
+	// GetUserState returns the state of a user; a user with none has the
+	// zero state (with the keys filled in), not ErrNotFound.
+	GetUserState(ctx context.Context, relyingPartyID, userRef string) (UserState, error)
+	// UpdateUserState reads the state, calls fn on it and writes it back,
+	// atomically with respect to other UpdateUserState calls for the same
+	// user on any replica. An error from fn aborts without writing.
+	UpdateUserState(ctx context.Context, relyingPartyID, userRef string, fn func(*UserState) error) error
 }

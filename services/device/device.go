@@ -6,9 +6,11 @@ package device
 import (
 	"context"
 
+	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/auth"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/registration"
+	"github.com/pushauth/pushauth/internal/store"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
 
@@ -23,11 +25,19 @@ type Server struct {
 	pushauthv1.UnimplementedDeviceServiceServer
 	reg     *registration.Service
 	devices *registration.Devices
+	engine  *approval.Engine
+	rps     store.RelyingParties
+	bus     Subscriber
+}
+
+// Subscriber delivers one subject's messages; events.Bus is one.
+type Subscriber interface {
+	Subscribe(subject string, buf int) (<-chan []byte, func(), error)
 }
 
 // New returns the DeviceService.
-func New(reg *registration.Service, devices *registration.Devices) *Server {
-	return &Server{reg: reg, devices: devices}
+func New(reg *registration.Service, devices *registration.Devices, engine *approval.Engine, rps store.RelyingParties, bus Subscriber) *Server {
+	return &Server{reg: reg, devices: devices, engine: engine, rps: rps, bus: bus}
 }
 
 // caller returns the calling device or an error for a call without one.

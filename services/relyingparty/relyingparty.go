@@ -5,9 +5,13 @@ package relyingparty
 
 import (
 	"context"
+	"time"
 
+	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/auth"
+	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/store"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 	"github.com/pushauth/pushauth/services/wire"
 )
@@ -15,10 +19,25 @@ import (
 // Server is the RelyingPartyService.
 type Server struct {
 	pushauthv1.UnimplementedRelyingPartyServiceServer
+	engine *approval.Engine
+	hub    *events.Hub
+	// recheck is how often a waiter re-reads its request in case a NATS
+	// message was lost.
+	recheck time.Duration
 }
 
-// New returns the RelyingPartyService.
-func New() *Server { return &Server{} }
+// New returns the RelyingPartyService. hub carries decision news to waiters.
+func New(engine *approval.Engine, hub *events.Hub, recheck time.Duration) *Server {
+	return &Server{engine: engine, hub: hub, recheck: recheck}
+}
+
+func caller(ctx context.Context) (store.RelyingParty, string, error) {
+	rp, _, ok := auth.RelyingPartyFrom(ctx)
+	if !ok {
+		return store.RelyingParty{}, "", fault.New(fault.Unauthenticated, "no relying party credentials")
+	}
+	return rp, auth.ActorFrom(ctx), nil
+}
 
 // WhoAmI returns the relying party of the calling key.
 func (s *Server) WhoAmI(ctx context.Context, _ *pushauthv1.WhoAmIRequest) (*pushauthv1.WhoAmIResponse, error) {

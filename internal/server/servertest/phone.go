@@ -7,9 +7,15 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/registration"
+	"github.com/pushauth/pushauth/internal/store"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
 
@@ -111,4 +117,79 @@ func (ts *TestServer) Register(t testing.TB, p *Phone, number string) {
 		t.Fatalf("CompletePhoneVerification: %v", err)
 	}
 	p.DeviceID, p.Credential = resp.GetDevice().GetId(), resp.GetDeviceCredential()
+}
+
+// Decide signs and sends a decision on dr as the app would: the signed
+// string is built from what the phone was shown.
+func (ts *TestServer) Decide(t testing.TB, p *Phone, dr *pushauthv1.DeviceRequest, d pushauthv1.Decision, answer string) (*pushauthv1.Request, error) {
+	t.Helper()
+	req := p.SignedResponse(t, dr, d, answer, ts.Clock.Now())
+	resp, err := ts.Device.RespondToRequest(ts.WithToken(Context(t), p.Credential), req)
+	return resp.GetRequest(), err
+}
+
+// SignedResponse builds a RespondToRequest signed at signedAt.
+func (p *Phone) SignedResponse(t testing.TB, dr *pushauthv1.DeviceRequest, d pushauthv1.Decision, answer string, signedAt time.Time) *pushauthv1.RespondToRequestRequest {
+	t.Helper()
+	c := dr.GetContext()
+	decision := strings.TrimPrefix(d.String(), "DECISION_")
+	fields := approval.SignedFields{
+		RequestID:      dr.GetId(),
+		Kind:           strings.TrimPrefix(dr.GetKind().String(), "REQUEST_KIND_"),
+		Decision:       decision,
+		NumberAnswer:   answer,
+		DeviceID:       p.DeviceID,
+		RelyingPartyID: dr.GetRelyingPartyId(),
+		UserRef:        dr.GetUserRef(),
+		ContextSHA256: approval.ContextHash(store.RequestContext{AppName: c.GetAppName(), IPAddress: c.GetIpAddress(),
+			Location: c.GetLocation(), Browser: c.GetBrowser(), Action: c.GetAction()}, dr.GetAccountLabel()),
+		SignedAt: signedAt,
+	}
+	return &pushauthv1.RespondToRequestRequest{
+		RequestId:    dr.GetId(),
+		Decision:     d,
+		NumberAnswer: answer,
+		SignedTime:   timestamppb.New(signedAt),
+		Signature:    p.Sign(t, fields.Payload()),
+	}
+}
+
+// Pending returns the one request waiting for p, failing if there is not
+// exactly one.
+func (ts *TestServer) Pending(t testing.TB, p *Phone) *pushauthv1.DeviceRequest {
+	t.Helper()
+	resp, err := ts.Device.ListPendingRequests(ts.WithToken(Context(t), p.Credential), &pushauthv1.ListPendingRequestsRequest{})
+	if err != nil {
+		t.Fatalf("ListPendingRequests: %v", err)
+	}
+	if len(resp.GetRequests()) != 1 {
+		t.Fatalf("%d pending requests, want 1: %v", len(resp.GetRequests()), resp.GetRequests())
+	}
+	return resp.GetRequests()[0]
+}
+
+// Pair connects p to userRef at the relying party of apiKey through the
+// phrase flow and returns the pairing request's final state.
+func (ts *TestServer) Pair(t testing.TB, p *Phone, apiKey, userRef, label string) *pushauthv1.Request {
+	t.Helper()
+	ctx := Context(t)
+	ph, err := ts.Device.CreatePairingPhrase(ts.WithToken(ctx, p.Credential), &pushauthv1.CreatePairingPhraseRequest{})
+	if err != nil {
+		t.Fatalf("CreatePairingPhrase: %v", err)
+	}
+	claim, err := ts.RP.ClaimPairingPhrase(ts.WithToken(ctx, apiKey), &pushauthv1.ClaimPairingPhraseRequest{
+		Phrase: strings.ToUpper(ph.GetPhrase()), UserRef: userRef, AccountLabel: label,
+	})
+	if err != nil {
+		t.Fatalf("ClaimPairingPhrase: %v", err)
+	}
+	dr, err := ts.Device.GetRequest(ts.WithToken(ctx, p.Credential), &pushauthv1.DeviceServiceGetRequestRequest{RequestId: claim.GetRequestId()})
+	if err != nil {
+		t.Fatalf("device GetRequest: %v", err)
+	}
+	r, err := ts.Decide(t, p, dr.GetRequest(), pushauthv1.Decision_DECISION_APPROVE, "")
+	if err != nil {
+		t.Fatalf("approve pairing: %v", err)
+	}
+	return r
 }

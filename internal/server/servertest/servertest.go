@@ -23,6 +23,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"io"
 	"log/slog"
 	"net"
@@ -163,6 +164,42 @@ type TestServer struct {
 // when the test ends.
 func New(t testing.TB, url string, opts ...func(*server.Options)) *TestServer {
 	t.Helper()
+	return newServer(t, url, shared{clock: NewClock(Epoch), token: "adm_" + randomHex(16), keys: testKeys(t)}, opts...)
+}
+
+// shared is what the replicas of a cluster have in common.
+type shared struct {
+	natsURL string // "" embeds a NATS server per replica
+	clock   *Clock
+	token   string
+	keys    *keyring.Keyring
+}
+
+// NewCluster starts n replicas on one database (url) and one NATS server
+// (in-process, on a loopback port), with one clock, admin token and key, as
+// a production deployment would run them: a login server may talk to one
+// replica and the phone to another.
+func NewCluster(t testing.TB, url string, n int, opts ...func(*server.Options)) []*TestServer {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	sh := shared{natsURL: ns.ClientURL(), clock: NewClock(Epoch), token: "adm_" + randomHex(16), keys: testKeys(t)}
+	out := make([]*TestServer, n)
+	for i := range out {
+		out[i] = newServer(t, url, sh, opts...)
+	}
+	return out
+}
+
+func newServer(t testing.TB, url string, sh shared, opts ...func(*server.Options)) *TestServer {
+	t.Helper()
 	logs := &LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	t.Cleanup(func() {
@@ -175,14 +212,13 @@ func New(t testing.TB, url string, opts ...func(*server.Options)) *TestServer {
 
 	startCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	bus, err := events.Start(startCtx, events.Config{StoreDir: t.TempDir(), ServerName: "servertest"}, log.With("component", "events"))
+	bus, err := events.Start(startCtx, events.Config{URL: sh.natsURL, StoreDir: t.TempDir(), ServerName: "servertest"}, log.With("component", "events"))
 	if err != nil {
 		t.Fatalf("start embedded NATS: %v", err)
 	}
 	t.Cleanup(bus.Close)
 
-	clock := NewClock(Epoch)
-	token := "adm_" + randomHex(16)
+	clock, token := sh.clock, sh.token
 	o := server.Options{
 		Logger:  log,
 		Now:     clock.Now,
@@ -193,7 +229,8 @@ func New(t testing.TB, url string, opts ...func(*server.Options)) *TestServer {
 			{Name: "nats", Check: bus.Ping},
 		},
 		Auth:   auth.Config{AdminToken: token},
-		Keys:   testKeys(t),
+		Keys:   sh.keys,
+		Bus:    bus,
 		SMS:    sms.NewOutbox(st, clock.Now, log),
 		Outbox: true,
 		Registration: registration.Config{
@@ -211,6 +248,7 @@ func New(t testing.TB, url string, opts ...func(*server.Options)) *TestServer {
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
+	t.Cleanup(srv.Close)
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -232,6 +270,15 @@ func New(t testing.TB, url string, opts ...func(*server.Options)) *TestServer {
 	t.Cleanup(func() { _ = conn.Close() })
 
 	srv.Health.CheckNow(startCtx)
+	runCtx, stopRun := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		// The sweeper's own timer is long: tests move the clock and call
+		// Engine.Sweep when they mean it.
+		_ = srv.Run(runCtx, time.Hour)
+	}()
+	t.Cleanup(func() { stopRun(); <-ran })
 
 	return &TestServer{
 		Addr:       lis.Addr().String(),

@@ -119,13 +119,14 @@ func latestVersion(t *testing.T, fsys fs.FS, dir string) uint {
 }
 
 func TestMigrations(t *testing.T) {
-	wantTables := []string{"api_keys", "audit_events", "devices", "phone_verifications", "rate_counters", "relying_parties", "sms_outbox"}
+	wantTables := []string{"api_keys", "audit_events", "connections", "devices", "pairing_phrases", "phone_verifications",
+		"rate_counters", "relying_parties", "request_targets", "requests", "sms_outbox", "user_states"}
 	if a, b := latestVersion(t, migrations.Postgres, "postgres"), latestVersion(t, migrations.SQLite, "sqlite"); a != b {
 		t.Fatalf("postgres migrations end at %d, sqlite at %d", a, b)
 	}
 	latest := latestVersion(t, migrations.SQLite, "sqlite")
-	if latest < 2 {
-		t.Fatalf("migrations end at %d, want at least 2 (registration)", latest)
+	if latest < 3 {
+		t.Fatalf("migrations end at %d, want at least 3 (requests)", latest)
 	}
 
 	for _, d := range dialects {
@@ -176,6 +177,26 @@ func TestMigrations(t *testing.T) {
 				}
 				if _, err := s.AddOutboxMessage(ctx, store.OutboxMessage{PhoneNumber: "+15550100", Body: "b"}); err != nil {
 					t.Fatalf("AddOutboxMessage: %v", err)
+				}
+				// Version 3: pairing, connections, requests and user states.
+				if err := s.PutPairingPhrase(ctx, store.PairingPhrase{Hash: []byte("h"), DeviceID: "d", ExpiresAt: time.Unix(120, 0)}); err != nil {
+					t.Fatalf("PutPairingPhrase: %v", err)
+				}
+				if err := s.CreateConnection(ctx, store.Connection{ID: "c", RelyingPartyID: "rp-1", UserRef: "u", DeviceID: "d", Status: store.ConnectionPending}); err != nil {
+					t.Fatalf("CreateConnection: %v", err)
+				}
+				if err := s.ActivateConnection(ctx, "c", time.Unix(60, 0)); err != nil {
+					t.Fatalf("ActivateConnection: %v", err)
+				}
+				r := store.Request{ID: "r", Kind: store.KindLogin, RelyingPartyID: "rp-1", UserRef: "u", Status: store.StatusPending, ExpiresAt: time.Unix(120, 0)}
+				if err := s.CreateRequest(ctx, r, []store.RequestTarget{{DeviceID: "d"}}); err != nil {
+					t.Fatalf("CreateRequest: %v", err)
+				}
+				if rs, err := s.ExpireRequests(ctx, time.Unix(180, 0), 10); err != nil || len(rs) != 1 {
+					t.Fatalf("ExpireRequests = %d requests, %v", len(rs), err)
+				}
+				if err := s.UpdateUserState(ctx, "rp-1", "u", func(u *store.UserState) error { u.ConsecutiveFailures = 1; return nil }); err != nil {
+					t.Fatalf("UpdateUserState: %v", err)
 				}
 			}
 			gone := func() {

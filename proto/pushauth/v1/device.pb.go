@@ -823,11 +823,784 @@ func (x *GetDeviceResponse) GetDevice() *Device {
 	return nil
 }
 
+type CreatePairingPhraseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePairingPhraseRequest) Reset() {
+	*x = CreatePairingPhraseRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePairingPhraseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePairingPhraseRequest) ProtoMessage() {}
+
+func (x *CreatePairingPhraseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePairingPhraseRequest.ProtoReflect.Descriptor instead.
+func (*CreatePairingPhraseRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{12}
+}
+
+type CreatePairingPhraseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Two words, e.g. "mango tulip".
+	Phrase        string                 `protobuf:"bytes,1,opt,name=phrase,proto3" json:"phrase,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePairingPhraseResponse) Reset() {
+	*x = CreatePairingPhraseResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePairingPhraseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePairingPhraseResponse) ProtoMessage() {}
+
+func (x *CreatePairingPhraseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePairingPhraseResponse.ProtoReflect.Descriptor instead.
+func (*CreatePairingPhraseResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CreatePairingPhraseResponse) GetPhrase() string {
+	if x != nil {
+		return x.Phrase
+	}
+	return ""
+}
+
+func (x *CreatePairingPhraseResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// Connection is an account of a relying party on this device.
+type Connection struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Id               string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RelyingPartyId   string                 `protobuf:"bytes,2,opt,name=relying_party_id,json=relyingPartyId,proto3" json:"relying_party_id,omitempty"`
+	RelyingPartyName string                 `protobuf:"bytes,3,opt,name=relying_party_name,json=relyingPartyName,proto3" json:"relying_party_name,omitempty"`
+	AccountLabel     string                 `protobuf:"bytes,4,opt,name=account_label,json=accountLabel,proto3" json:"account_label,omitempty"`
+	ConnectTime      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=connect_time,json=connectTime,proto3" json:"connect_time,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Connection) Reset() {
+	*x = Connection{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Connection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Connection) ProtoMessage() {}
+
+func (x *Connection) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Connection.ProtoReflect.Descriptor instead.
+func (*Connection) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Connection) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Connection) GetRelyingPartyId() string {
+	if x != nil {
+		return x.RelyingPartyId
+	}
+	return ""
+}
+
+func (x *Connection) GetRelyingPartyName() string {
+	if x != nil {
+		return x.RelyingPartyName
+	}
+	return ""
+}
+
+func (x *Connection) GetAccountLabel() string {
+	if x != nil {
+		return x.AccountLabel
+	}
+	return ""
+}
+
+func (x *Connection) GetConnectTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ConnectTime
+	}
+	return nil
+}
+
+type ListConnectionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnectionsRequest) Reset() {
+	*x = ListConnectionsRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnectionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnectionsRequest) ProtoMessage() {}
+
+func (x *ListConnectionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnectionsRequest.ProtoReflect.Descriptor instead.
+func (*ListConnectionsRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{15}
+}
+
+type ListConnectionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Connections   []*Connection          `protobuf:"bytes,1,rep,name=connections,proto3" json:"connections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnectionsResponse) Reset() {
+	*x = ListConnectionsResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnectionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnectionsResponse) ProtoMessage() {}
+
+func (x *ListConnectionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnectionsResponse.ProtoReflect.Descriptor instead.
+func (*ListConnectionsResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListConnectionsResponse) GetConnections() []*Connection {
+	if x != nil {
+		return x.Connections
+	}
+	return nil
+}
+
+type RemoveConnectionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveConnectionRequest) Reset() {
+	*x = RemoveConnectionRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveConnectionRequest) ProtoMessage() {}
+
+func (x *RemoveConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveConnectionRequest.ProtoReflect.Descriptor instead.
+func (*RemoveConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RemoveConnectionRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+type RemoveConnectionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveConnectionResponse) Reset() {
+	*x = RemoveConnectionResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveConnectionResponse) ProtoMessage() {}
+
+func (x *RemoveConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveConnectionResponse.ProtoReflect.Descriptor instead.
+func (*RemoveConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{18}
+}
+
+type ListPendingRequestsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPendingRequestsRequest) Reset() {
+	*x = ListPendingRequestsRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPendingRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPendingRequestsRequest) ProtoMessage() {}
+
+func (x *ListPendingRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPendingRequestsRequest.ProtoReflect.Descriptor instead.
+func (*ListPendingRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{19}
+}
+
+type ListPendingRequestsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*DeviceRequest       `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPendingRequestsResponse) Reset() {
+	*x = ListPendingRequestsResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPendingRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPendingRequestsResponse) ProtoMessage() {}
+
+func (x *ListPendingRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPendingRequestsResponse.ProtoReflect.Descriptor instead.
+func (*ListPendingRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListPendingRequestsResponse) GetRequests() []*DeviceRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type DeviceServiceGetRequestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceServiceGetRequestRequest) Reset() {
+	*x = DeviceServiceGetRequestRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceServiceGetRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceServiceGetRequestRequest) ProtoMessage() {}
+
+func (x *DeviceServiceGetRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceServiceGetRequestRequest.ProtoReflect.Descriptor instead.
+func (*DeviceServiceGetRequestRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DeviceServiceGetRequestRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+type DeviceServiceGetRequestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *DeviceRequest         `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceServiceGetRequestResponse) Reset() {
+	*x = DeviceServiceGetRequestResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceServiceGetRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceServiceGetRequestResponse) ProtoMessage() {}
+
+func (x *DeviceServiceGetRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceServiceGetRequestResponse.ProtoReflect.Descriptor instead.
+func (*DeviceServiceGetRequestResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DeviceServiceGetRequestResponse) GetRequest() *DeviceRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+type WatchRequestsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequestsRequest) Reset() {
+	*x = WatchRequestsRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequestsRequest) ProtoMessage() {}
+
+func (x *WatchRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequestsRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{23}
+}
+
+type WatchRequestsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*WatchRequestsResponse_Request
+	//	*WatchRequestsResponse_ClosedRequestId
+	//	*WatchRequestsResponse_Notice
+	Event         isWatchRequestsResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequestsResponse) Reset() {
+	*x = WatchRequestsResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequestsResponse) ProtoMessage() {}
+
+func (x *WatchRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequestsResponse.ProtoReflect.Descriptor instead.
+func (*WatchRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *WatchRequestsResponse) GetEvent() isWatchRequestsResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchRequestsResponse) GetRequest() *DeviceRequest {
+	if x != nil {
+		if x, ok := x.Event.(*WatchRequestsResponse_Request); ok {
+			return x.Request
+		}
+	}
+	return nil
+}
+
+func (x *WatchRequestsResponse) GetClosedRequestId() string {
+	if x != nil {
+		if x, ok := x.Event.(*WatchRequestsResponse_ClosedRequestId); ok {
+			return x.ClosedRequestId
+		}
+	}
+	return ""
+}
+
+func (x *WatchRequestsResponse) GetNotice() string {
+	if x != nil {
+		if x, ok := x.Event.(*WatchRequestsResponse_Notice); ok {
+			return x.Notice
+		}
+	}
+	return ""
+}
+
+type isWatchRequestsResponse_Event interface {
+	isWatchRequestsResponse_Event()
+}
+
+type WatchRequestsResponse_Request struct {
+	// A new request for this device.
+	Request *DeviceRequest `protobuf:"bytes,1,opt,name=request,proto3,oneof"`
+}
+
+type WatchRequestsResponse_ClosedRequestId struct {
+	// A request this device was asked about ended (decided elsewhere,
+	// cancelled, expired): the app can close it.
+	ClosedRequestId string `protobuf:"bytes,2,opt,name=closed_request_id,json=closedRequestId,proto3,oneof"`
+}
+
+type WatchRequestsResponse_Notice struct {
+	// Something the user should know, e.g. "a new phone was connected to
+	// your account at Mijn Portal".
+	Notice string `protobuf:"bytes,3,opt,name=notice,proto3,oneof"`
+}
+
+func (*WatchRequestsResponse_Request) isWatchRequestsResponse_Event() {}
+
+func (*WatchRequestsResponse_ClosedRequestId) isWatchRequestsResponse_Event() {}
+
+func (*WatchRequestsResponse_Notice) isWatchRequestsResponse_Event() {}
+
+type RespondToRequestRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Decision  Decision               `protobuf:"varint,2,opt,name=decision,proto3,enum=pushauth.v1.Decision" json:"decision,omitempty"`
+	// The number the user typed, when the request asks for one.
+	NumberAnswer string `protobuf:"bytes,3,opt,name=number_answer,json=numberAnswer,proto3" json:"number_answer,omitempty"`
+	// Set when a location rule on the phone approved without a tap.
+	AutoApproved   bool   `protobuf:"varint,4,opt,name=auto_approved,json=autoApproved,proto3" json:"auto_approved,omitempty"`
+	LocationRuleId string `protobuf:"bytes,5,opt,name=location_rule_id,json=locationRuleId,proto3" json:"location_rule_id,omitempty"`
+	// When the phone signed; must be within 5 minutes of the server's clock.
+	SignedTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=signed_time,json=signedTime,proto3" json:"signed_time,omitempty"`
+	// ASN.1 DER ECDSA-SHA256 over the decision string (docs/decisions.md).
+	Signature     []byte `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RespondToRequestRequest) Reset() {
+	*x = RespondToRequestRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RespondToRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RespondToRequestRequest) ProtoMessage() {}
+
+func (x *RespondToRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RespondToRequestRequest.ProtoReflect.Descriptor instead.
+func (*RespondToRequestRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RespondToRequestRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RespondToRequestRequest) GetDecision() Decision {
+	if x != nil {
+		return x.Decision
+	}
+	return Decision_DECISION_UNSPECIFIED
+}
+
+func (x *RespondToRequestRequest) GetNumberAnswer() string {
+	if x != nil {
+		return x.NumberAnswer
+	}
+	return ""
+}
+
+func (x *RespondToRequestRequest) GetAutoApproved() bool {
+	if x != nil {
+		return x.AutoApproved
+	}
+	return false
+}
+
+func (x *RespondToRequestRequest) GetLocationRuleId() string {
+	if x != nil {
+		return x.LocationRuleId
+	}
+	return ""
+}
+
+func (x *RespondToRequestRequest) GetSignedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignedTime
+	}
+	return nil
+}
+
+func (x *RespondToRequestRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type RespondToRequestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *Request               `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RespondToRequestResponse) Reset() {
+	*x = RespondToRequestResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RespondToRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RespondToRequestResponse) ProtoMessage() {}
+
+func (x *RespondToRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RespondToRequestResponse.ProtoReflect.Descriptor instead.
+func (*RespondToRequestResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RespondToRequestResponse) GetRequest() *Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
 var File_pushauth_v1_device_proto protoreflect.FileDescriptor
 
 const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\n" +
-	"\x18pushauth/v1/device.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x01\n" +
+	"\x18pushauth/v1/device.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19pushauth/v1/request.proto\"\xae\x01\n" +
 	"\x1dStartPhoneVerificationRequest\x12,\n" +
 	"\fphone_number\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x03\x18 R\vphoneNumber\x12>\n" +
 	"\x0edefault_region\x18\x02 \x01(\tB\x17\xbaH\x14r\x122\x10^([A-Za-z]{2})?$R\rdefaultRegion\x12\x1f\n" +
@@ -888,17 +1661,70 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\x0fpush_token_dead\x18\b \x01(\bR\rpushTokenDead\"\x12\n" +
 	"\x10GetDeviceRequest\"@\n" +
 	"\x11GetDeviceResponse\x12+\n" +
-	"\x06device\x18\x01 \x01(\v2\x13.pushauth.v1.DeviceR\x06device*L\n" +
+	"\x06device\x18\x01 \x01(\v2\x13.pushauth.v1.DeviceR\x06device\"\x1c\n" +
+	"\x1aCreatePairingPhraseRequest\"r\n" +
+	"\x1bCreatePairingPhraseResponse\x12\x16\n" +
+	"\x06phrase\x18\x01 \x01(\tR\x06phrase\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"\xd8\x01\n" +
+	"\n" +
+	"Connection\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
+	"\x10relying_party_id\x18\x02 \x01(\tR\x0erelyingPartyId\x12,\n" +
+	"\x12relying_party_name\x18\x03 \x01(\tR\x10relyingPartyName\x12#\n" +
+	"\raccount_label\x18\x04 \x01(\tR\faccountLabel\x12=\n" +
+	"\fconnect_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vconnectTime\"\x18\n" +
+	"\x16ListConnectionsRequest\"T\n" +
+	"\x17ListConnectionsResponse\x129\n" +
+	"\vconnections\x18\x01 \x03(\v2\x17.pushauth.v1.ConnectionR\vconnections\"I\n" +
+	"\x17RemoveConnectionRequest\x12.\n" +
+	"\rconnection_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\fconnectionId\"\x1a\n" +
+	"\x18RemoveConnectionResponse\"\x1c\n" +
+	"\x1aListPendingRequestsRequest\"U\n" +
+	"\x1bListPendingRequestsResponse\x126\n" +
+	"\brequests\x18\x01 \x03(\v2\x1a.pushauth.v1.DeviceRequestR\brequests\"J\n" +
+	"\x1eDeviceServiceGetRequestRequest\x12(\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\trequestId\"W\n" +
+	"\x1fDeviceServiceGetRequestResponse\x124\n" +
+	"\arequest\x18\x01 \x01(\v2\x1a.pushauth.v1.DeviceRequestR\arequest\"\x16\n" +
+	"\x14WatchRequestsRequest\"\xa0\x01\n" +
+	"\x15WatchRequestsResponse\x126\n" +
+	"\arequest\x18\x01 \x01(\v2\x1a.pushauth.v1.DeviceRequestH\x00R\arequest\x12,\n" +
+	"\x11closed_request_id\x18\x02 \x01(\tH\x00R\x0fclosedRequestId\x12\x18\n" +
+	"\x06notice\x18\x03 \x01(\tH\x00R\x06noticeB\a\n" +
+	"\x05event\"\x82\x03\n" +
+	"\x17RespondToRequestRequest\x12(\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\trequestId\x12=\n" +
+	"\bdecision\x18\x02 \x01(\x0e2\x15.pushauth.v1.DecisionB\n" +
+	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bdecision\x128\n" +
+	"\rnumber_answer\x18\x03 \x01(\tB\x13\xbaH\x10r\x0e2\f^[0-9]{0,6}$R\fnumberAnswer\x12#\n" +
+	"\rauto_approved\x18\x04 \x01(\bR\fautoApproved\x121\n" +
+	"\x10location_rule_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x0elocationRuleId\x12C\n" +
+	"\vsigned_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\n" +
+	"signedTime\x12'\n" +
+	"\tsignature\x18\a \x01(\fB\t\xbaH\x06z\x04\x10\b\x18PR\tsignature\"J\n" +
+	"\x18RespondToRequestResponse\x12.\n" +
+	"\arequest\x18\x01 \x01(\v2\x14.pushauth.v1.RequestR\arequest*L\n" +
 	"\bPlatform\x12\x18\n" +
 	"\x14PLATFORM_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10PLATFORM_ANDROID\x10\x01\x12\x10\n" +
-	"\fPLATFORM_IOS\x10\x022\x80\x04\n" +
+	"\fPLATFORM_IOS\x10\x022\xb7\t\n" +
 	"\rDeviceService\x12q\n" +
 	"\x16StartPhoneVerification\x12*.pushauth.v1.StartPhoneVerificationRequest\x1a+.pushauth.v1.StartPhoneVerificationResponse\x12z\n" +
 	"\x19CompletePhoneVerification\x12-.pushauth.v1.CompletePhoneVerificationRequest\x1a..pushauth.v1.CompletePhoneVerificationResponse\x12J\n" +
 	"\tGetDevice\x12\x1d.pushauth.v1.GetDeviceRequest\x1a\x1e.pushauth.v1.GetDeviceResponse\x12S\n" +
 	"\fUpdateDevice\x12 .pushauth.v1.UpdateDeviceRequest\x1a!.pushauth.v1.UpdateDeviceResponse\x12_\n" +
-	"\x10DeregisterDevice\x12$.pushauth.v1.DeregisterDeviceRequest\x1a%.pushauth.v1.DeregisterDeviceResponseB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
+	"\x10DeregisterDevice\x12$.pushauth.v1.DeregisterDeviceRequest\x1a%.pushauth.v1.DeregisterDeviceResponse\x12h\n" +
+	"\x13CreatePairingPhrase\x12'.pushauth.v1.CreatePairingPhraseRequest\x1a(.pushauth.v1.CreatePairingPhraseResponse\x12\\\n" +
+	"\x0fListConnections\x12#.pushauth.v1.ListConnectionsRequest\x1a$.pushauth.v1.ListConnectionsResponse\x12_\n" +
+	"\x10RemoveConnection\x12$.pushauth.v1.RemoveConnectionRequest\x1a%.pushauth.v1.RemoveConnectionResponse\x12h\n" +
+	"\x13ListPendingRequests\x12'.pushauth.v1.ListPendingRequestsRequest\x1a(.pushauth.v1.ListPendingRequestsResponse\x12g\n" +
+	"\n" +
+	"GetRequest\x12+.pushauth.v1.DeviceServiceGetRequestRequest\x1a,.pushauth.v1.DeviceServiceGetRequestResponse\x12X\n" +
+	"\rWatchRequests\x12!.pushauth.v1.WatchRequestsRequest\x1a\".pushauth.v1.WatchRequestsResponse0\x01\x12_\n" +
+	"\x10RespondToRequest\x12$.pushauth.v1.RespondToRequestRequest\x1a%.pushauth.v1.RespondToRequestResponseB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
 
 var (
 	file_pushauth_v1_device_proto_rawDescOnce sync.Once
@@ -913,7 +1739,7 @@ func file_pushauth_v1_device_proto_rawDescGZIP() []byte {
 }
 
 var file_pushauth_v1_device_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pushauth_v1_device_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_pushauth_v1_device_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_pushauth_v1_device_proto_goTypes = []any{
 	(Platform)(0),                             // 0: pushauth.v1.Platform
 	(*StartPhoneVerificationRequest)(nil),     // 1: pushauth.v1.StartPhoneVerificationRequest
@@ -928,36 +1754,77 @@ var file_pushauth_v1_device_proto_goTypes = []any{
 	(*Device)(nil),                            // 10: pushauth.v1.Device
 	(*GetDeviceRequest)(nil),                  // 11: pushauth.v1.GetDeviceRequest
 	(*GetDeviceResponse)(nil),                 // 12: pushauth.v1.GetDeviceResponse
-	(*timestamppb.Timestamp)(nil),             // 13: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),             // 14: google.protobuf.FieldMask
+	(*CreatePairingPhraseRequest)(nil),        // 13: pushauth.v1.CreatePairingPhraseRequest
+	(*CreatePairingPhraseResponse)(nil),       // 14: pushauth.v1.CreatePairingPhraseResponse
+	(*Connection)(nil),                        // 15: pushauth.v1.Connection
+	(*ListConnectionsRequest)(nil),            // 16: pushauth.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),           // 17: pushauth.v1.ListConnectionsResponse
+	(*RemoveConnectionRequest)(nil),           // 18: pushauth.v1.RemoveConnectionRequest
+	(*RemoveConnectionResponse)(nil),          // 19: pushauth.v1.RemoveConnectionResponse
+	(*ListPendingRequestsRequest)(nil),        // 20: pushauth.v1.ListPendingRequestsRequest
+	(*ListPendingRequestsResponse)(nil),       // 21: pushauth.v1.ListPendingRequestsResponse
+	(*DeviceServiceGetRequestRequest)(nil),    // 22: pushauth.v1.DeviceServiceGetRequestRequest
+	(*DeviceServiceGetRequestResponse)(nil),   // 23: pushauth.v1.DeviceServiceGetRequestResponse
+	(*WatchRequestsRequest)(nil),              // 24: pushauth.v1.WatchRequestsRequest
+	(*WatchRequestsResponse)(nil),             // 25: pushauth.v1.WatchRequestsResponse
+	(*RespondToRequestRequest)(nil),           // 26: pushauth.v1.RespondToRequestRequest
+	(*RespondToRequestResponse)(nil),          // 27: pushauth.v1.RespondToRequestResponse
+	(*timestamppb.Timestamp)(nil),             // 28: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),             // 29: google.protobuf.FieldMask
+	(*DeviceRequest)(nil),                     // 30: pushauth.v1.DeviceRequest
+	(Decision)(0),                             // 31: pushauth.v1.Decision
+	(*Request)(nil),                           // 32: pushauth.v1.Request
 }
 var file_pushauth_v1_device_proto_depIdxs = []int32{
-	13, // 0: pushauth.v1.StartPhoneVerificationResponse.expire_time:type_name -> google.protobuf.Timestamp
-	13, // 1: pushauth.v1.StartPhoneVerificationResponse.resend_time:type_name -> google.protobuf.Timestamp
+	28, // 0: pushauth.v1.StartPhoneVerificationResponse.expire_time:type_name -> google.protobuf.Timestamp
+	28, // 1: pushauth.v1.StartPhoneVerificationResponse.resend_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: pushauth.v1.DeviceRegistration.platform:type_name -> pushauth.v1.Platform
 	3,  // 3: pushauth.v1.CompletePhoneVerificationRequest.device:type_name -> pushauth.v1.DeviceRegistration
 	10, // 4: pushauth.v1.CompletePhoneVerificationResponse.device:type_name -> pushauth.v1.Device
-	14, // 5: pushauth.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	29, // 5: pushauth.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
 	10, // 6: pushauth.v1.UpdateDeviceResponse.device:type_name -> pushauth.v1.Device
 	0,  // 7: pushauth.v1.Device.platform:type_name -> pushauth.v1.Platform
-	13, // 8: pushauth.v1.Device.create_time:type_name -> google.protobuf.Timestamp
-	13, // 9: pushauth.v1.Device.last_seen_time:type_name -> google.protobuf.Timestamp
+	28, // 8: pushauth.v1.Device.create_time:type_name -> google.protobuf.Timestamp
+	28, // 9: pushauth.v1.Device.last_seen_time:type_name -> google.protobuf.Timestamp
 	10, // 10: pushauth.v1.GetDeviceResponse.device:type_name -> pushauth.v1.Device
-	1,  // 11: pushauth.v1.DeviceService.StartPhoneVerification:input_type -> pushauth.v1.StartPhoneVerificationRequest
-	4,  // 12: pushauth.v1.DeviceService.CompletePhoneVerification:input_type -> pushauth.v1.CompletePhoneVerificationRequest
-	11, // 13: pushauth.v1.DeviceService.GetDevice:input_type -> pushauth.v1.GetDeviceRequest
-	6,  // 14: pushauth.v1.DeviceService.UpdateDevice:input_type -> pushauth.v1.UpdateDeviceRequest
-	8,  // 15: pushauth.v1.DeviceService.DeregisterDevice:input_type -> pushauth.v1.DeregisterDeviceRequest
-	2,  // 16: pushauth.v1.DeviceService.StartPhoneVerification:output_type -> pushauth.v1.StartPhoneVerificationResponse
-	5,  // 17: pushauth.v1.DeviceService.CompletePhoneVerification:output_type -> pushauth.v1.CompletePhoneVerificationResponse
-	12, // 18: pushauth.v1.DeviceService.GetDevice:output_type -> pushauth.v1.GetDeviceResponse
-	7,  // 19: pushauth.v1.DeviceService.UpdateDevice:output_type -> pushauth.v1.UpdateDeviceResponse
-	9,  // 20: pushauth.v1.DeviceService.DeregisterDevice:output_type -> pushauth.v1.DeregisterDeviceResponse
-	16, // [16:21] is the sub-list for method output_type
-	11, // [11:16] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	28, // 11: pushauth.v1.CreatePairingPhraseResponse.expire_time:type_name -> google.protobuf.Timestamp
+	28, // 12: pushauth.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
+	15, // 13: pushauth.v1.ListConnectionsResponse.connections:type_name -> pushauth.v1.Connection
+	30, // 14: pushauth.v1.ListPendingRequestsResponse.requests:type_name -> pushauth.v1.DeviceRequest
+	30, // 15: pushauth.v1.DeviceServiceGetRequestResponse.request:type_name -> pushauth.v1.DeviceRequest
+	30, // 16: pushauth.v1.WatchRequestsResponse.request:type_name -> pushauth.v1.DeviceRequest
+	31, // 17: pushauth.v1.RespondToRequestRequest.decision:type_name -> pushauth.v1.Decision
+	28, // 18: pushauth.v1.RespondToRequestRequest.signed_time:type_name -> google.protobuf.Timestamp
+	32, // 19: pushauth.v1.RespondToRequestResponse.request:type_name -> pushauth.v1.Request
+	1,  // 20: pushauth.v1.DeviceService.StartPhoneVerification:input_type -> pushauth.v1.StartPhoneVerificationRequest
+	4,  // 21: pushauth.v1.DeviceService.CompletePhoneVerification:input_type -> pushauth.v1.CompletePhoneVerificationRequest
+	11, // 22: pushauth.v1.DeviceService.GetDevice:input_type -> pushauth.v1.GetDeviceRequest
+	6,  // 23: pushauth.v1.DeviceService.UpdateDevice:input_type -> pushauth.v1.UpdateDeviceRequest
+	8,  // 24: pushauth.v1.DeviceService.DeregisterDevice:input_type -> pushauth.v1.DeregisterDeviceRequest
+	13, // 25: pushauth.v1.DeviceService.CreatePairingPhrase:input_type -> pushauth.v1.CreatePairingPhraseRequest
+	16, // 26: pushauth.v1.DeviceService.ListConnections:input_type -> pushauth.v1.ListConnectionsRequest
+	18, // 27: pushauth.v1.DeviceService.RemoveConnection:input_type -> pushauth.v1.RemoveConnectionRequest
+	20, // 28: pushauth.v1.DeviceService.ListPendingRequests:input_type -> pushauth.v1.ListPendingRequestsRequest
+	22, // 29: pushauth.v1.DeviceService.GetRequest:input_type -> pushauth.v1.DeviceServiceGetRequestRequest
+	24, // 30: pushauth.v1.DeviceService.WatchRequests:input_type -> pushauth.v1.WatchRequestsRequest
+	26, // 31: pushauth.v1.DeviceService.RespondToRequest:input_type -> pushauth.v1.RespondToRequestRequest
+	2,  // 32: pushauth.v1.DeviceService.StartPhoneVerification:output_type -> pushauth.v1.StartPhoneVerificationResponse
+	5,  // 33: pushauth.v1.DeviceService.CompletePhoneVerification:output_type -> pushauth.v1.CompletePhoneVerificationResponse
+	12, // 34: pushauth.v1.DeviceService.GetDevice:output_type -> pushauth.v1.GetDeviceResponse
+	7,  // 35: pushauth.v1.DeviceService.UpdateDevice:output_type -> pushauth.v1.UpdateDeviceResponse
+	9,  // 36: pushauth.v1.DeviceService.DeregisterDevice:output_type -> pushauth.v1.DeregisterDeviceResponse
+	14, // 37: pushauth.v1.DeviceService.CreatePairingPhrase:output_type -> pushauth.v1.CreatePairingPhraseResponse
+	17, // 38: pushauth.v1.DeviceService.ListConnections:output_type -> pushauth.v1.ListConnectionsResponse
+	19, // 39: pushauth.v1.DeviceService.RemoveConnection:output_type -> pushauth.v1.RemoveConnectionResponse
+	21, // 40: pushauth.v1.DeviceService.ListPendingRequests:output_type -> pushauth.v1.ListPendingRequestsResponse
+	23, // 41: pushauth.v1.DeviceService.GetRequest:output_type -> pushauth.v1.DeviceServiceGetRequestResponse
+	25, // 42: pushauth.v1.DeviceService.WatchRequests:output_type -> pushauth.v1.WatchRequestsResponse
+	27, // 43: pushauth.v1.DeviceService.RespondToRequest:output_type -> pushauth.v1.RespondToRequestResponse
+	32, // [32:44] is the sub-list for method output_type
+	20, // [20:32] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_pushauth_v1_device_proto_init() }
@@ -965,9 +1832,15 @@ func file_pushauth_v1_device_proto_init() {
 	if File_pushauth_v1_device_proto != nil {
 		return
 	}
+	file_pushauth_v1_request_proto_init()
 	file_pushauth_v1_device_proto_msgTypes[3].OneofWrappers = []any{
 		(*CompletePhoneVerificationRequest_Code)(nil),
 		(*CompletePhoneVerificationRequest_LinkToken)(nil),
+	}
+	file_pushauth_v1_device_proto_msgTypes[24].OneofWrappers = []any{
+		(*WatchRequestsResponse_Request)(nil),
+		(*WatchRequestsResponse_ClosedRequestId)(nil),
+		(*WatchRequestsResponse_Notice)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -975,7 +1848,7 @@ func file_pushauth_v1_device_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushauth_v1_device_proto_rawDesc), len(file_pushauth_v1_device_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

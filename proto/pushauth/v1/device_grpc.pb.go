@@ -24,6 +24,13 @@ const (
 	DeviceService_GetDevice_FullMethodName                 = "/pushauth.v1.DeviceService/GetDevice"
 	DeviceService_UpdateDevice_FullMethodName              = "/pushauth.v1.DeviceService/UpdateDevice"
 	DeviceService_DeregisterDevice_FullMethodName          = "/pushauth.v1.DeviceService/DeregisterDevice"
+	DeviceService_CreatePairingPhrase_FullMethodName       = "/pushauth.v1.DeviceService/CreatePairingPhrase"
+	DeviceService_ListConnections_FullMethodName           = "/pushauth.v1.DeviceService/ListConnections"
+	DeviceService_RemoveConnection_FullMethodName          = "/pushauth.v1.DeviceService/RemoveConnection"
+	DeviceService_ListPendingRequests_FullMethodName       = "/pushauth.v1.DeviceService/ListPendingRequests"
+	DeviceService_GetRequest_FullMethodName                = "/pushauth.v1.DeviceService/GetRequest"
+	DeviceService_WatchRequests_FullMethodName             = "/pushauth.v1.DeviceService/WatchRequests"
+	DeviceService_RespondToRequest_FullMethodName          = "/pushauth.v1.DeviceService/RespondToRequest"
 )
 
 // DeviceServiceClient is the client API for DeviceService service.
@@ -49,6 +56,24 @@ type DeviceServiceClient interface {
 	// DeregisterDevice revokes the calling device's credential; its accounts go
 	// with it. The credential stops working at once.
 	DeregisterDevice(ctx context.Context, in *DeregisterDeviceRequest, opts ...grpc.CallOption) (*DeregisterDeviceResponse, error)
+	// CreatePairingPhrase makes the two words the user types into a login page
+	// to connect an account. A new phrase replaces the device's previous one.
+	CreatePairingPhrase(ctx context.Context, in *CreatePairingPhraseRequest, opts ...grpc.CallOption) (*CreatePairingPhraseResponse, error)
+	// ListConnections lists the accounts connected to this device.
+	ListConnections(ctx context.Context, in *ListConnectionsRequest, opts ...grpc.CallOption) (*ListConnectionsResponse, error)
+	// RemoveConnection disconnects an account from this device.
+	RemoveConnection(ctx context.Context, in *RemoveConnectionRequest, opts ...grpc.CallOption) (*RemoveConnectionResponse, error)
+	// ListPendingRequests lists the requests waiting for this device's answer.
+	ListPendingRequests(ctx context.Context, in *ListPendingRequestsRequest, opts ...grpc.CallOption) (*ListPendingRequestsResponse, error)
+	// GetRequest returns a request's details and marks it seen.
+	GetRequest(ctx context.Context, in *DeviceServiceGetRequestRequest, opts ...grpc.CallOption) (*DeviceServiceGetRequestResponse, error)
+	// WatchRequests streams news for this device while the app is open: new
+	// requests, requests decided elsewhere, notices. It is also the fallback
+	// when a push does not arrive.
+	WatchRequests(ctx context.Context, in *WatchRequestsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRequestsResponse], error)
+	// RespondToRequest answers a request with a signed decision. The first
+	// valid decision wins; repeating it returns the stored result.
+	RespondToRequest(ctx context.Context, in *RespondToRequestRequest, opts ...grpc.CallOption) (*RespondToRequestResponse, error)
 }
 
 type deviceServiceClient struct {
@@ -109,6 +134,85 @@ func (c *deviceServiceClient) DeregisterDevice(ctx context.Context, in *Deregist
 	return out, nil
 }
 
+func (c *deviceServiceClient) CreatePairingPhrase(ctx context.Context, in *CreatePairingPhraseRequest, opts ...grpc.CallOption) (*CreatePairingPhraseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreatePairingPhraseResponse)
+	err := c.cc.Invoke(ctx, DeviceService_CreatePairingPhrase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deviceServiceClient) ListConnections(ctx context.Context, in *ListConnectionsRequest, opts ...grpc.CallOption) (*ListConnectionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConnectionsResponse)
+	err := c.cc.Invoke(ctx, DeviceService_ListConnections_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deviceServiceClient) RemoveConnection(ctx context.Context, in *RemoveConnectionRequest, opts ...grpc.CallOption) (*RemoveConnectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveConnectionResponse)
+	err := c.cc.Invoke(ctx, DeviceService_RemoveConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deviceServiceClient) ListPendingRequests(ctx context.Context, in *ListPendingRequestsRequest, opts ...grpc.CallOption) (*ListPendingRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPendingRequestsResponse)
+	err := c.cc.Invoke(ctx, DeviceService_ListPendingRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deviceServiceClient) GetRequest(ctx context.Context, in *DeviceServiceGetRequestRequest, opts ...grpc.CallOption) (*DeviceServiceGetRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeviceServiceGetRequestResponse)
+	err := c.cc.Invoke(ctx, DeviceService_GetRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deviceServiceClient) WatchRequests(ctx context.Context, in *WatchRequestsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRequestsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DeviceService_ServiceDesc.Streams[0], DeviceService_WatchRequests_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequestsRequest, WatchRequestsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DeviceService_WatchRequestsClient = grpc.ServerStreamingClient[WatchRequestsResponse]
+
+func (c *deviceServiceClient) RespondToRequest(ctx context.Context, in *RespondToRequestRequest, opts ...grpc.CallOption) (*RespondToRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RespondToRequestResponse)
+	err := c.cc.Invoke(ctx, DeviceService_RespondToRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeviceServiceServer is the server API for DeviceService service.
 // All implementations must embed UnimplementedDeviceServiceServer
 // for forward compatibility.
@@ -132,6 +236,24 @@ type DeviceServiceServer interface {
 	// DeregisterDevice revokes the calling device's credential; its accounts go
 	// with it. The credential stops working at once.
 	DeregisterDevice(context.Context, *DeregisterDeviceRequest) (*DeregisterDeviceResponse, error)
+	// CreatePairingPhrase makes the two words the user types into a login page
+	// to connect an account. A new phrase replaces the device's previous one.
+	CreatePairingPhrase(context.Context, *CreatePairingPhraseRequest) (*CreatePairingPhraseResponse, error)
+	// ListConnections lists the accounts connected to this device.
+	ListConnections(context.Context, *ListConnectionsRequest) (*ListConnectionsResponse, error)
+	// RemoveConnection disconnects an account from this device.
+	RemoveConnection(context.Context, *RemoveConnectionRequest) (*RemoveConnectionResponse, error)
+	// ListPendingRequests lists the requests waiting for this device's answer.
+	ListPendingRequests(context.Context, *ListPendingRequestsRequest) (*ListPendingRequestsResponse, error)
+	// GetRequest returns a request's details and marks it seen.
+	GetRequest(context.Context, *DeviceServiceGetRequestRequest) (*DeviceServiceGetRequestResponse, error)
+	// WatchRequests streams news for this device while the app is open: new
+	// requests, requests decided elsewhere, notices. It is also the fallback
+	// when a push does not arrive.
+	WatchRequests(*WatchRequestsRequest, grpc.ServerStreamingServer[WatchRequestsResponse]) error
+	// RespondToRequest answers a request with a signed decision. The first
+	// valid decision wins; repeating it returns the stored result.
+	RespondToRequest(context.Context, *RespondToRequestRequest) (*RespondToRequestResponse, error)
 	mustEmbedUnimplementedDeviceServiceServer()
 }
 
@@ -156,6 +278,27 @@ func (UnimplementedDeviceServiceServer) UpdateDevice(context.Context, *UpdateDev
 }
 func (UnimplementedDeviceServiceServer) DeregisterDevice(context.Context, *DeregisterDeviceRequest) (*DeregisterDeviceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeregisterDevice not implemented")
+}
+func (UnimplementedDeviceServiceServer) CreatePairingPhrase(context.Context, *CreatePairingPhraseRequest) (*CreatePairingPhraseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePairingPhrase not implemented")
+}
+func (UnimplementedDeviceServiceServer) ListConnections(context.Context, *ListConnectionsRequest) (*ListConnectionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConnections not implemented")
+}
+func (UnimplementedDeviceServiceServer) RemoveConnection(context.Context, *RemoveConnectionRequest) (*RemoveConnectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveConnection not implemented")
+}
+func (UnimplementedDeviceServiceServer) ListPendingRequests(context.Context, *ListPendingRequestsRequest) (*ListPendingRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPendingRequests not implemented")
+}
+func (UnimplementedDeviceServiceServer) GetRequest(context.Context, *DeviceServiceGetRequestRequest) (*DeviceServiceGetRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRequest not implemented")
+}
+func (UnimplementedDeviceServiceServer) WatchRequests(*WatchRequestsRequest, grpc.ServerStreamingServer[WatchRequestsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchRequests not implemented")
+}
+func (UnimplementedDeviceServiceServer) RespondToRequest(context.Context, *RespondToRequestRequest) (*RespondToRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RespondToRequest not implemented")
 }
 func (UnimplementedDeviceServiceServer) mustEmbedUnimplementedDeviceServiceServer() {}
 func (UnimplementedDeviceServiceServer) testEmbeddedByValue()                       {}
@@ -268,6 +411,125 @@ func _DeviceService_DeregisterDevice_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeviceService_CreatePairingPhrase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePairingPhraseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).CreatePairingPhrase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_CreatePairingPhrase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).CreatePairingPhrase(ctx, req.(*CreatePairingPhraseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeviceService_ListConnections_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConnectionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).ListConnections(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_ListConnections_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).ListConnections(ctx, req.(*ListConnectionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeviceService_RemoveConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).RemoveConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_RemoveConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).RemoveConnection(ctx, req.(*RemoveConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeviceService_ListPendingRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPendingRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).ListPendingRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_ListPendingRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).ListPendingRequests(ctx, req.(*ListPendingRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeviceService_GetRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeviceServiceGetRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).GetRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_GetRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).GetRequest(ctx, req.(*DeviceServiceGetRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeviceService_WatchRequests_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequestsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DeviceServiceServer).WatchRequests(m, &grpc.GenericServerStream[WatchRequestsRequest, WatchRequestsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DeviceService_WatchRequestsServer = grpc.ServerStreamingServer[WatchRequestsResponse]
+
+func _DeviceService_RespondToRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RespondToRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).RespondToRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_RespondToRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).RespondToRequest(ctx, req.(*RespondToRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeviceService_ServiceDesc is the grpc.ServiceDesc for DeviceService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -295,7 +557,37 @@ var DeviceService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "DeregisterDevice",
 			Handler:    _DeviceService_DeregisterDevice_Handler,
 		},
+		{
+			MethodName: "CreatePairingPhrase",
+			Handler:    _DeviceService_CreatePairingPhrase_Handler,
+		},
+		{
+			MethodName: "ListConnections",
+			Handler:    _DeviceService_ListConnections_Handler,
+		},
+		{
+			MethodName: "RemoveConnection",
+			Handler:    _DeviceService_RemoveConnection_Handler,
+		},
+		{
+			MethodName: "ListPendingRequests",
+			Handler:    _DeviceService_ListPendingRequests_Handler,
+		},
+		{
+			MethodName: "GetRequest",
+			Handler:    _DeviceService_GetRequest_Handler,
+		},
+		{
+			MethodName: "RespondToRequest",
+			Handler:    _DeviceService_RespondToRequest_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchRequests",
+			Handler:       _DeviceService_WatchRequests_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "pushauth/v1/device.proto",
 }

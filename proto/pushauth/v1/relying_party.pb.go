@@ -7,8 +7,10 @@
 package pushauthv1
 
 import (
+	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -20,6 +22,66 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+type Progress_Kind int32
+
+const (
+	Progress_KIND_UNSPECIFIED Progress_Kind = 0
+	// Push jobs were queued for the devices.
+	Progress_KIND_QUEUED Progress_Kind = 1
+	// The push provider accepted the push for device_id.
+	Progress_KIND_SENT Progress_Kind = 2
+	// The push to device_id failed; detail says why. The app still sees the
+	// request when opened.
+	Progress_KIND_DELIVERY_FAILED Progress_Kind = 3
+	// The app on device_id opened the request.
+	Progress_KIND_SEEN Progress_Kind = 4
+)
+
+// Enum value maps for Progress_Kind.
+var (
+	Progress_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "KIND_QUEUED",
+		2: "KIND_SENT",
+		3: "KIND_DELIVERY_FAILED",
+		4: "KIND_SEEN",
+	}
+	Progress_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED":     0,
+		"KIND_QUEUED":          1,
+		"KIND_SENT":            2,
+		"KIND_DELIVERY_FAILED": 3,
+		"KIND_SEEN":            4,
+	}
+)
+
+func (x Progress_Kind) Enum() *Progress_Kind {
+	p := new(Progress_Kind)
+	*p = x
+	return p
+}
+
+func (x Progress_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Progress_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_pushauth_v1_relying_party_proto_enumTypes[0].Descriptor()
+}
+
+func (Progress_Kind) Type() protoreflect.EnumType {
+	return &file_pushauth_v1_relying_party_proto_enumTypes[0]
+}
+
+func (x Progress_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Progress_Kind.Descriptor instead.
+func (Progress_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{18, 0}
+}
 
 type WhoAmIRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -110,17 +172,1093 @@ func (x *WhoAmIResponse) GetApiKeyPrefix() string {
 	return ""
 }
 
+// user_ref is the relying party's own, stable identifier of its user.
+type ClaimPairingPhraseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The two words the app shows; case, hyphens and extra spaces are ignored.
+	Phrase  string `protobuf:"bytes,1,opt,name=phrase,proto3" json:"phrase,omitempty"`
+	UserRef string `protobuf:"bytes,2,opt,name=user_ref,json=userRef,proto3" json:"user_ref,omitempty"`
+	// How the phone names the account, e.g. "jan@example.nl".
+	AccountLabel string `protobuf:"bytes,3,opt,name=account_label,json=accountLabel,proto3" json:"account_label,omitempty"`
+	// The end user's browser, shown on the phone.
+	Context       *RequestContext `protobuf:"bytes,4,opt,name=context,proto3" json:"context,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimPairingPhraseRequest) Reset() {
+	*x = ClaimPairingPhraseRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimPairingPhraseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimPairingPhraseRequest) ProtoMessage() {}
+
+func (x *ClaimPairingPhraseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimPairingPhraseRequest.ProtoReflect.Descriptor instead.
+func (*ClaimPairingPhraseRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ClaimPairingPhraseRequest) GetPhrase() string {
+	if x != nil {
+		return x.Phrase
+	}
+	return ""
+}
+
+func (x *ClaimPairingPhraseRequest) GetUserRef() string {
+	if x != nil {
+		return x.UserRef
+	}
+	return ""
+}
+
+func (x *ClaimPairingPhraseRequest) GetAccountLabel() string {
+	if x != nil {
+		return x.AccountLabel
+	}
+	return ""
+}
+
+func (x *ClaimPairingPhraseRequest) GetContext() *RequestContext {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+type ClaimPairingPhraseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimPairingPhraseResponse) Reset() {
+	*x = ClaimPairingPhraseResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimPairingPhraseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimPairingPhraseResponse) ProtoMessage() {}
+
+func (x *ClaimPairingPhraseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimPairingPhraseResponse.ProtoReflect.Descriptor instead.
+func (*ClaimPairingPhraseResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ClaimPairingPhraseResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ClaimPairingPhraseResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// UserDevice is a phone connected to a user.
+type UserDevice struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId     string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	ConnectionId string                 `protobuf:"bytes,2,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	Name         string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Platform     Platform               `protobuf:"varint,4,opt,name=platform,proto3,enum=pushauth.v1.Platform" json:"platform,omitempty"`
+	AccountLabel string                 `protobuf:"bytes,5,opt,name=account_label,json=accountLabel,proto3" json:"account_label,omitempty"`
+	ConnectTime  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=connect_time,json=connectTime,proto3" json:"connect_time,omitempty"`
+	LastSeenTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_seen_time,json=lastSeenTime,proto3" json:"last_seen_time,omitempty"`
+	// False when the push provider said the token is dead: requests still
+	// reach the app when it is opened.
+	PushTokenAlive bool `protobuf:"varint,8,opt,name=push_token_alive,json=pushTokenAlive,proto3" json:"push_token_alive,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *UserDevice) Reset() {
+	*x = UserDevice{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserDevice) ProtoMessage() {}
+
+func (x *UserDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserDevice.ProtoReflect.Descriptor instead.
+func (*UserDevice) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *UserDevice) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *UserDevice) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *UserDevice) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UserDevice) GetPlatform() Platform {
+	if x != nil {
+		return x.Platform
+	}
+	return Platform_PLATFORM_UNSPECIFIED
+}
+
+func (x *UserDevice) GetAccountLabel() string {
+	if x != nil {
+		return x.AccountLabel
+	}
+	return ""
+}
+
+func (x *UserDevice) GetConnectTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ConnectTime
+	}
+	return nil
+}
+
+func (x *UserDevice) GetLastSeenTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeenTime
+	}
+	return nil
+}
+
+func (x *UserDevice) GetPushTokenAlive() bool {
+	if x != nil {
+		return x.PushTokenAlive
+	}
+	return false
+}
+
+type ListUserDevicesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserRef       string                 `protobuf:"bytes,1,opt,name=user_ref,json=userRef,proto3" json:"user_ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserDevicesRequest) Reset() {
+	*x = ListUserDevicesRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserDevicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserDevicesRequest) ProtoMessage() {}
+
+func (x *ListUserDevicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserDevicesRequest.ProtoReflect.Descriptor instead.
+func (*ListUserDevicesRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListUserDevicesRequest) GetUserRef() string {
+	if x != nil {
+		return x.UserRef
+	}
+	return ""
+}
+
+type ListUserDevicesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Devices       []*UserDevice          `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserDevicesResponse) Reset() {
+	*x = ListUserDevicesResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserDevicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserDevicesResponse) ProtoMessage() {}
+
+func (x *ListUserDevicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserDevicesResponse.ProtoReflect.Descriptor instead.
+func (*ListUserDevicesResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListUserDevicesResponse) GetDevices() []*UserDevice {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+type RemoveUserDeviceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserRef       string                 `protobuf:"bytes,1,opt,name=user_ref,json=userRef,proto3" json:"user_ref,omitempty"`
+	DeviceId      string                 `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveUserDeviceRequest) Reset() {
+	*x = RemoveUserDeviceRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveUserDeviceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveUserDeviceRequest) ProtoMessage() {}
+
+func (x *RemoveUserDeviceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveUserDeviceRequest.ProtoReflect.Descriptor instead.
+func (*RemoveUserDeviceRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RemoveUserDeviceRequest) GetUserRef() string {
+	if x != nil {
+		return x.UserRef
+	}
+	return ""
+}
+
+func (x *RemoveUserDeviceRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+type RemoveUserDeviceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveUserDeviceResponse) Reset() {
+	*x = RemoveUserDeviceResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveUserDeviceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveUserDeviceResponse) ProtoMessage() {}
+
+func (x *RemoveUserDeviceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveUserDeviceResponse.ProtoReflect.Descriptor instead.
+func (*RemoveUserDeviceResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{8}
+}
+
+type GetDeviceKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeviceKeyRequest) Reset() {
+	*x = GetDeviceKeyRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeviceKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeviceKeyRequest) ProtoMessage() {}
+
+func (x *GetDeviceKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeviceKeyRequest.ProtoReflect.Descriptor instead.
+func (*GetDeviceKeyRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetDeviceKeyRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+type GetDeviceKeyResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// X.509 SubjectPublicKeyInfo DER of the device's P-256 key.
+	PublicKey     []byte `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeviceKeyResponse) Reset() {
+	*x = GetDeviceKeyResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeviceKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeviceKeyResponse) ProtoMessage() {}
+
+func (x *GetDeviceKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeviceKeyResponse.ProtoReflect.Descriptor instead.
+func (*GetDeviceKeyResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetDeviceKeyResponse) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *GetDeviceKeyResponse) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+type CreateApprovalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserRef       string                 `protobuf:"bytes,1,opt,name=user_ref,json=userRef,proto3" json:"user_ref,omitempty"`
+	Context       *RequestContext        `protobuf:"bytes,2,opt,name=context,proto3" json:"context,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateApprovalRequest) Reset() {
+	*x = CreateApprovalRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateApprovalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateApprovalRequest) ProtoMessage() {}
+
+func (x *CreateApprovalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateApprovalRequest.ProtoReflect.Descriptor instead.
+func (*CreateApprovalRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CreateApprovalRequest) GetUserRef() string {
+	if x != nil {
+		return x.UserRef
+	}
+	return ""
+}
+
+func (x *CreateApprovalRequest) GetContext() *RequestContext {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+type CreateApprovalResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	RequestId      string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	ExpireTime     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	NumberMatching NumberMatchingMode     `protobuf:"varint,3,opt,name=number_matching,json=numberMatching,proto3,enum=pushauth.v1.NumberMatchingMode" json:"number_matching,omitempty"`
+	// What the login page must show when number_matching is NUMBER or CODE.
+	Number        string `protobuf:"bytes,4,opt,name=number,proto3" json:"number,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateApprovalResponse) Reset() {
+	*x = CreateApprovalResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateApprovalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateApprovalResponse) ProtoMessage() {}
+
+func (x *CreateApprovalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateApprovalResponse.ProtoReflect.Descriptor instead.
+func (*CreateApprovalResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CreateApprovalResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CreateApprovalResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *CreateApprovalResponse) GetNumberMatching() NumberMatchingMode {
+	if x != nil {
+		return x.NumberMatching
+	}
+	return NumberMatchingMode_NUMBER_MATCHING_MODE_UNSPECIFIED
+}
+
+func (x *CreateApprovalResponse) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+type GetRequestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRequestRequest) Reset() {
+	*x = GetRequestRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRequestRequest) ProtoMessage() {}
+
+func (x *GetRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRequestRequest.ProtoReflect.Descriptor instead.
+func (*GetRequestRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetRequestRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+type GetRequestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *Request               `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRequestResponse) Reset() {
+	*x = GetRequestResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRequestResponse) ProtoMessage() {}
+
+func (x *GetRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRequestResponse.ProtoReflect.Descriptor instead.
+func (*GetRequestResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetRequestResponse) GetRequest() *Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+type CancelRequestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRequestRequest) Reset() {
+	*x = CancelRequestRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRequestRequest) ProtoMessage() {}
+
+func (x *CancelRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRequestRequest.ProtoReflect.Descriptor instead.
+func (*CancelRequestRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CancelRequestRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+type CancelRequestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *Request               `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRequestResponse) Reset() {
+	*x = CancelRequestResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRequestResponse) ProtoMessage() {}
+
+func (x *CancelRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRequestResponse.ProtoReflect.Descriptor instead.
+func (*CancelRequestResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CancelRequestResponse) GetRequest() *Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+type WaitRequestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitRequestRequest) Reset() {
+	*x = WaitRequestRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitRequestRequest) ProtoMessage() {}
+
+func (x *WaitRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitRequestRequest.ProtoReflect.Descriptor instead.
+func (*WaitRequestRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *WaitRequestRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// Progress is news about a pending request.
+type Progress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          Progress_Kind          `protobuf:"varint,1,opt,name=kind,proto3,enum=pushauth.v1.Progress_Kind" json:"kind,omitempty"`
+	DeviceId      string                 `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	Detail        string                 `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Progress) Reset() {
+	*x = Progress{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Progress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Progress) ProtoMessage() {}
+
+func (x *Progress) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Progress.ProtoReflect.Descriptor instead.
+func (*Progress) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Progress) GetKind() Progress_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return Progress_KIND_UNSPECIFIED
+}
+
+func (x *Progress) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *Progress) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *Progress) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+type WaitRequestResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*WaitRequestResponse_Progress
+	//	*WaitRequestResponse_Result
+	Event         isWaitRequestResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitRequestResponse) Reset() {
+	*x = WaitRequestResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitRequestResponse) ProtoMessage() {}
+
+func (x *WaitRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitRequestResponse.ProtoReflect.Descriptor instead.
+func (*WaitRequestResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WaitRequestResponse) GetEvent() isWaitRequestResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WaitRequestResponse) GetProgress() *Progress {
+	if x != nil {
+		if x, ok := x.Event.(*WaitRequestResponse_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *WaitRequestResponse) GetResult() *Request {
+	if x != nil {
+		if x, ok := x.Event.(*WaitRequestResponse_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+type isWaitRequestResponse_Event interface {
+	isWaitRequestResponse_Event()
+}
+
+type WaitRequestResponse_Progress struct {
+	Progress *Progress `protobuf:"bytes,1,opt,name=progress,proto3,oneof"`
+}
+
+type WaitRequestResponse_Result struct {
+	// The final state; the stream ends after it.
+	Result *Request `protobuf:"bytes,2,opt,name=result,proto3,oneof"`
+}
+
+func (*WaitRequestResponse_Progress) isWaitRequestResponse_Event() {}
+
+func (*WaitRequestResponse_Result) isWaitRequestResponse_Event() {}
+
 var File_pushauth_v1_relying_party_proto protoreflect.FileDescriptor
 
 const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpushauth/v1/relying_party.proto\x12\vpushauth.v1\x1a\x18pushauth/v1/policy.proto\"\x0f\n" +
+	"\x1fpushauth/v1/relying_party.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pushauth/v1/device.proto\x1a\x18pushauth/v1/policy.proto\x1a\x19pushauth/v1/request.proto\"\x0f\n" +
 	"\rWhoAmIRequest\"v\n" +
 	"\x0eWhoAmIResponse\x12>\n" +
 	"\rrelying_party\x18\x01 \x01(\v2\x19.pushauth.v1.RelyingPartyR\frelyingParty\x12$\n" +
-	"\x0eapi_key_prefix\x18\x02 \x01(\tR\fapiKeyPrefix2X\n" +
+	"\x0eapi_key_prefix\x18\x02 \x01(\tR\fapiKeyPrefix\"\xf6\x01\n" +
+	"\x19ClaimPairingPhraseRequest\x12!\n" +
+	"\x06phrase\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x03\x18dR\x06phrase\x12:\n" +
+	"\buser_ref\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\xc8\x012\x13^[^\\x00-\\x1f\\x7f]*$R\auserRef\x12C\n" +
+	"\raccount_label\x18\x03 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18d2\x13^[^\\x00-\\x1f\\x7f]*$R\faccountLabel\x125\n" +
+	"\acontext\x18\x04 \x01(\v2\x1b.pushauth.v1.RequestContextR\acontext\"x\n" +
+	"\x1aClaimPairingPhraseResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"\xe5\x02\n" +
+	"\n" +
+	"UserDevice\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12#\n" +
+	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x121\n" +
+	"\bplatform\x18\x04 \x01(\x0e2\x15.pushauth.v1.PlatformR\bplatform\x12#\n" +
+	"\raccount_label\x18\x05 \x01(\tR\faccountLabel\x12=\n" +
+	"\fconnect_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vconnectTime\x12@\n" +
+	"\x0elast_seen_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\flastSeenTime\x12(\n" +
+	"\x10push_token_alive\x18\b \x01(\bR\x0epushTokenAlive\"?\n" +
+	"\x16ListUserDevicesRequest\x12%\n" +
+	"\buser_ref\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\auserRef\"L\n" +
+	"\x17ListUserDevicesResponse\x121\n" +
+	"\adevices\x18\x01 \x03(\v2\x17.pushauth.v1.UserDeviceR\adevices\"h\n" +
+	"\x17RemoveUserDeviceRequest\x12%\n" +
+	"\buser_ref\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\auserRef\x12&\n" +
+	"\tdevice_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bdeviceId\"\x1a\n" +
+	"\x18RemoveUserDeviceResponse\"=\n" +
+	"\x13GetDeviceKeyRequest\x12&\n" +
+	"\tdevice_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bdeviceId\"R\n" +
+	"\x14GetDeviceKeyResponse\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\"\x8a\x01\n" +
+	"\x15CreateApprovalRequest\x12:\n" +
+	"\buser_ref\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\xc8\x012\x13^[^\\x00-\\x1f\\x7f]*$R\auserRef\x125\n" +
+	"\acontext\x18\x02 \x01(\v2\x1b.pushauth.v1.RequestContextR\acontext\"\xd6\x01\n" +
+	"\x16CreateApprovalResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12H\n" +
+	"\x0fnumber_matching\x18\x03 \x01(\x0e2\x1f.pushauth.v1.NumberMatchingModeR\x0enumberMatching\x12\x16\n" +
+	"\x06number\x18\x04 \x01(\tR\x06number\"=\n" +
+	"\x11GetRequestRequest\x12(\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\trequestId\"D\n" +
+	"\x12GetRequestResponse\x12.\n" +
+	"\arequest\x18\x01 \x01(\v2\x14.pushauth.v1.RequestR\arequest\"@\n" +
+	"\x14CancelRequestRequest\x12(\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\trequestId\"G\n" +
+	"\x15CancelRequestResponse\x12.\n" +
+	"\arequest\x18\x01 \x01(\v2\x14.pushauth.v1.RequestR\arequest\">\n" +
+	"\x12WaitRequestRequest\x12(\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\trequestId\"\x86\x02\n" +
+	"\bProgress\x12.\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1a.pushauth.v1.Progress.KindR\x04kind\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"e\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
+	"\vKIND_QUEUED\x10\x01\x12\r\n" +
+	"\tKIND_SENT\x10\x02\x12\x18\n" +
+	"\x14KIND_DELIVERY_FAILED\x10\x03\x12\r\n" +
+	"\tKIND_SEEN\x10\x04\"\x83\x01\n" +
+	"\x13WaitRequestResponse\x123\n" +
+	"\bprogress\x18\x01 \x01(\v2\x15.pushauth.v1.ProgressH\x00R\bprogress\x12.\n" +
+	"\x06result\x18\x02 \x01(\v2\x14.pushauth.v1.RequestH\x00R\x06resultB\a\n" +
+	"\x05event2\xa9\x06\n" +
 	"\x13RelyingPartyService\x12A\n" +
-	"\x06WhoAmI\x12\x1a.pushauth.v1.WhoAmIRequest\x1a\x1b.pushauth.v1.WhoAmIResponseB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
+	"\x06WhoAmI\x12\x1a.pushauth.v1.WhoAmIRequest\x1a\x1b.pushauth.v1.WhoAmIResponse\x12e\n" +
+	"\x12ClaimPairingPhrase\x12&.pushauth.v1.ClaimPairingPhraseRequest\x1a'.pushauth.v1.ClaimPairingPhraseResponse\x12\\\n" +
+	"\x0fListUserDevices\x12#.pushauth.v1.ListUserDevicesRequest\x1a$.pushauth.v1.ListUserDevicesResponse\x12_\n" +
+	"\x10RemoveUserDevice\x12$.pushauth.v1.RemoveUserDeviceRequest\x1a%.pushauth.v1.RemoveUserDeviceResponse\x12S\n" +
+	"\fGetDeviceKey\x12 .pushauth.v1.GetDeviceKeyRequest\x1a!.pushauth.v1.GetDeviceKeyResponse\x12Y\n" +
+	"\x0eCreateApproval\x12\".pushauth.v1.CreateApprovalRequest\x1a#.pushauth.v1.CreateApprovalResponse\x12M\n" +
+	"\n" +
+	"GetRequest\x12\x1e.pushauth.v1.GetRequestRequest\x1a\x1f.pushauth.v1.GetRequestResponse\x12V\n" +
+	"\rCancelRequest\x12!.pushauth.v1.CancelRequestRequest\x1a\".pushauth.v1.CancelRequestResponse\x12R\n" +
+	"\vWaitRequest\x12\x1f.pushauth.v1.WaitRequestRequest\x1a .pushauth.v1.WaitRequestResponse0\x01B;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
 
 var (
 	file_pushauth_v1_relying_party_proto_rawDescOnce sync.Once
@@ -134,21 +1272,77 @@ func file_pushauth_v1_relying_party_proto_rawDescGZIP() []byte {
 	return file_pushauth_v1_relying_party_proto_rawDescData
 }
 
-var file_pushauth_v1_relying_party_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_pushauth_v1_relying_party_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_pushauth_v1_relying_party_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_pushauth_v1_relying_party_proto_goTypes = []any{
-	(*WhoAmIRequest)(nil),  // 0: pushauth.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil), // 1: pushauth.v1.WhoAmIResponse
-	(*RelyingParty)(nil),   // 2: pushauth.v1.RelyingParty
+	(Progress_Kind)(0),                 // 0: pushauth.v1.Progress.Kind
+	(*WhoAmIRequest)(nil),              // 1: pushauth.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),             // 2: pushauth.v1.WhoAmIResponse
+	(*ClaimPairingPhraseRequest)(nil),  // 3: pushauth.v1.ClaimPairingPhraseRequest
+	(*ClaimPairingPhraseResponse)(nil), // 4: pushauth.v1.ClaimPairingPhraseResponse
+	(*UserDevice)(nil),                 // 5: pushauth.v1.UserDevice
+	(*ListUserDevicesRequest)(nil),     // 6: pushauth.v1.ListUserDevicesRequest
+	(*ListUserDevicesResponse)(nil),    // 7: pushauth.v1.ListUserDevicesResponse
+	(*RemoveUserDeviceRequest)(nil),    // 8: pushauth.v1.RemoveUserDeviceRequest
+	(*RemoveUserDeviceResponse)(nil),   // 9: pushauth.v1.RemoveUserDeviceResponse
+	(*GetDeviceKeyRequest)(nil),        // 10: pushauth.v1.GetDeviceKeyRequest
+	(*GetDeviceKeyResponse)(nil),       // 11: pushauth.v1.GetDeviceKeyResponse
+	(*CreateApprovalRequest)(nil),      // 12: pushauth.v1.CreateApprovalRequest
+	(*CreateApprovalResponse)(nil),     // 13: pushauth.v1.CreateApprovalResponse
+	(*GetRequestRequest)(nil),          // 14: pushauth.v1.GetRequestRequest
+	(*GetRequestResponse)(nil),         // 15: pushauth.v1.GetRequestResponse
+	(*CancelRequestRequest)(nil),       // 16: pushauth.v1.CancelRequestRequest
+	(*CancelRequestResponse)(nil),      // 17: pushauth.v1.CancelRequestResponse
+	(*WaitRequestRequest)(nil),         // 18: pushauth.v1.WaitRequestRequest
+	(*Progress)(nil),                   // 19: pushauth.v1.Progress
+	(*WaitRequestResponse)(nil),        // 20: pushauth.v1.WaitRequestResponse
+	(*RelyingParty)(nil),               // 21: pushauth.v1.RelyingParty
+	(*RequestContext)(nil),             // 22: pushauth.v1.RequestContext
+	(*timestamppb.Timestamp)(nil),      // 23: google.protobuf.Timestamp
+	(Platform)(0),                      // 24: pushauth.v1.Platform
+	(NumberMatchingMode)(0),            // 25: pushauth.v1.NumberMatchingMode
+	(*Request)(nil),                    // 26: pushauth.v1.Request
 }
 var file_pushauth_v1_relying_party_proto_depIdxs = []int32{
-	2, // 0: pushauth.v1.WhoAmIResponse.relying_party:type_name -> pushauth.v1.RelyingParty
-	0, // 1: pushauth.v1.RelyingPartyService.WhoAmI:input_type -> pushauth.v1.WhoAmIRequest
-	1, // 2: pushauth.v1.RelyingPartyService.WhoAmI:output_type -> pushauth.v1.WhoAmIResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	21, // 0: pushauth.v1.WhoAmIResponse.relying_party:type_name -> pushauth.v1.RelyingParty
+	22, // 1: pushauth.v1.ClaimPairingPhraseRequest.context:type_name -> pushauth.v1.RequestContext
+	23, // 2: pushauth.v1.ClaimPairingPhraseResponse.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 3: pushauth.v1.UserDevice.platform:type_name -> pushauth.v1.Platform
+	23, // 4: pushauth.v1.UserDevice.connect_time:type_name -> google.protobuf.Timestamp
+	23, // 5: pushauth.v1.UserDevice.last_seen_time:type_name -> google.protobuf.Timestamp
+	5,  // 6: pushauth.v1.ListUserDevicesResponse.devices:type_name -> pushauth.v1.UserDevice
+	22, // 7: pushauth.v1.CreateApprovalRequest.context:type_name -> pushauth.v1.RequestContext
+	23, // 8: pushauth.v1.CreateApprovalResponse.expire_time:type_name -> google.protobuf.Timestamp
+	25, // 9: pushauth.v1.CreateApprovalResponse.number_matching:type_name -> pushauth.v1.NumberMatchingMode
+	26, // 10: pushauth.v1.GetRequestResponse.request:type_name -> pushauth.v1.Request
+	26, // 11: pushauth.v1.CancelRequestResponse.request:type_name -> pushauth.v1.Request
+	0,  // 12: pushauth.v1.Progress.kind:type_name -> pushauth.v1.Progress.Kind
+	23, // 13: pushauth.v1.Progress.time:type_name -> google.protobuf.Timestamp
+	19, // 14: pushauth.v1.WaitRequestResponse.progress:type_name -> pushauth.v1.Progress
+	26, // 15: pushauth.v1.WaitRequestResponse.result:type_name -> pushauth.v1.Request
+	1,  // 16: pushauth.v1.RelyingPartyService.WhoAmI:input_type -> pushauth.v1.WhoAmIRequest
+	3,  // 17: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:input_type -> pushauth.v1.ClaimPairingPhraseRequest
+	6,  // 18: pushauth.v1.RelyingPartyService.ListUserDevices:input_type -> pushauth.v1.ListUserDevicesRequest
+	8,  // 19: pushauth.v1.RelyingPartyService.RemoveUserDevice:input_type -> pushauth.v1.RemoveUserDeviceRequest
+	10, // 20: pushauth.v1.RelyingPartyService.GetDeviceKey:input_type -> pushauth.v1.GetDeviceKeyRequest
+	12, // 21: pushauth.v1.RelyingPartyService.CreateApproval:input_type -> pushauth.v1.CreateApprovalRequest
+	14, // 22: pushauth.v1.RelyingPartyService.GetRequest:input_type -> pushauth.v1.GetRequestRequest
+	16, // 23: pushauth.v1.RelyingPartyService.CancelRequest:input_type -> pushauth.v1.CancelRequestRequest
+	18, // 24: pushauth.v1.RelyingPartyService.WaitRequest:input_type -> pushauth.v1.WaitRequestRequest
+	2,  // 25: pushauth.v1.RelyingPartyService.WhoAmI:output_type -> pushauth.v1.WhoAmIResponse
+	4,  // 26: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:output_type -> pushauth.v1.ClaimPairingPhraseResponse
+	7,  // 27: pushauth.v1.RelyingPartyService.ListUserDevices:output_type -> pushauth.v1.ListUserDevicesResponse
+	9,  // 28: pushauth.v1.RelyingPartyService.RemoveUserDevice:output_type -> pushauth.v1.RemoveUserDeviceResponse
+	11, // 29: pushauth.v1.RelyingPartyService.GetDeviceKey:output_type -> pushauth.v1.GetDeviceKeyResponse
+	13, // 30: pushauth.v1.RelyingPartyService.CreateApproval:output_type -> pushauth.v1.CreateApprovalResponse
+	15, // 31: pushauth.v1.RelyingPartyService.GetRequest:output_type -> pushauth.v1.GetRequestResponse
+	17, // 32: pushauth.v1.RelyingPartyService.CancelRequest:output_type -> pushauth.v1.CancelRequestResponse
+	20, // 33: pushauth.v1.RelyingPartyService.WaitRequest:output_type -> pushauth.v1.WaitRequestResponse
+	25, // [25:34] is the sub-list for method output_type
+	16, // [16:25] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_pushauth_v1_relying_party_proto_init() }
@@ -156,19 +1350,26 @@ func file_pushauth_v1_relying_party_proto_init() {
 	if File_pushauth_v1_relying_party_proto != nil {
 		return
 	}
+	file_pushauth_v1_device_proto_init()
 	file_pushauth_v1_policy_proto_init()
+	file_pushauth_v1_request_proto_init()
+	file_pushauth_v1_relying_party_proto_msgTypes[19].OneofWrappers = []any{
+		(*WaitRequestResponse_Progress)(nil),
+		(*WaitRequestResponse_Result)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushauth_v1_relying_party_proto_rawDesc), len(file_pushauth_v1_relying_party_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   2,
+			NumEnums:      1,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_pushauth_v1_relying_party_proto_goTypes,
 		DependencyIndexes: file_pushauth_v1_relying_party_proto_depIdxs,
+		EnumInfos:         file_pushauth_v1_relying_party_proto_enumTypes,
 		MessageInfos:      file_pushauth_v1_relying_party_proto_msgTypes,
 	}.Build()
 	File_pushauth_v1_relying_party_proto = out.File

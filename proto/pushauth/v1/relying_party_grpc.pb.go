@@ -19,7 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RelyingPartyService_WhoAmI_FullMethodName = "/pushauth.v1.RelyingPartyService/WhoAmI"
+	RelyingPartyService_WhoAmI_FullMethodName             = "/pushauth.v1.RelyingPartyService/WhoAmI"
+	RelyingPartyService_ClaimPairingPhrase_FullMethodName = "/pushauth.v1.RelyingPartyService/ClaimPairingPhrase"
+	RelyingPartyService_ListUserDevices_FullMethodName    = "/pushauth.v1.RelyingPartyService/ListUserDevices"
+	RelyingPartyService_RemoveUserDevice_FullMethodName   = "/pushauth.v1.RelyingPartyService/RemoveUserDevice"
+	RelyingPartyService_GetDeviceKey_FullMethodName       = "/pushauth.v1.RelyingPartyService/GetDeviceKey"
+	RelyingPartyService_CreateApproval_FullMethodName     = "/pushauth.v1.RelyingPartyService/CreateApproval"
+	RelyingPartyService_GetRequest_FullMethodName         = "/pushauth.v1.RelyingPartyService/GetRequest"
+	RelyingPartyService_CancelRequest_FullMethodName      = "/pushauth.v1.RelyingPartyService/CancelRequest"
+	RelyingPartyService_WaitRequest_FullMethodName        = "/pushauth.v1.RelyingPartyService/WaitRequest"
 )
 
 // RelyingPartyServiceClient is the client API for RelyingPartyService service.
@@ -32,6 +40,28 @@ type RelyingPartyServiceClient interface {
 	// WhoAmI tells a login server which relying party its key belongs to, so a
 	// deployment can check its configuration.
 	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error)
+	// ClaimPairingPhrase links the phone that shows the phrase to a user: it
+	// sends that phone a PAIRING request; the connection becomes active when
+	// the phone approves (wait for it with WaitRequest). An unknown or expired
+	// phrase is NotFound.
+	ClaimPairingPhrase(ctx context.Context, in *ClaimPairingPhraseRequest, opts ...grpc.CallOption) (*ClaimPairingPhraseResponse, error)
+	// ListUserDevices lists the phones connected to a user.
+	ListUserDevices(ctx context.Context, in *ListUserDevicesRequest, opts ...grpc.CallOption) (*ListUserDevicesResponse, error)
+	// RemoveUserDevice disconnects a phone from a user.
+	RemoveUserDevice(ctx context.Context, in *RemoveUserDeviceRequest, opts ...grpc.CallOption) (*RemoveUserDeviceResponse, error)
+	// GetDeviceKey returns the public key of a device connected to one of
+	// this relying party's users, to verify signed decisions.
+	GetDeviceKey(ctx context.Context, in *GetDeviceKeyRequest, opts ...grpc.CallOption) (*GetDeviceKeyResponse, error)
+	// CreateApproval asks the user's phones to confirm a login. No active
+	// device is FailedPrecondition, so the login page can offer another method.
+	CreateApproval(ctx context.Context, in *CreateApprovalRequest, opts ...grpc.CallOption) (*CreateApprovalResponse, error)
+	// GetRequest returns one of this relying party's requests.
+	GetRequest(ctx context.Context, in *GetRequestRequest, opts ...grpc.CallOption) (*GetRequestResponse, error)
+	// CancelRequest cancels a pending request (e.g. the user closed the page).
+	CancelRequest(ctx context.Context, in *CancelRequestRequest, opts ...grpc.CallOption) (*CancelRequestResponse, error)
+	// WaitRequest streams progress and then the final request, on any replica.
+	// It ends at expiry with EXPIRED.
+	WaitRequest(ctx context.Context, in *WaitRequestRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WaitRequestResponse], error)
 }
 
 type relyingPartyServiceClient struct {
@@ -52,6 +82,95 @@ func (c *relyingPartyServiceClient) WhoAmI(ctx context.Context, in *WhoAmIReques
 	return out, nil
 }
 
+func (c *relyingPartyServiceClient) ClaimPairingPhrase(ctx context.Context, in *ClaimPairingPhraseRequest, opts ...grpc.CallOption) (*ClaimPairingPhraseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClaimPairingPhraseResponse)
+	err := c.cc.Invoke(ctx, RelyingPartyService_ClaimPairingPhrase_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relyingPartyServiceClient) ListUserDevices(ctx context.Context, in *ListUserDevicesRequest, opts ...grpc.CallOption) (*ListUserDevicesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUserDevicesResponse)
+	err := c.cc.Invoke(ctx, RelyingPartyService_ListUserDevices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relyingPartyServiceClient) RemoveUserDevice(ctx context.Context, in *RemoveUserDeviceRequest, opts ...grpc.CallOption) (*RemoveUserDeviceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveUserDeviceResponse)
+	err := c.cc.Invoke(ctx, RelyingPartyService_RemoveUserDevice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relyingPartyServiceClient) GetDeviceKey(ctx context.Context, in *GetDeviceKeyRequest, opts ...grpc.CallOption) (*GetDeviceKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDeviceKeyResponse)
+	err := c.cc.Invoke(ctx, RelyingPartyService_GetDeviceKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relyingPartyServiceClient) CreateApproval(ctx context.Context, in *CreateApprovalRequest, opts ...grpc.CallOption) (*CreateApprovalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateApprovalResponse)
+	err := c.cc.Invoke(ctx, RelyingPartyService_CreateApproval_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relyingPartyServiceClient) GetRequest(ctx context.Context, in *GetRequestRequest, opts ...grpc.CallOption) (*GetRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRequestResponse)
+	err := c.cc.Invoke(ctx, RelyingPartyService_GetRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relyingPartyServiceClient) CancelRequest(ctx context.Context, in *CancelRequestRequest, opts ...grpc.CallOption) (*CancelRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelRequestResponse)
+	err := c.cc.Invoke(ctx, RelyingPartyService_CancelRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relyingPartyServiceClient) WaitRequest(ctx context.Context, in *WaitRequestRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WaitRequestResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RelyingPartyService_ServiceDesc.Streams[0], RelyingPartyService_WaitRequest_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WaitRequestRequest, WaitRequestResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RelyingPartyService_WaitRequestClient = grpc.ServerStreamingClient[WaitRequestResponse]
+
 // RelyingPartyServiceServer is the server API for RelyingPartyService service.
 // All implementations must embed UnimplementedRelyingPartyServiceServer
 // for forward compatibility.
@@ -62,6 +181,28 @@ type RelyingPartyServiceServer interface {
 	// WhoAmI tells a login server which relying party its key belongs to, so a
 	// deployment can check its configuration.
 	WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error)
+	// ClaimPairingPhrase links the phone that shows the phrase to a user: it
+	// sends that phone a PAIRING request; the connection becomes active when
+	// the phone approves (wait for it with WaitRequest). An unknown or expired
+	// phrase is NotFound.
+	ClaimPairingPhrase(context.Context, *ClaimPairingPhraseRequest) (*ClaimPairingPhraseResponse, error)
+	// ListUserDevices lists the phones connected to a user.
+	ListUserDevices(context.Context, *ListUserDevicesRequest) (*ListUserDevicesResponse, error)
+	// RemoveUserDevice disconnects a phone from a user.
+	RemoveUserDevice(context.Context, *RemoveUserDeviceRequest) (*RemoveUserDeviceResponse, error)
+	// GetDeviceKey returns the public key of a device connected to one of
+	// this relying party's users, to verify signed decisions.
+	GetDeviceKey(context.Context, *GetDeviceKeyRequest) (*GetDeviceKeyResponse, error)
+	// CreateApproval asks the user's phones to confirm a login. No active
+	// device is FailedPrecondition, so the login page can offer another method.
+	CreateApproval(context.Context, *CreateApprovalRequest) (*CreateApprovalResponse, error)
+	// GetRequest returns one of this relying party's requests.
+	GetRequest(context.Context, *GetRequestRequest) (*GetRequestResponse, error)
+	// CancelRequest cancels a pending request (e.g. the user closed the page).
+	CancelRequest(context.Context, *CancelRequestRequest) (*CancelRequestResponse, error)
+	// WaitRequest streams progress and then the final request, on any replica.
+	// It ends at expiry with EXPIRED.
+	WaitRequest(*WaitRequestRequest, grpc.ServerStreamingServer[WaitRequestResponse]) error
 	mustEmbedUnimplementedRelyingPartyServiceServer()
 }
 
@@ -74,6 +215,30 @@ type UnimplementedRelyingPartyServiceServer struct{}
 
 func (UnimplementedRelyingPartyServiceServer) WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method WhoAmI not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) ClaimPairingPhrase(context.Context, *ClaimPairingPhraseRequest) (*ClaimPairingPhraseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClaimPairingPhrase not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) ListUserDevices(context.Context, *ListUserDevicesRequest) (*ListUserDevicesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUserDevices not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) RemoveUserDevice(context.Context, *RemoveUserDeviceRequest) (*RemoveUserDeviceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveUserDevice not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) GetDeviceKey(context.Context, *GetDeviceKeyRequest) (*GetDeviceKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDeviceKey not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) CreateApproval(context.Context, *CreateApprovalRequest) (*CreateApprovalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateApproval not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) GetRequest(context.Context, *GetRequestRequest) (*GetRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRequest not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) CancelRequest(context.Context, *CancelRequestRequest) (*CancelRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelRequest not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) WaitRequest(*WaitRequestRequest, grpc.ServerStreamingServer[WaitRequestResponse]) error {
+	return status.Error(codes.Unimplemented, "method WaitRequest not implemented")
 }
 func (UnimplementedRelyingPartyServiceServer) mustEmbedUnimplementedRelyingPartyServiceServer() {}
 func (UnimplementedRelyingPartyServiceServer) testEmbeddedByValue()                             {}
@@ -114,6 +279,143 @@ func _RelyingPartyService_WhoAmI_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RelyingPartyService_ClaimPairingPhrase_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClaimPairingPhraseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelyingPartyServiceServer).ClaimPairingPhrase(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelyingPartyService_ClaimPairingPhrase_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelyingPartyServiceServer).ClaimPairingPhrase(ctx, req.(*ClaimPairingPhraseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelyingPartyService_ListUserDevices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUserDevicesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelyingPartyServiceServer).ListUserDevices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelyingPartyService_ListUserDevices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelyingPartyServiceServer).ListUserDevices(ctx, req.(*ListUserDevicesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelyingPartyService_RemoveUserDevice_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveUserDeviceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelyingPartyServiceServer).RemoveUserDevice(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelyingPartyService_RemoveUserDevice_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelyingPartyServiceServer).RemoveUserDevice(ctx, req.(*RemoveUserDeviceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelyingPartyService_GetDeviceKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeviceKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelyingPartyServiceServer).GetDeviceKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelyingPartyService_GetDeviceKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelyingPartyServiceServer).GetDeviceKey(ctx, req.(*GetDeviceKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelyingPartyService_CreateApproval_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateApprovalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelyingPartyServiceServer).CreateApproval(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelyingPartyService_CreateApproval_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelyingPartyServiceServer).CreateApproval(ctx, req.(*CreateApprovalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelyingPartyService_GetRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelyingPartyServiceServer).GetRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelyingPartyService_GetRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelyingPartyServiceServer).GetRequest(ctx, req.(*GetRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelyingPartyService_CancelRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelyingPartyServiceServer).CancelRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelyingPartyService_CancelRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelyingPartyServiceServer).CancelRequest(ctx, req.(*CancelRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelyingPartyService_WaitRequest_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WaitRequestRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RelyingPartyServiceServer).WaitRequest(m, &grpc.GenericServerStream[WaitRequestRequest, WaitRequestResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RelyingPartyService_WaitRequestServer = grpc.ServerStreamingServer[WaitRequestResponse]
+
 // RelyingPartyService_ServiceDesc is the grpc.ServiceDesc for RelyingPartyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -125,7 +427,41 @@ var RelyingPartyService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "WhoAmI",
 			Handler:    _RelyingPartyService_WhoAmI_Handler,
 		},
+		{
+			MethodName: "ClaimPairingPhrase",
+			Handler:    _RelyingPartyService_ClaimPairingPhrase_Handler,
+		},
+		{
+			MethodName: "ListUserDevices",
+			Handler:    _RelyingPartyService_ListUserDevices_Handler,
+		},
+		{
+			MethodName: "RemoveUserDevice",
+			Handler:    _RelyingPartyService_RemoveUserDevice_Handler,
+		},
+		{
+			MethodName: "GetDeviceKey",
+			Handler:    _RelyingPartyService_GetDeviceKey_Handler,
+		},
+		{
+			MethodName: "CreateApproval",
+			Handler:    _RelyingPartyService_CreateApproval_Handler,
+		},
+		{
+			MethodName: "GetRequest",
+			Handler:    _RelyingPartyService_GetRequest_Handler,
+		},
+		{
+			MethodName: "CancelRequest",
+			Handler:    _RelyingPartyService_CancelRequest_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WaitRequest",
+			Handler:       _RelyingPartyService_WaitRequest_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "pushauth/v1/relying_party.proto",
 }

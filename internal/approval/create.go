@@ -1,0 +1,259 @@
+package approval
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/pushauth/pushauth/internal/audit"
+	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/secret"
+	"github.com/pushauth/pushauth/internal/store"
+)
+
+// Created is a new request with what the login page must show.
+type Created struct {
+	Request store.Request
+	Number  string // "" unless number matching is on
+}
+
+// CreateApproval asks every active device of a user to confirm a login.
+func (e *Engine) CreateApproval(ctx context.Context, actor string, rp store.RelyingParty, userRef string, rc store.RequestContext) (Created, error) {
+	now := e.clock()
+	us, err := e.store.GetUserState(ctx, rp.ID, userRef)
+	if err != nil {
+		return Created{}, err
+	}
+	if now.Before(us.BackoffUntil) {
+		retry := us.BackoffUntil.Sub(now)
+		msg := fmt.Sprintf("too many denied or unanswered requests for this user; try again in %s", roundUp(retry))
+		if us.ConsecutiveFailures >= e.cfg.MaxConsecutiveFailures {
+			msg = fmt.Sprintf("this account had %d failed requests in a row and is locked; try again in %s or use another method", us.ConsecutiveFailures, roundUp(retry))
+		}
+		return Created{}, fault.Exhausted(msg, retry)
+	}
+	devices, label, err := e.activeDevices(ctx, rp.ID, userRef)
+	if err != nil {
+		return Created{}, err
+	}
+	if len(devices) == 0 {
+		return Created{}, fault.New(fault.FailedPrecondition, "this user has no active device: offer another verification method")
+	}
+	if err := e.supersede(ctx, rp.ID, userRef, now); err != nil {
+		return Created{}, err
+	}
+	r := store.Request{
+		ID:             secret.NewID("req", now.UnixMilli()),
+		Kind:           store.KindLogin,
+		RelyingPartyID: rp.ID,
+		UserRef:        userRef,
+		AccountLabel:   label,
+		Context:        rc,
+		NumberMatching: rp.Policy.NumberMatching,
+		Status:         store.StatusPending,
+		CreatedAt:      now,
+		ExpiresAt:      now.Add(rp.Policy.ApprovalTTL),
+	}
+	var number string
+	switch rp.Policy.NumberMatching {
+	case store.NumberMatchingNumber:
+		number = randomDigits(2, true)
+	case store.NumberMatchingCode:
+		number = randomDigits(6, false)
+	}
+	if number != "" {
+		r.NumberHash = e.keys.Hash("number", r.ID+":"+number)
+	}
+	muted := now.Before(us.MutedUntil)
+	if err := e.insert(ctx, actor, r, devices, muted, now); err != nil {
+		return Created{}, err
+	}
+	e.announce(ctx, r, devices, muted)
+	return Created{Request: r, Number: number}, nil
+}
+
+// ClaimPairing turns a typed phrase into a PAIRING request to the phone that
+// shows it, with a pending connection it will activate.
+func (e *Engine) ClaimPairing(ctx context.Context, actor string, rp store.RelyingParty, phrase, userRef, label, clientAddress string, rc store.RequestContext) (store.Request, error) {
+	deviceID, err := e.phrases.Claim(ctx, rp.ID, userRef, phrase, clientAddress)
+	if err != nil {
+		return store.Request{}, err
+	}
+	dev, err := e.store.GetDevice(ctx, deviceID)
+	if err != nil {
+		return store.Request{}, err
+	}
+	if !dev.RevokedAt.IsZero() {
+		return store.Request{}, fault.New(fault.NotFound, "unknown or expired pairing phrase: check the two words in the app, or let it show new ones")
+	}
+	now := e.clock()
+	conn := store.Connection{
+		ID:             secret.NewID("con", now.UnixMilli()),
+		RelyingPartyID: rp.ID,
+		UserRef:        userRef,
+		DeviceID:       deviceID,
+		AccountLabel:   label,
+		Status:         store.ConnectionPending,
+		CreatedAt:      now,
+	}
+	if rc.AppName == "" {
+		rc.AppName = rp.DisplayName
+	}
+	r := store.Request{
+		ID:             secret.NewID("req", now.UnixMilli()),
+		Kind:           store.KindPairing,
+		RelyingPartyID: rp.ID,
+		UserRef:        userRef,
+		ConnectionID:   conn.ID,
+		AccountLabel:   label,
+		Context:        rc,
+		NumberMatching: store.NumberMatchingNone,
+		Status:         store.StatusPending,
+		CreatedAt:      now,
+		ExpiresAt:      now.Add(rp.Policy.ApprovalTTL),
+	}
+	err = e.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.CreateConnection(ctx, conn); err != nil {
+			return err
+		}
+		return e.insertTx(ctx, tx, actor, r, []store.Device{dev}, false, now)
+	})
+	if err != nil {
+		return store.Request{}, fmt.Errorf("create pairing request: %w", err)
+	}
+	e.announce(ctx, r, []store.Device{dev}, false)
+	return r, nil
+}
+
+// activeDevices are the registered devices with an active connection to the
+// user, and the account label of the newest connection.
+func (e *Engine) activeDevices(ctx context.Context, rpID, userRef string) ([]store.Device, string, error) {
+	conns, err := e.store.ListUserConnections(ctx, rpID, userRef)
+	if err != nil {
+		return nil, "", err
+	}
+	var devs []store.Device
+	label := ""
+	for _, c := range conns {
+		d, err := e.store.GetDevice(ctx, c.DeviceID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if d.RevokedAt.IsZero() {
+			devs = append(devs, d)
+			label = c.AccountLabel
+		}
+	}
+	return devs, label, nil
+}
+
+// supersede cancels the oldest pending logins of the user so that, with the
+// new one, at most MaxPendingPerUser remain.
+func (e *Engine) supersede(ctx context.Context, rpID, userRef string, now time.Time) error {
+	pending, err := e.store.ListUserPendingRequests(ctx, rpID, userRef, store.KindLogin, now)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(pending)-(e.cfg.MaxPendingPerUser-1); i++ {
+		r := pending[i]
+		err := e.finish(ctx, r, store.Decision{RequestID: r.ID, Status: store.StatusCancelled, Reason: store.ReasonSuperseded, At: now}, audit.ActorSystem)
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) insert(ctx context.Context, actor string, r store.Request, devices []store.Device, muted bool, now time.Time) error {
+	err := e.store.InTx(ctx, func(tx store.Store) error {
+		return e.insertTx(ctx, tx, actor, r, devices, muted, now)
+	})
+	if err != nil {
+		return fmt.Errorf("create request: %w", err)
+	}
+	return nil
+}
+
+func (e *Engine) insertTx(ctx context.Context, tx store.Store, actor string, r store.Request, devices []store.Device, muted bool, now time.Time) error {
+	delivery := store.DeliveryQueued
+	if muted {
+		delivery = store.DeliveryMuted
+	}
+	targets := make([]store.RequestTarget, len(devices))
+	for i, d := range devices {
+		targets[i] = store.RequestTarget{RequestID: r.ID, DeviceID: d.ID, Delivery: delivery, UpdatedAt: now}
+		if d.PushTokenDead && !muted {
+			targets[i].Delivery, targets[i].Detail = store.DeliveryDead, "push token is dead; the app sees the request when opened"
+		}
+	}
+	if err := tx.CreateRequest(ctx, r, targets); err != nil {
+		return err
+	}
+	details := map[string]string{"kind": r.Kind, "user_ref": r.UserRef, "devices": fmt.Sprint(len(devices)), "number_matching": string(r.NumberMatching)}
+	if muted {
+		details["muted"] = "true"
+	}
+	return audit.Write(ctx, tx, now, audit.Entry{Actor: actor, Action: "request.created", RelyingPartyID: r.RelyingPartyID, Target: r.ID, Details: details})
+}
+
+// announce tells the devices' open apps and queues the pushes.
+func (e *Engine) announce(ctx context.Context, r store.Request, devices []store.Device, muted bool) {
+	for _, d := range devices {
+		e.publishDevice(ctx, d.ID, DeviceNews{Type: NewsRequest, RequestID: r.ID})
+	}
+	if muted {
+		return
+	}
+	var live []store.Device
+	for _, d := range devices {
+		if !d.PushTokenDead && d.PushToken != "" {
+			live = append(live, d)
+		}
+	}
+	if len(live) > 0 && e.pusher != nil {
+		if err := e.pusher.Push(ctx, r, live); err != nil {
+			// The apps still see the request through WatchRequests and
+			// ListPendingRequests; the waiter sees the failure.
+			e.log.ErrorContext(ctx, "queue pushes", "request_id", r.ID, "err", err)
+			for _, d := range live {
+				_ = e.store.UpdateTargetDelivery(ctx, r.ID, d.ID, store.DeliveryFailed, "could not queue the push", e.clock())
+			}
+		}
+	}
+	e.publishRequest(ctx, r.ID, NewsProgress)
+}
+
+// randomDigits returns n random digits; noLeadingZero keeps "07" from
+// reading as "7" on a login page.
+func randomDigits(n int, noLeadingZero bool) string {
+	lo := int64(0)
+	hi := int64(1)
+	for range n {
+		hi *= 10
+	}
+	if noLeadingZero {
+		lo = hi / 10
+	}
+	v, err := rand.Int(rand.Reader, big.NewInt(hi-lo))
+	if err != nil {
+		panic("approval: crypto/rand failed: " + err.Error())
+	}
+	return fmt.Sprintf("%0*d", n, v.Int64()+lo)
+}
+
+func roundUp(d time.Duration) time.Duration {
+	r := d.Round(time.Second)
+	if r < d {
+		r += time.Second
+	}
+	if r < time.Second {
+		r = time.Second
+	}
+	return r
+}

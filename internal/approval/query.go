@@ -1,0 +1,295 @@
+package approval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pushauth/pushauth/internal/audit"
+	"github.com/pushauth/pushauth/internal/events"
+	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/store"
+)
+
+var errNotOwned = fault.New(fault.NotFound, "request not found")
+
+// Get returns a relying party's request. Others' requests are NotFound.
+func (e *Engine) Get(ctx context.Context, rpID, id string) (store.Request, error) {
+	r, err := e.store.GetRequest(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && r.RelyingPartyID != rpID) {
+		return store.Request{}, errNotOwned
+	}
+	return r, err
+}
+
+// Targets returns a request's targets (progress per device).
+func (e *Engine) Targets(ctx context.Context, id string) ([]store.RequestTarget, error) {
+	return e.store.ListRequestTargets(ctx, id)
+}
+
+// Cancel cancels a relying party's pending request.
+func (e *Engine) Cancel(ctx context.Context, actor, rpID, id string) (store.Request, error) {
+	r, err := e.Get(ctx, rpID, id)
+	if err != nil {
+		return store.Request{}, err
+	}
+	if r.Status != store.StatusPending {
+		return store.Request{}, fault.Newf(fault.FailedPrecondition, "the request is already %s", r.Status)
+	}
+	err = e.finish(ctx, r, store.Decision{RequestID: r.ID, Status: store.StatusCancelled, Reason: store.ReasonCancelled, At: e.clock()}, actor)
+	if errors.Is(err, store.ErrConflict) {
+		cur, gerr := e.store.GetRequest(ctx, id)
+		if gerr != nil {
+			return store.Request{}, gerr
+		}
+		return store.Request{}, fault.Newf(fault.FailedPrecondition, "the request is already %s", cur.Status)
+	}
+	if err != nil {
+		return store.Request{}, err
+	}
+	return e.store.GetRequest(ctx, id)
+}
+
+// Wait blocks until a relying party's request is final, calling progress
+// whenever its targets change (on any replica) and returning the final
+// request. It subscribes before it reads, so no decision slips between, and
+// re-reads on every recheck tick so a lost message only costs latency. A
+// request still pending after its expiry is expired here, so a waiter never
+// depends on a sweeper having run.
+func (e *Engine) Wait(ctx context.Context, hub *events.Hub, rpID, id string, recheck <-chan time.Time, progress func([]store.RequestTarget) error) (store.Request, error) {
+	if _, err := e.Get(ctx, rpID, id); err != nil {
+		return store.Request{}, err
+	}
+	read := func(ctx context.Context) (store.Request, bool, error) {
+		r, err := e.store.GetRequest(ctx, id)
+		if err != nil {
+			return r, false, err
+		}
+		if r.Status == store.StatusPending && !e.clock().Before(r.ExpiresAt) {
+			if err := e.expire(ctx, r); err != nil && !errors.Is(err, store.ErrConflict) {
+				return r, false, err
+			}
+			if r, err = e.store.GetRequest(ctx, id); err != nil {
+				return r, false, err
+			}
+		}
+		targets, err := e.store.ListRequestTargets(ctx, id)
+		if err != nil {
+			return r, false, err
+		}
+		if err := progress(targets); err != nil {
+			return r, false, err
+		}
+		return r, r.Status != store.StatusPending, nil
+	}
+	return events.Wait(ctx, hub, id, read, recheck)
+}
+
+// ListPending returns the requests waiting for a device.
+func (e *Engine) ListPending(ctx context.Context, deviceID string) ([]store.Request, error) {
+	return e.store.ListDevicePendingRequests(ctx, deviceID, e.clock())
+}
+
+// GetForDevice returns a request the device was asked about and marks it
+// seen, which its relying party sees as progress.
+func (e *Engine) GetForDevice(ctx context.Context, deviceID, id string) (store.Request, error) {
+	r, err := e.deviceRequest(ctx, deviceID, id)
+	if err != nil {
+		return store.Request{}, err
+	}
+	first, err := e.store.MarkTargetSeen(ctx, id, deviceID, e.clock())
+	if err != nil {
+		return store.Request{}, err
+	}
+	if first {
+		e.publishRequest(ctx, id, NewsProgress)
+	}
+	return r, nil
+}
+
+// Sweep expires due requests; safe on every replica at once.
+func (e *Engine) Sweep(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		now := e.clock()
+		due, err := e.store.ExpireRequests(ctx, now, 100)
+		if err != nil {
+			return n, err
+		}
+		for _, r := range due {
+			e.expired(ctx, r, now)
+		}
+		n += len(due)
+		if len(due) < 100 {
+			return n, nil
+		}
+	}
+}
+
+// expire ends one request that is past its expiry.
+func (e *Engine) expire(ctx context.Context, r store.Request) error {
+	return e.finish(ctx, r, store.Decision{RequestID: r.ID, Status: store.StatusExpired, Reason: store.ReasonTimeout, At: e.clock()}, audit.ActorSystem)
+}
+
+// expired does for a request ExpireRequests already ended what finish does
+// for others.
+func (e *Engine) expired(ctx context.Context, r store.Request, now time.Time) {
+	err := e.store.InTx(ctx, func(tx store.Store) error {
+		if r.Kind == store.KindPairing && r.ConnectionID != "" {
+			if err := tx.RemoveConnection(ctx, r.ConnectionID, now); err != nil && !errors.Is(err, store.ErrConflict) {
+				return err
+			}
+		}
+		if r.Kind == store.KindLogin {
+			if err := e.account(ctx, tx, r, store.Decision{Status: store.StatusExpired, Reason: store.ReasonTimeout, At: now}); err != nil {
+				return err
+			}
+		}
+		return audit.Write(ctx, tx, now, audit.Entry{Actor: audit.ActorSystem, Action: "request.decided", RelyingPartyID: r.RelyingPartyID, Target: r.ID,
+			Details: map[string]string{"status": store.StatusExpired, "reason": store.ReasonTimeout, "kind": r.Kind, "user_ref": r.UserRef}})
+	})
+	if err != nil {
+		e.log.ErrorContext(ctx, "finish expired request", "request_id", r.ID, "err", err)
+	}
+	e.afterDecision(ctx, r, store.Decision{Status: store.StatusExpired, Reason: store.ReasonTimeout, At: now}, nil)
+}
+
+// RunSweeper sweeps every interval until ctx ends.
+func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := e.Sweep(ctx); err != nil && ctx.Err() == nil {
+				e.log.ErrorContext(ctx, "sweep expired requests", "err", err)
+			}
+		}
+	}
+}
+
+// Push outcomes reported by the push queue.
+const (
+	PushSent   = "SENT"
+	PushFailed = "FAILED"
+	PushDead   = "DEAD"
+)
+
+// PushResult records what the push provider said for one device, so the
+// waiting login server sees it, and marks dead tokens.
+func (e *Engine) PushResult(ctx context.Context, requestID, deviceID, token, outcome, detail string) {
+	now := e.clock()
+	delivery := map[string]string{PushSent: store.DeliverySent, PushFailed: store.DeliveryFailed, PushDead: store.DeliveryDead}[outcome]
+	if delivery == "" {
+		return
+	}
+	if err := e.store.UpdateTargetDelivery(ctx, requestID, deviceID, delivery, detail, now); err != nil {
+		e.log.WarnContext(ctx, "record push result", "request_id", requestID, "device_id", deviceID, "err", err)
+	}
+	if outcome == PushDead {
+		if err := e.store.MarkPushTokenDead(ctx, deviceID, token); err != nil {
+			e.log.WarnContext(ctx, "mark push token dead", "device_id", deviceID, "err", err)
+		}
+	}
+	e.publishRequest(ctx, requestID, NewsProgress)
+}
+
+// Connections of a device, with their relying parties.
+func (e *Engine) DeviceConnections(ctx context.Context, deviceID string) ([]store.Connection, error) {
+	return e.store.ListDeviceConnections(ctx, deviceID)
+}
+
+// RemoveDeviceConnection disconnects one of a device's own accounts.
+func (e *Engine) RemoveDeviceConnection(ctx context.Context, deviceID, connectionID string) error {
+	c, err := e.store.GetConnection(ctx, connectionID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (c.DeviceID != deviceID || c.Status != store.ConnectionActive)) {
+		return fault.New(fault.NotFound, "connection not found")
+	}
+	if err != nil {
+		return err
+	}
+	return e.removeConnection(ctx, "device:"+deviceID, c)
+}
+
+// UserDevice is a device connected to a user.
+type UserDevice struct {
+	Connection store.Connection
+	Device     store.Device
+}
+
+// UserDevices lists the devices connected to a relying party's user.
+func (e *Engine) UserDevices(ctx context.Context, rpID, userRef string) ([]UserDevice, error) {
+	conns, err := e.store.ListUserConnections(ctx, rpID, userRef)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UserDevice, 0, len(conns))
+	for _, c := range conns {
+		d, err := e.store.GetDevice(ctx, c.DeviceID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, UserDevice{Connection: c, Device: d})
+	}
+	return out, nil
+}
+
+// RemoveUserDevice disconnects a device from a relying party's user.
+func (e *Engine) RemoveUserDevice(ctx context.Context, actor, rpID, userRef, deviceID string) error {
+	conns, err := e.store.ListUserConnections(ctx, rpID, userRef)
+	if err != nil {
+		return err
+	}
+	for _, c := range conns {
+		if c.DeviceID == deviceID {
+			return e.removeConnection(ctx, actor, c)
+		}
+	}
+	return fault.New(fault.NotFound, "no such device for this user")
+}
+
+func (e *Engine) removeConnection(ctx context.Context, actor string, c store.Connection) error {
+	now := e.clock()
+	err := e.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.RemoveConnection(ctx, c.ID, now); err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, now, audit.Entry{Actor: actor, Action: "connection.removed", RelyingPartyID: c.RelyingPartyID, Target: c.ID,
+			Details: map[string]string{"device_id": c.DeviceID, "user_ref": c.UserRef}})
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove connection: %w", err)
+	}
+	e.publishRelyingParty(ctx, c.RelyingPartyID, RelyingPartyEvent{Type: "device_removed", UserRef: c.UserRef, DeviceID: c.DeviceID, Time: now})
+	return nil
+}
+
+// DeviceKey returns the public key of a device connected to one of the
+// relying party's users; any other device is NotFound.
+func (e *Engine) DeviceKey(ctx context.Context, rpID, deviceID string) ([]byte, error) {
+	conns, err := e.store.ListDeviceConnections(ctx, deviceID)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range conns {
+		if c.RelyingPartyID == rpID {
+			d, err := e.store.GetDevice(ctx, deviceID)
+			if err != nil {
+				return nil, err
+			}
+			return d.PublicKey, nil
+		}
+	}
+	return nil, fault.New(fault.NotFound, "device not found")
+}
+
+// CreatePhrase makes a pairing phrase for a device.
+func (e *Engine) CreatePhrase(ctx context.Context, deviceID string) (string, time.Time, error) {
+	return e.phrases.Create(ctx, deviceID)
+}

@@ -1,0 +1,250 @@
+package approval
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/pushauth/pushauth/internal/audit"
+	"github.com/pushauth/pushauth/internal/devicekey"
+	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/store"
+)
+
+// Response is a phone's signed answer to a request.
+type Response struct {
+	RequestID      string
+	Decision       string // DecisionApprove, DecisionDeny or DecisionReportFraud
+	NumberAnswer   string
+	AutoApproved   bool
+	LocationRuleID string
+	SignedAt       time.Time
+	Signature      []byte
+}
+
+var errNotYours = fault.New(fault.NotFound, "request not found")
+
+// Respond applies a device's signed decision. The first valid decision wins;
+// the same device repeating its decision gets the stored result.
+func (e *Engine) Respond(ctx context.Context, dev store.Device, resp Response) (store.Request, error) {
+	r, err := e.deviceRequest(ctx, dev.ID, resp.RequestID)
+	if err != nil {
+		return store.Request{}, err
+	}
+	now := e.clock()
+	if d := now.Sub(resp.SignedAt); d > e.cfg.ClockSkew || d < -e.cfg.ClockSkew {
+		return store.Request{}, fault.New(fault.PermissionDenied, "signed_time is more than 5 minutes from the server's clock: check the phone's time")
+	}
+	fields := FieldsFor(r, dev.ID, resp.Decision, resp.NumberAnswer, resp.AutoApproved, resp.LocationRuleID, resp.SignedAt)
+	payload := fields.Payload()
+	pub, _, err := devicekey.Parse(dev.PublicKey)
+	if err != nil {
+		return store.Request{}, fmt.Errorf("stored device key: %w", err)
+	}
+	if !devicekey.Verify(pub, payload, resp.Signature) {
+		return store.Request{}, fault.New(fault.PermissionDenied, "signature does not verify: sign the decision string (docs/decisions.md) with the device key")
+	}
+	if r.Status != store.StatusPending {
+		return e.repeated(r, dev.ID, payload)
+	}
+	if !now.Before(r.ExpiresAt) {
+		return store.Request{}, fault.New(fault.FailedPrecondition, "the request has expired")
+	}
+	d := store.Decision{RequestID: r.ID, At: now, DecidedBy: dev.ID, Payload: payload, Signature: resp.Signature,
+		AutoApproved: resp.AutoApproved, LocationRuleID: resp.LocationRuleID}
+	switch resp.Decision {
+	case DecisionReportFraud:
+		d.Status, d.Reason = store.StatusDenied, store.ReasonFraudReport
+	case DecisionDeny:
+		d.Status, d.Reason = store.StatusDenied, store.ReasonUser
+	case DecisionApprove:
+		d.Status, d.Reason = store.StatusApproved, store.ReasonUser
+		if resp.AutoApproved {
+			rp, err := e.store.GetRelyingParty(ctx, r.RelyingPartyID)
+			if err != nil {
+				return store.Request{}, err
+			}
+			if !rp.Policy.AllowLocationAutomation || r.Kind != store.KindLogin {
+				return store.Request{}, fault.New(fault.PermissionDenied, "this relying party does not allow location rules to approve; ask the user to tap")
+			}
+			d.Reason = store.ReasonLocationRule
+		}
+		if r.NumberHash != nil && !e.keys.Matches("number", r.ID+":"+resp.NumberAnswer, r.NumberHash) {
+			d.Status, d.Reason = store.StatusDenied, store.ReasonNumberMismatch
+		}
+	default:
+		return store.Request{}, fault.Invalid("decision", "must be APPROVE, DENY or REPORT_FRAUD")
+	}
+	if resp.AutoApproved && resp.Decision != DecisionApprove {
+		return store.Request{}, fault.Invalid("auto_approved", "only an approval can be automatic")
+	}
+	err = e.finish(ctx, r, d, "device:"+dev.ID)
+	if errors.Is(err, store.ErrConflict) {
+		// Someone else decided first: answer as for a repeat.
+		cur, gerr := e.store.GetRequest(ctx, r.ID)
+		if gerr != nil {
+			return store.Request{}, gerr
+		}
+		return e.repeated(cur, dev.ID, payload)
+	}
+	if err != nil {
+		return store.Request{}, err
+	}
+	return e.store.GetRequest(ctx, r.ID)
+}
+
+// repeated answers a decision on a request that is no longer pending.
+func (e *Engine) repeated(r store.Request, deviceID string, payload []byte) (store.Request, error) {
+	if r.DecidedBy == deviceID && sameDecision(r.Payload, payload) {
+		return r, nil
+	}
+	return store.Request{}, fault.Newf(fault.FailedPrecondition, "the request is already %s", r.Status)
+}
+
+// sameDecision compares two payloads but for their signing time, so a phone
+// retrying after a lost response gets the stored result.
+func sameDecision(a, b []byte) bool {
+	cut := func(p []byte) []byte {
+		if i := bytes.LastIndex(p, []byte("\nsigned_at=")); i >= 0 {
+			return p[:i]
+		}
+		return p
+	}
+	return bytes.Equal(cut(a), cut(b))
+}
+
+// finish ends a pending request and everything that hangs on it, in one
+// transaction, then tells whoever waits. ErrConflict if it was not pending.
+func (e *Engine) finish(ctx context.Context, r store.Request, d store.Decision, actor string) error {
+	var others []store.Connection
+	err := e.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.DecideRequest(ctx, d); err != nil {
+			return err
+		}
+		if r.Kind == store.KindPairing && r.ConnectionID != "" {
+			if d.Status == store.StatusApproved {
+				var err error
+				if others, err = tx.ListUserConnections(ctx, r.RelyingPartyID, r.UserRef); err != nil {
+					return err
+				}
+				if err := tx.ActivateConnection(ctx, r.ConnectionID, d.At); err != nil {
+					return err
+				}
+			} else if err := tx.RemoveConnection(ctx, r.ConnectionID, d.At); err != nil && !errors.Is(err, store.ErrConflict) {
+				return err
+			}
+		}
+		if r.Kind == store.KindLogin {
+			if err := e.account(ctx, tx, r, d); err != nil {
+				return err
+			}
+		}
+		details := map[string]string{"status": d.Status, "reason": d.Reason, "kind": r.Kind, "user_ref": r.UserRef}
+		if d.DecidedBy != "" {
+			details["device_id"] = d.DecidedBy
+		}
+		if d.AutoApproved {
+			details["auto_approved"] = "true"
+			details["location_rule_id"] = d.LocationRuleID
+		}
+		return audit.Write(ctx, tx, d.At, audit.Entry{Actor: actor, Action: "request.decided", RelyingPartyID: r.RelyingPartyID, Target: r.ID, Details: details})
+	})
+	if err != nil {
+		return err
+	}
+	e.afterDecision(ctx, r, d, others)
+	return nil
+}
+
+// account updates the user's abuse-limit state for a finished login.
+func (e *Engine) account(ctx context.Context, tx store.Store, r store.Request, d store.Decision) error {
+	success := d.Status == store.StatusApproved
+	failure := d.Status == store.StatusDenied || d.Status == store.StatusExpired
+	if !success && !failure {
+		return nil // cancelled or superseded: no verdict on the user
+	}
+	return tx.UpdateUserState(ctx, r.RelyingPartyID, r.UserRef, func(s *store.UserState) error {
+		s.UpdatedAt = d.At
+		if success {
+			s.ConsecutiveFailures, s.BackoffUntil = 0, time.Time{}
+			return nil
+		}
+		s.ConsecutiveFailures++
+		s.BackoffUntil = d.At.Add(e.backoff(s.ConsecutiveFailures))
+		if d.Reason == store.ReasonFraudReport {
+			s.MutedUntil = d.At.Add(e.cfg.FraudMute)
+		}
+		return nil
+	})
+}
+
+// backoff is the wait after n consecutive failures: BackoffBase doubling up
+// to BackoffMax, and LockDuration from MaxConsecutiveFailures on.
+func (e *Engine) backoff(n int) time.Duration {
+	if n >= e.cfg.MaxConsecutiveFailures {
+		return e.cfg.LockDuration
+	}
+	d := e.cfg.BackoffBase
+	for i := 1; i < n && d < e.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, e.cfg.BackoffMax)
+}
+
+func (e *Engine) afterDecision(ctx context.Context, r store.Request, d store.Decision, others []store.Connection) {
+	e.publishRequest(ctx, r.ID, NewsDecided)
+	targets, err := e.store.ListRequestTargets(ctx, r.ID)
+	if err != nil {
+		e.log.WarnContext(ctx, "list targets", "request_id", r.ID, "err", err)
+	}
+	for _, t := range targets {
+		e.publishDevice(ctx, t.DeviceID, DeviceNews{Type: NewsClosed, RequestID: r.ID})
+	}
+	if d.Reason == store.ReasonFraudReport {
+		e.publishRelyingParty(ctx, r.RelyingPartyID, RelyingPartyEvent{Type: "fraud_report", UserRef: r.UserRef, DeviceID: d.DecidedBy, RequestID: r.ID, Time: d.At})
+		e.log.WarnContext(ctx, "user reported a request as fraud; pushes muted", "request_id", r.ID, "relying_party_id", r.RelyingPartyID, "mute", e.cfg.FraudMute.String())
+	}
+	if r.Kind == store.KindPairing && d.Status == store.StatusApproved {
+		paired := d.DecidedBy
+		notified := 0
+		for _, c := range others {
+			if c.DeviceID == paired {
+				continue
+			}
+			notified++
+			e.publishDevice(ctx, c.DeviceID, DeviceNews{Type: NewsNotice, Notice: fmt.Sprintf("A new phone was connected to your account %s.", r.AccountLabel)})
+		}
+		if notified > 0 {
+			e.publishRelyingParty(ctx, r.RelyingPartyID, RelyingPartyEvent{Type: "device_paired", UserRef: r.UserRef, DeviceID: paired, RequestID: r.ID, Time: d.At})
+			if err := audit.Write(ctx, e.store, d.At, audit.Entry{Actor: audit.ActorSystem, Action: "connection.other_devices_notified",
+				RelyingPartyID: r.RelyingPartyID, Target: r.ConnectionID, Details: map[string]string{"devices": strconv.Itoa(notified)}}); err != nil {
+				e.log.WarnContext(ctx, "audit notice", "err", err)
+			}
+		}
+	}
+}
+
+// deviceRequest returns a request the device was asked about. Any other
+// request is NotFound: a device cannot learn of others' requests.
+func (e *Engine) deviceRequest(ctx context.Context, deviceID, requestID string) (store.Request, error) {
+	r, err := e.store.GetRequest(ctx, requestID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Request{}, errNotYours
+	}
+	if err != nil {
+		return store.Request{}, err
+	}
+	targets, err := e.store.ListRequestTargets(ctx, requestID)
+	if err != nil {
+		return store.Request{}, err
+	}
+	for _, t := range targets {
+		if t.DeviceID == deviceID {
+			return r, nil
+		}
+	}
+	return store.Request{}, errNotYours
+}

@@ -1,0 +1,138 @@
+// Package pairing makes and claims the two-word phrases that link an account
+// of a relying party to a phone: the app shows the phrase, the user types it
+// into the login page, and the login server claims it.
+package pairing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/sethvargo/go-diceware/diceware"
+
+	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/keyring"
+	"github.com/pushauth/pushauth/internal/store"
+)
+
+// Limits bound guessing of phrases.
+type Limits struct {
+	// FailedPerUserHour is how many unknown phrases one relying party may
+	// try for one user per hour.
+	FailedPerUserHour int
+	// FailedPerAddressHour is how many unknown phrases may come from one
+	// end-user address per hour, across relying parties.
+	FailedPerAddressHour int
+}
+
+// DefaultLimits are sane guessing limits.
+func DefaultLimits() Limits { return Limits{FailedPerUserHour: 10, FailedPerAddressHour: 30} }
+
+// Phrases makes and claims pairing phrases.
+type Phrases struct {
+	store  store.Store
+	keys   *keyring.Keyring
+	now    func() time.Time
+	ttl    time.Duration
+	limits Limits
+	// words draws n words; a field so tests can force collisions.
+	words func(n int) ([]string, error)
+}
+
+// New returns Phrases that live for ttl.
+func New(st store.Store, keys *keyring.Keyring, now func() time.Time, ttl time.Duration, limits Limits) *Phrases {
+	return &Phrases{store: st, keys: keys, now: now, ttl: ttl, limits: limits, words: effWords}
+}
+
+// effWords draws from the EFF large word list, skipping the few words with
+// hyphens or other non-letters so every phrase types the same everywhere.
+func effWords(n int) ([]string, error) {
+	out := make([]string, 0, n)
+	for len(out) < n {
+		w, err := diceware.GenerateWithWordList(1, diceware.WordListEffLarge())
+		if err != nil {
+			return nil, err
+		}
+		if strings.IndexFunc(w[0], func(r rune) bool { return !unicode.IsLetter(r) }) < 0 {
+			out = append(out, w[0])
+		}
+	}
+	return out, nil
+}
+
+// Normalize is how a typed phrase is compared: case, hyphens and extra
+// whitespace do not matter.
+func Normalize(phrase string) string {
+	phrase = strings.ToLower(strings.ReplaceAll(phrase, "-", " "))
+	return strings.Join(strings.Fields(phrase), " ")
+}
+
+// Create makes a new phrase for a device, replacing its previous one.
+func (p *Phrases) Create(ctx context.Context, deviceID string) (string, time.Time, error) {
+	now := p.now().UTC().Truncate(time.Microsecond)
+	for range 10 {
+		words, err := p.words(2)
+		if err != nil {
+			return "", time.Time{}, fmt.Errorf("draw phrase: %w", err)
+		}
+		phrase := strings.Join(words, " ")
+		err = p.store.PutPairingPhrase(ctx, store.PairingPhrase{
+			Hash:      p.keys.Hash("pairing-phrase", Normalize(phrase)),
+			DeviceID:  deviceID,
+			CreatedAt: now,
+			ExpiresAt: now.Add(p.ttl),
+		})
+		if errors.Is(err, store.ErrConflict) {
+			continue // another live phrase has these words: draw again
+		}
+		if err != nil {
+			return "", time.Time{}, fmt.Errorf("store phrase: %w", err)
+		}
+		return phrase, now.Add(p.ttl), nil
+	}
+	return "", time.Time{}, fault.New(fault.Unavailable, "could not find a free phrase; try again")
+}
+
+// Claim finds and uses the device behind a typed phrase. Unknown, used and
+// expired phrases all look the same to the caller, and failures count
+// against the user and the end user's address.
+func (p *Phrases) Claim(ctx context.Context, relyingPartyID, userRef, phrase, clientAddress string) (string, error) {
+	now := p.now().UTC().Truncate(time.Microsecond)
+	hour := now.Truncate(time.Hour)
+	keys := []struct {
+		key   string
+		limit int
+	}{{"pair-fail:user:" + relyingPartyID + ":" + userRef, p.limits.FailedPerUserHour}}
+	if clientAddress != "" {
+		keys = append(keys, struct {
+			key   string
+			limit int
+		}{"pair-fail:address:" + clientAddress, p.limits.FailedPerAddressHour})
+	}
+	for _, k := range keys {
+		n, err := p.store.CounterValue(ctx, k.key, hour)
+		if err != nil {
+			return "", err
+		}
+		if n >= k.limit {
+			retry := hour.Add(time.Hour).Sub(now)
+			return "", fault.Exhausted(fmt.Sprintf("too many unknown pairing phrases; try again in %s", retry.Round(time.Second)), retry)
+		}
+	}
+	pp, err := p.store.ClaimPairingPhrase(ctx, p.keys.Hash("pairing-phrase", Normalize(phrase)), now)
+	if errors.Is(err, store.ErrNotFound) {
+		for _, k := range keys {
+			if _, err := p.store.IncrementCounter(ctx, k.key, hour, 1<<30); err != nil {
+				return "", err
+			}
+		}
+		return "", fault.New(fault.NotFound, "unknown or expired pairing phrase: check the two words in the app, or let it show new ones")
+	}
+	if err != nil {
+		return "", err
+	}
+	return pp.DeviceID, nil
+}

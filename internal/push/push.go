@@ -1,0 +1,182 @@
+// Package push delivers "you have a request" notifications to phones.
+//
+// A login or pairing request enqueues one Job per target device on a
+// JetStream work queue (Queue); workers in every replica take jobs and hand
+// them to a Sender: FCM (Android, and iOS apps that use FCM), APNs (iOS
+// direct) or, in development, a LogSender, chosen per job by a Router.
+//
+// A push carries only the request id, the kind and a generic localised alert,
+// never the request's context: the app fetches the details over its
+// authenticated channel, so nothing sensitive passes through Google or Apple.
+//
+// Senders classify failures so the queue knows what to do: ErrTokenDead (the
+// token will never work again: mark it dead), TemporaryError (retry with
+// backoff until the request expires) or any other error (give up on this job).
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// Platforms and kinds, spelled as the domain and the JSON jobs spell them.
+const (
+	PlatformAndroid = "ANDROID"
+	PlatformIOS     = "IOS"
+
+	KindLogin   = "LOGIN"
+	KindPairing = "PAIRING"
+)
+
+// Keys of the data the app receives with a push. They are the whole custom
+// payload: the app looks the request up by id.
+const (
+	DataRequestID = "request_id"
+	DataKind      = "kind"
+)
+
+// Job is one push to one device. It is the message body on the work queue,
+// so it holds everything a worker in any replica needs without a database
+// read.
+type Job struct {
+	RequestID string    `json:"request_id"`
+	DeviceID  string    `json:"device_id"`
+	Platform  string    `json:"platform"` // PlatformAndroid or PlatformIOS
+	PushToken string    `json:"push_token"`
+	Kind      string    `json:"kind"`   // KindLogin or KindPairing
+	Locale    string    `json:"locale"` // BCP 47, e.g. "nl-NL"; picks the alert language
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Validate reports the first missing or unknown field, so a bad job fails at
+// Enqueue rather than in a worker.
+func (j Job) Validate() error {
+	switch {
+	case j.RequestID == "":
+		return errors.New("push: job: request id is empty")
+	case j.DeviceID == "":
+		return errors.New("push: job: device id is empty")
+	case j.PushToken == "":
+		return errors.New("push: job: push token is empty")
+	case j.Platform != PlatformAndroid && j.Platform != PlatformIOS:
+		return fmt.Errorf("push: job: unknown platform %q", j.Platform)
+	case j.Kind != KindLogin && j.Kind != KindPairing:
+		return fmt.Errorf("push: job: unknown kind %q", j.Kind)
+	case j.ExpiresAt.IsZero():
+		return errors.New("push: job: expiry is not set")
+	}
+	return nil
+}
+
+// Notification is a Job with the text shown to the user.
+type Notification struct {
+	Job
+	Title, Body string
+}
+
+// NewNotification adds the generic, localised alert for j's kind and locale.
+func NewNotification(j Job) Notification {
+	title, body := Alert(j.Kind, j.Locale)
+	return Notification{Job: j, Title: title, Body: body}
+}
+
+// Alert returns the generic lock-screen text for a kind in a locale: Dutch
+// for "nl…", English otherwise. It never names the relying party or user,
+// since lock screens and push providers can read it.
+func Alert(kind, locale string) (title, body string) {
+	if lang(locale) == "nl" {
+		body = "Open de app om het goed of af te keuren."
+		if kind == KindPairing {
+			return "Koppelverzoek", body
+		}
+		return "Inlogverzoek", body
+	}
+	body = "Open the app to approve or deny it."
+	if kind == KindPairing {
+		return "Pairing request", body
+	}
+	return "Login request", body
+}
+
+func lang(locale string) string {
+	l, _, _ := strings.Cut(strings.ReplaceAll(locale, "_", "-"), "-")
+	return strings.ToLower(l)
+}
+
+// Sender delivers one push. Its error says what the queue should do; see
+// ErrTokenDead and TemporaryError. Implementations are safe for concurrent
+// use.
+type Sender interface {
+	Send(ctx context.Context, j Job) error
+	// Name identifies the provider in logs and metrics ("fcm", "apns", "log").
+	Name() string
+}
+
+var (
+	// ErrTokenDead is wrapped by errors meaning the push token will never
+	// work again (app uninstalled, token rotated or malformed): the domain
+	// marks it dead so no more pushes go to it.
+	ErrTokenDead = errors.New("push: token is dead")
+	// ErrExpired is wrapped when a job's request expired before it could be
+	// sent: a late push would only show a request that can no longer be
+	// answered.
+	ErrExpired = errors.New("push: request expired")
+	// ErrNoSender is wrapped when no configured provider can reach the
+	// device's platform.
+	ErrNoSender = errors.New("push: no sender for this device")
+)
+
+// TemporaryError is a failure worth retrying (provider overloaded,
+// unavailable, network trouble). RetryAfter is the provider's requested
+// delay, zero when it named none.
+type TemporaryError struct {
+	Err        error
+	RetryAfter time.Duration
+}
+
+func (e *TemporaryError) Error() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("%v (temporary, retry after %s)", e.Err, e.RetryAfter)
+	}
+	return fmt.Sprintf("%v (temporary)", e.Err)
+}
+
+func (e *TemporaryError) Unwrap() error { return e.Err }
+
+// IsTemporary reports whether err is, or wraps, a *TemporaryError.
+func IsTemporary(err error) bool {
+	var t *TemporaryError
+	return errors.As(err, &t)
+}
+
+// temporary wraps err as a TemporaryError.
+func temporary(err error, retryAfter time.Duration) error {
+	return &TemporaryError{Err: err, RetryAfter: retryAfter}
+}
+
+// redactToken shortens a push token for logs: enough to tell tokens apart,
+// too little to push to.
+func redactToken(t string) string {
+	if len(t) <= 8 {
+		return fmt.Sprintf("…(%d)", len(t))
+	}
+	return fmt.Sprintf("%s…(%d)", t[:6], len(t))
+}
+
+// isNil reports whether s is nil, including a nil pointer in a non-nil
+// interface (a common slip when wiring optional senders).
+func isNil(s Sender) bool {
+	if s == nil {
+		return true
+	}
+	v := reflect.ValueOf(s)
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Interface, reflect.Chan:
+		return v.IsNil()
+	}
+	return false
+}

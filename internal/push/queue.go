@@ -1,0 +1,407 @@
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Outcome is what became of one delivery of a job.
+type Outcome int
+
+// Outcomes reported to the result callback.
+const (
+	// Sent: the provider accepted the push.
+	Sent Outcome = iota + 1
+	// Retrying: a temporary failure; the job comes back after a backoff.
+	Retrying
+	// Dead: the token will never work again; mark it dead.
+	Dead
+	// Failed: a permanent failure other than a dead token (bad
+	// configuration, no sender for the platform, retries exhausted).
+	Failed
+	// Expired: the request expired before the push could go out.
+	Expired
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Sent:
+		return "sent"
+	case Retrying:
+		return "retrying"
+	case Dead:
+		return "dead"
+	case Failed:
+		return "failed"
+	case Expired:
+		return "expired"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Result is reported for every delivery of a job, so the domain can record
+// progress ("sent to device X", "delivery failed for device X") and mark
+// dead tokens.
+type Result struct {
+	Outcome Outcome
+	// Attempt counts the send attempts for this job, this one included (for
+	// Expired found on arrival: the earlier ones).
+	Attempt int
+	// Err is the sender's error; nil for Sent and for Expired on arrival.
+	Err error
+	// RetryIn is the backoff chosen for Retrying.
+	RetryIn time.Duration
+}
+
+// QueueConfig names the JetStream objects and tunes the workers. Zero fields
+// take the defaults shown.
+type QueueConfig struct {
+	Stream   string // "PUSHAUTH_PUSH"
+	Subject  string // "pushauth.push.jobs"
+	Consumer string // "push-workers": one durable shared by all replicas
+	Workers  int    // 8 concurrent sends per replica
+	// MaxAge drops jobs nobody took, however stuck (1 h; requests expire
+	// long before).
+	MaxAge time.Duration
+	// DuplicateWindow is how long the stream remembers a job's Msg-Id to
+	// drop a repeated Enqueue (5 min, at most MaxAge).
+	DuplicateWindow time.Duration
+	// SendTimeout bounds one send (10 s).
+	SendTimeout time.Duration
+	// AckWait is how long a replica may hold a job before JetStream hands
+	// it to another (SendTimeout + 20 s): it covers a send plus a wait for a
+	// free worker, so only a dead replica's jobs move.
+	AckWait time.Duration
+	// MaxDeliver bounds attempts per job (50); the last one never retries.
+	MaxDeliver int
+	// MinBackoff and MaxBackoff shape the retry delay: exponential from
+	// MinBackoff, capped at MaxBackoff, with full jitter (1 s, 30 s).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+func (c QueueConfig) withDefaults() QueueConfig {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Stream == "" {
+		c.Stream = "PUSHAUTH_PUSH"
+	}
+	if c.Subject == "" {
+		c.Subject = "pushauth.push.jobs"
+	}
+	if c.Consumer == "" {
+		c.Consumer = "push-workers"
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 50
+	}
+	def(&c.MaxAge, time.Hour)
+	def(&c.DuplicateWindow, 5*time.Minute)
+	c.DuplicateWindow = min(c.DuplicateWindow, c.MaxAge)
+	def(&c.SendTimeout, 10*time.Second)
+	def(&c.AckWait, c.SendTimeout+20*time.Second)
+	def(&c.MinBackoff, time.Second)
+	def(&c.MaxBackoff, 30*time.Second)
+	c.MaxBackoff = max(c.MaxBackoff, c.MinBackoff)
+	return c
+}
+
+// Queue is the durable push-job work queue: Enqueue from any replica, Run
+// workers in every replica. JetStream hands each job to one worker at a
+// time, redelivers it if that replica dies, and delays retries (NakWithDelay)
+// so a failing provider is not hammered.
+type Queue struct {
+	js       jetstream.JetStream
+	cfg      QueueConfig
+	sender   Sender
+	onResult func(context.Context, Job, Result)
+	now      func() time.Time
+	logger   *slog.Logger
+}
+
+// NewQueue creates or updates the work-queue stream and its durable pull
+// consumer, so every replica can start in any order. onResult may be nil;
+// now nil means time.Now; logger nil means slog.Default().
+func NewQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig, sender Sender,
+	onResult func(context.Context, Job, Result), now func() time.Time, logger *slog.Logger,
+) (*Queue, error) {
+	if isNil(sender) {
+		return nil, errors.New("push: queue: no sender")
+	}
+	if onResult == nil {
+		onResult = func(context.Context, Job, Result) {}
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	q := &Queue{js: js, cfg: cfg.withDefaults(), sender: sender, onResult: onResult, now: now, logger: logger}
+	if err := q.ensure(ctx); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// ensure creates or updates the stream and the consumer.
+func (q *Queue) ensure(ctx context.Context) error {
+	_, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        q.cfg.Stream,
+		Description: "pushauth push jobs, one per request and device",
+		Subjects:    []string{q.cfg.Subject},
+		Retention:   jetstream.WorkQueuePolicy, // a job is gone once acked
+		Storage:     jetstream.FileStorage,     // survives a NATS restart
+		Replicas:    1,
+		MaxAge:      q.cfg.MaxAge,
+		Duplicates:  q.cfg.DuplicateWindow,
+		Discard:     jetstream.DiscardOld,
+	})
+	if err != nil {
+		return fmt.Errorf("push: queue: stream %s: %w", q.cfg.Stream, err)
+	}
+	_, err = q.js.CreateOrUpdateConsumer(ctx, q.cfg.Stream, jetstream.ConsumerConfig{
+		Durable:       q.cfg.Consumer,
+		Description:   "pushauth push workers, shared by all replicas",
+		FilterSubject: q.cfg.Subject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       q.cfg.AckWait,
+		MaxDeliver:    q.cfg.MaxDeliver,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("push: queue: consumer %s: %w", q.cfg.Consumer, err)
+	}
+	return nil
+}
+
+// Enqueue publishes jobs and waits for JetStream to store them. Each job's
+// Msg-Id is requestID:deviceID, so enqueueing the same job again within
+// DuplicateWindow (a retried RPC, a replayed outbox) sends no second push.
+func (q *Queue) Enqueue(ctx context.Context, jobs ...Job) error {
+	for _, j := range jobs {
+		if err := j.Validate(); err != nil {
+			return err
+		}
+	}
+	for _, j := range jobs {
+		data, err := json.Marshal(j)
+		if err != nil {
+			return fmt.Errorf("push: queue: encoding job: %w", err)
+		}
+		if _, err := q.js.Publish(ctx, q.cfg.Subject, data,
+			jetstream.WithMsgID(j.RequestID+":"+j.DeviceID),
+			jetstream.WithExpectStream(q.cfg.Stream)); err != nil {
+			return fmt.Errorf("push: queue: enqueue request %s device %s: %w", j.RequestID, j.DeviceID, err)
+		}
+	}
+	return nil
+}
+
+// Run takes jobs with cfg.Workers concurrent sends until ctx ends, then
+// returns nil once in-flight sends have stopped. Jobs it held but had not
+// finished are handed back (Nak) for another replica.
+func (q *Queue) Run(ctx context.Context) error {
+	msgs := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	for range q.cfg.Workers {
+		wg.Go(func() {
+			for m := range msgs {
+				q.handle(ctx, m)
+			}
+		})
+	}
+	err := q.consume(ctx, msgs)
+	close(msgs)
+	wg.Wait()
+	return err
+}
+
+// consume feeds msgs until ctx ends, re-creating the consumer and iterator
+// after failures (e.g. the consumer was deleted or NATS restarted without
+// its store).
+func (q *Queue) consume(ctx context.Context, msgs chan<- jetstream.Msg) error {
+	retry := time.Duration(0)
+	for ctx.Err() == nil {
+		if q.js.Conn().IsClosed() {
+			return errors.New("push: queue: NATS connection closed")
+		}
+		if retry > 0 {
+			t := time.NewTimer(retry)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+		}
+		retry = min(max(2*retry, time.Second), 30*time.Second)
+
+		cons, err := q.js.Consumer(ctx, q.cfg.Stream, q.cfg.Consumer)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			if err = q.ensure(ctx); err == nil {
+				cons, err = q.js.Consumer(ctx, q.cfg.Stream, q.cfg.Consumer)
+			}
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				q.logger.Warn("push: queue: consumer unavailable; retrying", "err", err, "retry_in", retry)
+			}
+			continue
+		}
+		// A small prefetch: jobs waiting in this replica's buffer are jobs
+		// another replica's idle worker could have sent.
+		it, err := cons.Messages(jetstream.PullMaxMessages(q.cfg.Workers))
+		if err != nil {
+			q.logger.Warn("push: queue: cannot consume; retrying", "err", err, "retry_in", retry)
+			continue
+		}
+		for {
+			m, err := it.Next(jetstream.NextContext(ctx))
+			if err != nil {
+				if ctx.Err() != nil {
+					q.handBack(it)
+					return nil
+				}
+				if errors.Is(err, jetstream.ErrNoHeartbeat) {
+					continue // the iterator re-pulls by itself
+				}
+				q.logger.Warn("push: queue: consuming stopped; restarting", "err", err, "retry_in", retry)
+				it.Stop()
+				break
+			}
+			retry = 0
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				_ = m.Nak()
+				q.handBack(it)
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// handBack stops the iterator and Naks the jobs it had buffered, so another
+// replica takes them now instead of after AckWait.
+func (q *Queue) handBack(it jetstream.MessagesContext) {
+	it.Drain()
+	for {
+		m, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			return
+		}
+		_ = m.Nak()
+	}
+}
+
+// handle processes one delivery of one job.
+func (q *Queue) handle(ctx context.Context, m jetstream.Msg) {
+	var j Job
+	if err := json.Unmarshal(m.Data(), &j); err != nil {
+		q.logger.Error("push: queue: dropping undecodable job", "err", err)
+		_ = m.Term() // redelivering cannot fix it
+		return
+	}
+	attempt := 1
+	if md, err := m.Metadata(); err == nil {
+		attempt = int(md.NumDelivered)
+	}
+	// Outcomes are reported even while shutting down: they record what
+	// already happened.
+	rctx := context.WithoutCancel(ctx)
+	now := q.now()
+	if !now.Before(j.ExpiresAt) {
+		q.finish(rctx, m, j, Result{Outcome: Expired, Attempt: attempt - 1})
+		return
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, min(q.cfg.SendTimeout, j.ExpiresAt.Sub(now)))
+	err := q.sender.Send(sctx, j)
+	cancel()
+
+	switch {
+	case err == nil:
+		q.finish(rctx, m, j, Result{Outcome: Sent, Attempt: attempt})
+	case ctx.Err() != nil:
+		_ = m.Nak() // shutting down: let another replica send it now
+	case errors.Is(err, ErrTokenDead):
+		q.finish(rctx, m, j, Result{Outcome: Dead, Attempt: attempt, Err: err})
+	case errors.Is(err, ErrExpired):
+		q.finish(rctx, m, j, Result{Outcome: Expired, Attempt: attempt, Err: err})
+	case IsTemporary(err):
+		var te *TemporaryError
+		errors.As(err, &te)
+		delay := te.RetryAfter
+		if delay <= 0 {
+			delay = q.backoff(attempt)
+		}
+		switch {
+		case !q.now().Add(delay).Before(j.ExpiresAt):
+			q.finish(rctx, m, j, Result{Outcome: Expired, Attempt: attempt, Err: err})
+		case attempt >= q.cfg.MaxDeliver:
+			q.finish(rctx, m, j, Result{Outcome: Failed, Attempt: attempt,
+				Err: fmt.Errorf("push: giving up after %d attempts: %w", attempt, err)})
+		default:
+			// Reported before the Nak so a quick redelivery's outcome
+			// cannot overtake it.
+			q.onResult(rctx, j, Result{Outcome: Retrying, Attempt: attempt, Err: err, RetryIn: delay})
+			if nerr := m.NakWithDelay(delay); nerr != nil {
+				q.logger.Warn("push: queue: nak failed; the job returns after AckWait",
+					"request_id", j.RequestID, "device_id", j.DeviceID, "err", nerr)
+			}
+		}
+	default:
+		q.finish(rctx, m, j, Result{Outcome: Failed, Attempt: attempt, Err: err})
+	}
+}
+
+// finish acknowledges a job that needs no more attempts, then reports it.
+// The ack waits for the server's confirmation so the job cannot come back
+// after its outcome was reported.
+func (q *Queue) finish(ctx context.Context, m jetstream.Msg, j Job, r Result) {
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := m.DoubleAck(actx)
+	cancel()
+	if err != nil {
+		q.logger.Warn("push: queue: ack failed; the job may be delivered again",
+			"request_id", j.RequestID, "device_id", j.DeviceID, "err", err)
+	}
+	lvl := slog.LevelDebug
+	if r.Outcome != Sent {
+		lvl = slog.LevelInfo
+	}
+	q.logger.Log(ctx, lvl, "push: job done", "outcome", r.Outcome, "attempt", r.Attempt,
+		"request_id", j.RequestID, "device_id", j.DeviceID, "sender", q.sender.Name(), "err", r.Err)
+	q.onResult(ctx, j, r)
+}
+
+// backoff is the delay before retry number attempt (1-based): exponential
+// from MinBackoff, capped at MaxBackoff, with full jitter so replicas that
+// failed together do not retry together.
+func (q *Queue) backoff(attempt int) time.Duration {
+	return backoff(attempt, q.cfg.MinBackoff, q.cfg.MaxBackoff)
+}
+
+func backoff(attempt int, lo, hi time.Duration) time.Duration {
+	ceil := lo
+	for i := 1; i < attempt && ceil < hi; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, hi)
+	return time.Duration(rand.Int64N(int64(ceil) + 1))
+}

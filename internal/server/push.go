@@ -1,0 +1,54 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/pushauth/pushauth/internal/approval"
+	"github.com/pushauth/pushauth/internal/push"
+	"github.com/pushauth/pushauth/internal/store"
+)
+
+// queuePusher feeds the engine's requests into the push work queue. The
+// queue is set after the engine exists, because the queue reports back to
+// the engine.
+type queuePusher struct{ q *push.Queue }
+
+// Push enqueues one job per device.
+func (p *queuePusher) Push(ctx context.Context, r store.Request, devices []store.Device) error {
+	if p.q == nil {
+		return errors.New("push queue not started")
+	}
+	jobs := make([]push.Job, len(devices))
+	for i, d := range devices {
+		jobs[i] = push.Job{
+			RequestID: r.ID,
+			DeviceID:  d.ID,
+			Platform:  d.Platform,
+			PushToken: d.PushToken,
+			Kind:      r.Kind,
+			ExpiresAt: r.ExpiresAt,
+		}
+	}
+	return p.q.Enqueue(ctx, jobs...)
+}
+
+// pushResult turns the queue's report into progress on the request.
+func pushResult(engine *approval.Engine) func(context.Context, push.Job, push.Result) {
+	return func(ctx context.Context, j push.Job, r push.Result) {
+		detail := ""
+		if r.Err != nil {
+			detail = r.Err.Error()
+		}
+		switch r.Outcome {
+		case push.Sent:
+			engine.PushResult(ctx, j.RequestID, j.DeviceID, j.PushToken, approval.PushSent, "")
+		case push.Dead:
+			engine.PushResult(ctx, j.RequestID, j.DeviceID, j.PushToken, approval.PushDead, "the push token is dead: "+detail)
+		case push.Retrying:
+			engine.PushResult(ctx, j.RequestID, j.DeviceID, j.PushToken, approval.PushFailed, "push failed, retrying: "+detail)
+		case push.Failed:
+			engine.PushResult(ctx, j.RequestID, j.DeviceID, j.PushToken, approval.PushFailed, "push failed: "+detail)
+		}
+	}
+}

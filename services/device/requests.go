@@ -1,0 +1,210 @@
+package device
+
+import (
+	"context"
+	"encoding/json"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/pushauth/pushauth/internal/approval"
+	"github.com/pushauth/pushauth/internal/auth"
+	"github.com/pushauth/pushauth/internal/events"
+	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/store"
+	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
+	"github.com/pushauth/pushauth/services/wire"
+)
+
+// CreatePairingPhrase makes the two words for "add an account".
+func (s *Server) CreatePairingPhrase(ctx context.Context, _ *pushauthv1.CreatePairingPhraseRequest) (*pushauthv1.CreatePairingPhraseResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	phrase, exp, err := s.engine.CreatePhrase(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &pushauthv1.CreatePairingPhraseResponse{Phrase: phrase, ExpireTime: timestamppb.New(exp)}, nil
+}
+
+// ListConnections lists the device's accounts.
+func (s *Server) ListConnections(ctx context.Context, _ *pushauthv1.ListConnectionsRequest) (*pushauthv1.ListConnectionsResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conns, err := s.engine.DeviceConnections(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pushauthv1.ListConnectionsResponse{}
+	for _, c := range conns {
+		rp, err := s.rps.GetRelyingParty(ctx, c.RelyingPartyID)
+		if err != nil {
+			return nil, err
+		}
+		resp.Connections = append(resp.Connections, &pushauthv1.Connection{
+			Id: c.ID, RelyingPartyId: rp.ID, RelyingPartyName: rp.DisplayName, AccountLabel: c.AccountLabel,
+			ConnectTime: wire.OptionalTime(c.ActivatedAt),
+		})
+	}
+	return resp, nil
+}
+
+// RemoveConnection disconnects one of the device's accounts.
+func (s *Server) RemoveConnection(ctx context.Context, req *pushauthv1.RemoveConnectionRequest) (*pushauthv1.RemoveConnectionResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.engine.RemoveDeviceConnection(ctx, id, req.GetConnectionId()); err != nil {
+		return nil, err
+	}
+	return &pushauthv1.RemoveConnectionResponse{}, nil
+}
+
+// ListPendingRequests lists what waits for this device.
+func (s *Server) ListPendingRequests(ctx context.Context, _ *pushauthv1.ListPendingRequestsRequest) (*pushauthv1.ListPendingRequestsResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := s.engine.ListPending(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pushauthv1.ListPendingRequestsResponse{}
+	for _, r := range rs {
+		dr, err := s.deviceRequest(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		resp.Requests = append(resp.Requests, dr)
+	}
+	return resp, nil
+}
+
+// GetRequest returns a request's details and marks it seen.
+func (s *Server) GetRequest(ctx context.Context, req *pushauthv1.DeviceServiceGetRequestRequest) (*pushauthv1.DeviceServiceGetRequestResponse, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.engine.GetForDevice(ctx, id, req.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	dr, err := s.deviceRequest(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return &pushauthv1.DeviceServiceGetRequestResponse{Request: dr}, nil
+}
+
+// RespondToRequest applies the device's signed decision.
+func (s *Server) RespondToRequest(ctx context.Context, req *pushauthv1.RespondToRequestRequest) (*pushauthv1.RespondToRequestResponse, error) {
+	dev, ok := auth.DeviceFrom(ctx)
+	if !ok {
+		return nil, fault.New(fault.Unauthenticated, "no device credentials")
+	}
+	decision := map[pushauthv1.Decision]string{
+		pushauthv1.Decision_DECISION_APPROVE: approval.DecisionApprove, pushauthv1.Decision_DECISION_DENY: approval.DecisionDeny,
+		pushauthv1.Decision_DECISION_REPORT_FRAUD: approval.DecisionReportFraud,
+	}[req.GetDecision()]
+	r, err := s.engine.Respond(ctx, dev, approval.Response{
+		RequestID:      req.GetRequestId(),
+		Decision:       decision,
+		NumberAnswer:   req.GetNumberAnswer(),
+		AutoApproved:   req.GetAutoApproved(),
+		LocationRuleID: req.GetLocationRuleId(),
+		SignedAt:       req.GetSignedTime().AsTime(),
+		Signature:      req.GetSignature(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pushauthv1.RespondToRequestResponse{Request: wire.Request(r)}, nil
+}
+
+// WatchRequests streams news for the device: first every pending request,
+// then new ones, closures and notices as they happen on any replica.
+func (s *Server) WatchRequests(_ *pushauthv1.WatchRequestsRequest, stream pushauthv1.DeviceService_WatchRequestsServer) error {
+	ctx := stream.Context()
+	id, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	subject, err := events.DeviceSubject(id)
+	if err != nil {
+		return err
+	}
+	news, cancel, err := s.bus.Subscribe(subject, 256)
+	if err != nil {
+		return fault.Wrap(fault.Unavailable, err, "cannot watch right now; try again")
+	}
+	defer cancel()
+	shown := map[string]bool{}
+	sendPending := func() error {
+		rs, err := s.engine.ListPending(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if shown[r.ID] {
+				continue
+			}
+			dr, err := s.deviceRequest(ctx, r)
+			if err != nil {
+				return err
+			}
+			if err := stream.Send(&pushauthv1.WatchRequestsResponse{Event: &pushauthv1.WatchRequestsResponse_Request{Request: dr}}); err != nil {
+				return err
+			}
+			shown[r.ID] = true
+		}
+		return nil
+	}
+	// Subscribed first, then listed: nothing created in between is missed.
+	if err := sendPending(); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case b := <-news:
+			var n approval.DeviceNews
+			if json.Unmarshal(b, &n) != nil {
+				continue
+			}
+			var ev *pushauthv1.WatchRequestsResponse
+			switch n.Type {
+			case approval.NewsRequest:
+				if err := sendPending(); err != nil {
+					return err
+				}
+			case approval.NewsClosed:
+				if shown[n.RequestID] {
+					delete(shown, n.RequestID)
+					ev = &pushauthv1.WatchRequestsResponse{Event: &pushauthv1.WatchRequestsResponse_ClosedRequestId{ClosedRequestId: n.RequestID}}
+				}
+			case approval.NewsNotice:
+				ev = &pushauthv1.WatchRequestsResponse{Event: &pushauthv1.WatchRequestsResponse_Notice{Notice: n.Notice}}
+			}
+			if ev != nil {
+				if err := stream.Send(ev); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+func (s *Server) deviceRequest(ctx context.Context, r store.Request) (*pushauthv1.DeviceRequest, error) {
+	rp, err := s.rps.GetRelyingParty(ctx, r.RelyingPartyID)
+	if err != nil {
+		return nil, err
+	}
+	return wire.DeviceRequest(r, rp), nil
+}

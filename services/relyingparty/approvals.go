@@ -1,0 +1,117 @@
+package relyingparty
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/pushauth/pushauth/internal/store"
+	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
+	"github.com/pushauth/pushauth/services/wire"
+)
+
+// CreateApproval asks the user's phones to confirm a login.
+func (s *Server) CreateApproval(ctx context.Context, req *pushauthv1.CreateApprovalRequest) (*pushauthv1.CreateApprovalResponse, error) {
+	rp, actor, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.engine.CreateApproval(ctx, actor, rp, req.GetUserRef(), wire.ContextFromProto(req.GetContext()))
+	if err != nil {
+		return nil, err
+	}
+	return &pushauthv1.CreateApprovalResponse{
+		RequestId:      c.Request.ID,
+		ExpireTime:     timestamppb.New(c.Request.ExpiresAt),
+		NumberMatching: wire.NumberMatching(c.Request.NumberMatching),
+		Number:         c.Number,
+	}, nil
+}
+
+// GetRequest returns one of the caller's requests.
+func (s *Server) GetRequest(ctx context.Context, req *pushauthv1.GetRequestRequest) (*pushauthv1.GetRequestResponse, error) {
+	rp, _, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.engine.Get(ctx, rp.ID, req.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return &pushauthv1.GetRequestResponse{Request: wire.Request(r)}, nil
+}
+
+// CancelRequest cancels a pending request.
+func (s *Server) CancelRequest(ctx context.Context, req *pushauthv1.CancelRequestRequest) (*pushauthv1.CancelRequestResponse, error) {
+	rp, actor, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.engine.Cancel(ctx, actor, rp.ID, req.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return &pushauthv1.CancelRequestResponse{Request: wire.Request(r)}, nil
+}
+
+// WaitRequest streams progress, then the final request.
+func (s *Server) WaitRequest(req *pushauthv1.WaitRequestRequest, stream pushauthv1.RelyingPartyService_WaitRequestServer) error {
+	ctx := stream.Context()
+	rp, _, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(s.recheck)
+	defer tick.Stop()
+	sent := map[string]string{} // device id + kind -> detail sent
+	queued := false
+	progress := func(targets []store.RequestTarget) error {
+		for _, t := range targets {
+			for _, p := range progressOf(t) {
+				key := t.DeviceID + "/" + p.GetKind().String()
+				if p.GetKind() == pushauthv1.Progress_KIND_QUEUED {
+					if queued {
+						continue
+					}
+					queued = true
+				} else if d, ok := sent[key]; ok && d == p.GetDetail() {
+					continue
+				}
+				sent[key] = p.GetDetail()
+				if err := stream.Send(&pushauthv1.WaitRequestResponse{Event: &pushauthv1.WaitRequestResponse_Progress{Progress: p}}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	r, err := s.engine.Wait(ctx, s.hub, rp.ID, req.GetRequestId(), tick.C, progress)
+	if err != nil {
+		return err
+	}
+	return stream.Send(&pushauthv1.WaitRequestResponse{Event: &pushauthv1.WaitRequestResponse_Result{Result: wire.Request(r)}})
+}
+
+// progressOf is what one target says about delivery.
+func progressOf(t store.RequestTarget) []*pushauthv1.Progress {
+	at := timestamppb.New(t.UpdatedAt)
+	var out []*pushauthv1.Progress
+	switch t.Delivery {
+	case store.DeliveryQueued:
+		out = append(out, &pushauthv1.Progress{Kind: pushauthv1.Progress_KIND_QUEUED, Time: at})
+	case store.DeliverySent:
+		out = append(out, &pushauthv1.Progress{Kind: pushauthv1.Progress_KIND_QUEUED, Time: at},
+			&pushauthv1.Progress{Kind: pushauthv1.Progress_KIND_SENT, DeviceId: t.DeviceID, Time: at})
+	case store.DeliveryFailed, store.DeliveryDead, store.DeliveryMuted:
+		detail := t.Detail
+		if t.Delivery == store.DeliveryMuted {
+			detail = "pushes muted after a fraud report; the app still lists the request"
+		}
+		out = append(out, &pushauthv1.Progress{Kind: pushauthv1.Progress_KIND_DELIVERY_FAILED, DeviceId: t.DeviceID, Time: at, Detail: detail})
+	}
+	if !t.SeenAt.IsZero() {
+		out = append(out, &pushauthv1.Progress{Kind: pushauthv1.Progress_KIND_SEEN, DeviceId: t.DeviceID, Time: timestamppb.New(t.SeenAt)})
+	}
+	return out
+}
