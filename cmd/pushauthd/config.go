@@ -74,6 +74,9 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long in-flight RPCs may take to finish at shutdown"`
 	HealthInterval  time.Duration `yaml:"health_interval" help:"how often the database and NATS are checked for readiness"`
 	SweepInterval   time.Duration `yaml:"sweep_interval" help:"how often expired requests are marked EXPIRED"`
+	PairingTTL      time.Duration `yaml:"pairing_ttl" help:"how long a pairing phrase stays valid"`
+	MaxPendingLogin int           `yaml:"max_pending_logins" help:"pending logins per user and relying party; a new one supersedes the oldest"`
+	FraudMute       time.Duration `yaml:"fraud_mute" help:"how long pushes to a user stay muted after a fraud report"`
 }
 
 // DefaultConfig is the configuration when nothing is given.
@@ -87,6 +90,9 @@ func DefaultConfig() Config {
 		ShutdownTimeout: 15 * time.Second,
 		HealthInterval:  5 * time.Second,
 		SweepInterval:   time.Second,
+		PairingTTL:      10 * time.Minute,
+		MaxPendingLogin: 1,
+		FraudMute:       time.Hour,
 		LinkBaseURL:     "https://pushauth.example",
 		AppName:         "pushauth",
 		AllowedRegions:  []string{"NL", "BE", "LU", "DE", "FR", "GB", "IE"},
@@ -421,6 +427,15 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be positive")
+	}
+	if c.PairingTTL < time.Minute || c.PairingTTL > time.Hour {
+		bad("pairing_ttl", "must be between 1m and 1h")
+	}
+	if c.MaxPendingLogin < 1 {
+		bad("max_pending_logins", "must be at least 1")
+	}
+	if c.FraudMute < 0 {
+		bad("fraud_mute", "must not be negative")
 	}
 	if c.SweepInterval < 10*time.Millisecond {
 		bad("sweep_interval", "must be at least 10ms")

@@ -84,6 +84,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 		Keys:       keys,
 		Bus:        bus,
 		PushSender: pushSender,
+		PairingTTL: cfg.PairingTTL,
+		Approval:   approvalConfig(cfg),
 		SMS:        sender,
 		Outbox:     cfg.SMSProvider == "outbox",
 		Registration: registration.Config{

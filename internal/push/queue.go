@@ -215,16 +215,22 @@ func (q *Queue) Enqueue(ctx context.Context, jobs ...Job) error {
 // returns nil once in-flight sends have stopped. Jobs it held but had not
 // finished are handed back (Nak) for another replica.
 func (q *Queue) Run(ctx context.Context) error {
+	// In-flight sends are cancelled only after consuming has stopped, so
+	// the jobs they hand back go to another replica, not to this one's
+	// closing iterator.
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
 	msgs := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
 	for range q.cfg.Workers {
 		wg.Go(func() {
 			for m := range msgs {
-				q.handle(ctx, m)
+				q.handle(workCtx, m)
 			}
 		})
 	}
 	err := q.consume(ctx, msgs)
+	stopWork()
 	close(msgs)
 	wg.Wait()
 	return err

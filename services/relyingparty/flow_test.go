@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pushauth/pushauth/internal/approval"
+	"github.com/pushauth/pushauth/internal/server"
 	"github.com/pushauth/pushauth/internal/server/servertest"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
@@ -596,4 +597,107 @@ func TestWatchRequests(t *testing.T) {
 			got["new"] = true
 		}
 	}
+}
+
+func TestConsecutiveFailuresLockTheAccount(t *testing.T) {
+	cfg := approval.DefaultConfig()
+	cfg.MaxConsecutiveFailures, cfg.BackoffBase, cfg.BackoffMax = 3, time.Second, 4*time.Second
+	cl := servertest.NewCluster(t, servertest.Backends[0].NewURL(t), 1, func(o *server.Options) { o.Approval = cfg })
+	w := &world{a: cl[0], b: cl[0], user: "jan@example.nl"}
+	rp := w.a.CreateRelyingParty(t, "mijn-portal", nil)
+	_, w.key = w.a.CreateAPIKey(t, rp.GetId())
+	w.phone = servertest.NewPhone(t, false)
+	w.b.Register(t, w.phone, "+31612345678")
+	w.b.Pair(t, w.phone, w.key, w.user, "jan")
+	ctx := w.a.WithToken(servertest.Context(t), w.key)
+	for i := range 3 {
+		w.login(t)
+		if _, err := w.b.Decide(t, w.phone, w.b.Pending(t, w.phone), pushauthv1.Decision_DECISION_DENY, ""); err != nil {
+			t.Fatal(err)
+		}
+		_, err := w.a.RP.CreateApproval(ctx, &pushauthv1.CreateApprovalRequest{UserRef: w.user})
+		st := wantCode(t, err, codes.ResourceExhausted, "")
+		if i < 2 {
+			w.a.Clock.Advance(retryOf(st))
+			continue
+		}
+		if !strings.Contains(st.Message(), "locked") || retryOf(st) != 24*time.Hour {
+			t.Fatalf("after 3 failures: %q retry %v", st.Message(), retryOf(st))
+		}
+	}
+	// Waiting out the back-off (4s max) is not enough: the lock holds.
+	w.a.Clock.Advance(time.Hour)
+	_, err := w.a.RP.CreateApproval(ctx, &pushauthv1.CreateApprovalRequest{UserRef: w.user})
+	wantCode(t, err, codes.ResourceExhausted, "locked")
+}
+
+func TestPairingDeniedOrExpiredLeavesNothing(t *testing.T) {
+	servertest.ForEachBackend(t, func(t *testing.T, url string) {
+		w := newWorld(t, url, &pushauthv1.RelyingPartyPolicy{ApprovalTtl: durationpb.New(30 * time.Second)})
+		ctx := servertest.Context(t)
+		rctx := w.a.WithToken(ctx, w.key)
+		second := servertest.NewPhone(t, false)
+		w.a.Clock.Advance(time.Minute)
+		w.b.Register(t, second, "+31612345671")
+		claim := func() *pushauthv1.DeviceRequest {
+			ph, err := w.b.Device.CreatePairingPhrase(w.b.WithToken(ctx, second.Credential), &pushauthv1.CreatePairingPhraseRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.a.RP.ClaimPairingPhrase(rctx, &pushauthv1.ClaimPairingPhraseRequest{Phrase: ph.GetPhrase(), UserRef: w.user, AccountLabel: "jan"}); err != nil {
+				t.Fatal(err)
+			}
+			return w.b.Pending(t, second)
+		}
+		devices := func() int {
+			d, err := w.a.RP.ListUserDevices(rctx, &pushauthv1.ListUserDevicesRequest{UserRef: w.user})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(d.GetDevices())
+		}
+		r, err := w.b.Decide(t, second, claim(), pushauthv1.Decision_DECISION_DENY, "")
+		if err != nil || r.GetStatus() != pushauthv1.RequestStatus_REQUEST_STATUS_DENIED {
+			t.Fatalf("deny: %v %v", r, err)
+		}
+		if n := devices(); n != 1 {
+			t.Fatalf("denied pairing left %d devices", n)
+		}
+		claim()
+		w.a.Clock.Advance(31 * time.Second)
+		if _, err := w.a.Server.Engine.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := devices(); n != 1 {
+			t.Fatalf("expired pairing left %d devices", n)
+		}
+		conns, err := w.b.Device.ListConnections(w.b.WithToken(ctx, second.Credential), &pushauthv1.ListConnectionsRequest{})
+		if err != nil || len(conns.GetConnections()) != 0 {
+			t.Fatalf("second phone has connections: %v %v", conns, err)
+		}
+
+		// The first phone removes its own account; then logins have no device.
+		pctx := w.b.WithToken(ctx, w.phone.Credential)
+		conns, err = w.b.Device.ListConnections(pctx, &pushauthv1.ListConnectionsRequest{})
+		if err != nil || len(conns.GetConnections()) != 1 {
+			t.Fatalf("connections: %v %v", conns, err)
+		}
+		_, err = w.b.Device.RemoveConnection(w.b.WithToken(ctx, second.Credential), &pushauthv1.RemoveConnectionRequest{ConnectionId: conns.GetConnections()[0].GetId()})
+		wantCode(t, err, codes.NotFound, "connection")
+		if _, err := w.b.Device.RemoveConnection(pctx, &pushauthv1.RemoveConnectionRequest{ConnectionId: conns.GetConnections()[0].GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = w.a.RP.CreateApproval(rctx, &pushauthv1.CreateApprovalRequest{UserRef: w.user})
+		wantCode(t, err, codes.FailedPrecondition, "no active device")
+	})
+}
+
+func TestDeregisteredDeviceLosesItsAccounts(t *testing.T) {
+	w := newWorld(t, servertest.Backends[0].NewURL(t), nil)
+	ctx := servertest.Context(t)
+	if _, err := w.b.Device.DeregisterDevice(w.b.WithToken(ctx, w.phone.Credential), &pushauthv1.DeregisterDeviceRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.a.RP.CreateApproval(w.a.WithToken(ctx, w.key), &pushauthv1.CreateApprovalRequest{UserRef: w.user})
+	wantCode(t, err, codes.FailedPrecondition, "no active device")
 }

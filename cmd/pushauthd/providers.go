@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/sms"
@@ -87,4 +88,13 @@ func newPushSender(ctx context.Context, cfg Config, log *slog.Logger) (push.Send
 		log.Warn("no push provider configured: pushes are only logged; apps see requests when opened")
 	}
 	return push.NewRouter(rc), nil
+}
+
+// approvalConfig is the engine's configuration: defaults with the
+// configurable limits applied.
+func approvalConfig(cfg Config) approval.Config {
+	c := approval.DefaultConfig()
+	c.MaxPendingPerUser = cfg.MaxPendingLogin
+	c.FraudMute = cfg.FraudMute
+	return c
 }
