@@ -22,9 +22,11 @@ import (
 // Phone is a simulated authenticator app: a P-256 key, and after Register a
 // device id and credential.
 type Phone struct {
-	Key        *ecdsa.PrivateKey
-	PublicKey  []byte // as sent: SPKI DER (Android) or the raw point (iOS)
-	Platform   pushauthv1.Platform
+	Key       *ecdsa.PrivateKey
+	PublicKey []byte // as sent: SPKI DER (Android) or the raw point (iOS)
+	Platform  pushauthv1.Platform
+	// PushToken is registered; empty means a random working token.
+	PushToken  string
 	DeviceID   string
 	Credential string
 }
@@ -64,11 +66,14 @@ func (p *Phone) Sign(t testing.TB, msg []byte) []byte {
 // verificationID.
 func (p *Phone) Registration(t testing.TB, verificationID string) *pushauthv1.DeviceRegistration {
 	t.Helper()
+	if p.PushToken == "" {
+		p.PushToken = "push-token-" + randomHex(8)
+	}
 	return &pushauthv1.DeviceRegistration{
 		PublicKey:      p.PublicKey,
 		ProofSignature: p.Sign(t, registration.ProofMessage(verificationID, p.PublicKey)),
 		Platform:       p.Platform,
-		PushToken:      "push-token-" + randomHex(8),
+		PushToken:      p.PushToken,
 		Name:           "Test phone",
 		AppVersion:     "1.0.0",
 	}
