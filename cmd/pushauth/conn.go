@@ -66,7 +66,7 @@ func registerConnFlags(fs *flag.FlagSet) *connFlags {
 	fs.StringVar(&cf.certFile, "cert-file", "", "client certificate `file` (PEM) for mutual TLS")
 	fs.StringVar(&cf.keyFile, "key-file", "", "private key `file` (PEM) of --cert-file (default: read from --cert-file)")
 	fs.StringVar(&cf.serverName, "server-name", "", "`name` expected in the server certificate (default: the host of --addr)")
-	fs.BoolVar(&cf.insecure, "insecure", false, "allow sending the admin token or a device credential without TLS to an address that is not loopback")
+	fs.BoolVar(&cf.insecure, "insecure", false, "allow sending the admin token, a device credential or an API key without TLS to an address that is not loopback")
 	fs.BoolVar(&cf.json, "json", false, "print the response message as JSON, for scripts")
 	fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "time limit of each request, 0 for none")
 	return cf
@@ -77,6 +77,7 @@ type conn struct {
 	cc      *grpc.ClientConn
 	admin   pushauthv1.AdminServiceClient
 	device  pushauthv1.DeviceServiceClient
+	rp      pushauthv1.RelyingPartyServiceClient
 	token   string // the admin token; "" if there is none
 	timeout time.Duration
 }
@@ -96,6 +97,9 @@ type dialOptions struct {
 	// device is set when a device credential goes over the connection, in
 	// either direction: it is refused in the clear like the admin token.
 	device bool
+	// apiKey is set when a relying party's API key goes over the
+	// connection: it is refused in the clear like the admin token.
+	apiKey bool
 	// defaultAddr, if set, is used when --addr is not given, before
 	// $PUSHAUTH_ADDR: the server a device state file belongs to.
 	defaultAddr string
@@ -144,13 +148,15 @@ func (cf *connFlags) dialWith(e *env, o dialOptions) (*conn, error) {
 		return nil, errors.New("no admin token: pass --token-file FILE (or --token), set " + envTokenFile + " or " + envToken +
 			", or run this in the server's working directory so ./" + defaultTokenFile + " is found")
 	}
-	if (token != "" || o.device) && !useTLS && !local && !cf.insecure {
+	if (token != "" || o.device || o.apiKey) && !useTLS && !local && !cf.insecure {
 		what := "the admin token"
 		switch {
 		case token != "" && o.device:
 			what = "the admin token and the device credential"
 		case o.device:
 			what = "the device credential"
+		case o.apiKey:
+			what = "the API key"
 		}
 		return nil, fmt.Errorf("refusing to send %s unencrypted to %s, which is not a loopback address: "+
 			"use --tls (with --ca-file if the server's certificate is not publicly trusted), "+
@@ -175,6 +181,7 @@ func (cf *connFlags) dialWith(e *env, o dialOptions) (*conn, error) {
 		cc:      cc,
 		admin:   pushauthv1.NewAdminServiceClient(cc),
 		device:  pushauthv1.NewDeviceServiceClient(cc),
+		rp:      pushauthv1.NewRelyingPartyServiceClient(cc),
 		token:   token,
 		timeout: cf.timeout,
 	}, nil
@@ -198,6 +205,16 @@ func (c *conn) ctxWith(parent context.Context, bearer string) (context.Context, 
 	}
 	if c.timeout > 0 {
 		return context.WithTimeout(ctx, c.timeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// streamCtx returns the context of a call that waits for news (a stream):
+// sending bearer (unless ""), and without the time limit of each request.
+func (c *conn) streamCtx(parent context.Context, bearer string) (context.Context, context.CancelFunc) {
+	ctx := parent
+	if bearer != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+bearer)
 	}
 	return context.WithCancel(ctx)
 }
@@ -227,35 +244,46 @@ func (cf *connFlags) findToken(e *env, given map[string]bool) (string, error) {
 
 // readToken reads a token from a file, or from stdin for "-".
 func readToken(e *env, path string) (string, error) {
+	return readSecret(e, path, "the admin token")
+}
+
+// readSecret reads the secret named what (e.g. "the API key") from a file,
+// or from stdin for "-".
+func readSecret(e *env, path, what string) (string, error) {
 	var r io.Reader = e.stdin
 	name := "stdin"
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
-			return "", fmt.Errorf("cannot read the admin token: %w", err)
+			return "", fmt.Errorf("cannot read %s: %w", what, err)
 		}
 		defer f.Close()
 		r, name = f, path
 	}
 	b, err := io.ReadAll(io.LimitReader(r, maxTokenFileSize+1))
 	if err != nil {
-		return "", fmt.Errorf("cannot read the admin token from %s: %w", name, err)
+		return "", fmt.Errorf("cannot read %s from %s: %w", what, name, err)
 	}
 	if len(b) > maxTokenFileSize {
-		return "", fmt.Errorf("the admin token file %s is too large to be a token", name)
+		return "", fmt.Errorf("%s file %s is too large to be a token", what, name)
 	}
-	return checkToken(strings.TrimSpace(string(b)), name)
+	return checkSecret(strings.TrimSpace(string(b)), what, name)
 }
 
 // checkToken rejects tokens that cannot go into a gRPC header.
 func checkToken(tok, from string) (string, error) {
+	return checkSecret(tok, "the admin token", from)
+}
+
+// checkSecret rejects secrets that cannot go into a gRPC header.
+func checkSecret(tok, what, from string) (string, error) {
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
-		return "", fmt.Errorf("the admin token from %s is empty", from)
+		return "", fmt.Errorf("%s from %s is empty", what, from)
 	}
 	for i := 0; i < len(tok); i++ {
 		if c := tok[i]; c < 0x20 || c >= 0x7f {
-			return "", fmt.Errorf("the admin token from %s contains characters a token cannot have", from)
+			return "", fmt.Errorf("%s from %s contains characters a token cannot have", what, from)
 		}
 	}
 	return tok, nil

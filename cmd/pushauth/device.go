@@ -424,28 +424,63 @@ func (r *registerRun) completeError(err error) error {
 // when ctx ends (Ctrl-C), which a blocked read would not notice.
 func (e *env) prompt(ctx context.Context, question string) (string, error) {
 	fmt.Fprint(e.stderr, question+" ")
-	type answer struct {
-		line string
-		err  error
-	}
-	ch := make(chan answer, 1)
-	go func() {
-		line, err := bufio.NewReader(e.stdin).ReadString('\n')
-		ch <- answer{line, err}
-	}()
-	select {
-	case <-ctx.Done():
+	line, err := e.readLine(ctx)
+	switch {
+	case ctx.Err() != nil:
 		fmt.Fprintln(e.stderr)
 		return "", ctx.Err()
-	case a := <-ch:
-		if a.err != nil && !errors.Is(a.err, io.EOF) {
-			return "", fmt.Errorf("cannot read the code: %w", a.err)
-		}
-		if errors.Is(a.err, io.EOF) {
-			fmt.Fprintln(e.stderr) // the user's Enter is missing
-		}
-		return strings.TrimSpace(a.line), nil
+	case errors.Is(err, io.EOF):
+		fmt.Fprintln(e.stderr) // the user's Enter is missing
+	case err != nil:
+		return "", fmt.Errorf("cannot read the code: %w", err)
 	}
+	return strings.TrimSpace(line), nil
+}
+
+// readLine returns the next line of stdin, without its end, or io.EOF at
+// the end of stdin. It gives up with ctx's error when ctx ends. One
+// goroutine reads stdin for all calls (see stdinLines), so a question given
+// up on leaves its answer to the next one and nothing is lost between
+// questions.
+func (e *env) readLine(ctx context.Context) (string, error) {
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case line, ok := <-e.stdinLines():
+		if !ok {
+			if e.linesErr != nil {
+				return "", e.linesErr
+			}
+			return "", io.EOF
+		}
+		return line, nil
+	}
+}
+
+// stdinLines returns the lines of stdin, without their ends, as one
+// goroutine reads them; the channel closes at the end of stdin, and then
+// e.linesErr says why if it was not io.EOF.
+func (e *env) stdinLines() <-chan string {
+	e.linesOnce.Do(func() {
+		e.lines = make(chan string)
+		go func() {
+			defer close(e.lines)
+			r := bufio.NewReader(e.stdin)
+			for {
+				line, err := r.ReadString('\n')
+				if line != "" {
+					e.lines <- strings.TrimRight(line, "\r\n")
+				}
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						e.linesErr = err
+					}
+					return
+				}
+			}
+		}()
+	})
+	return e.lines
 }
 
 // randomPushToken is a fake push token of the platform's form: an APNs

@@ -1,7 +1,8 @@
 // Command pushauth is the operator tool of the pushauth server. Its admin
 // commands manage relying parties, their API keys and the audit log over the
 // AdminService gRPC API; its device commands simulate an authenticator app
-// on the DeviceService API, for development and testing.
+// on the DeviceService API, and its rp commands a login server on the
+// RelyingPartyService API, for development and testing.
 //
 // Run "pushauth help" for the list of commands.
 package main
@@ -16,6 +17,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -46,7 +48,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, now: time.Now}
 	return e.dispatch(ctx, args)
 }
 
@@ -55,6 +57,21 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// now is the clock that signs decisions and counts down expiries; nil
+	// means time.Now. Tests set the test server's clock.
+	now func() time.Time
+
+	linesOnce sync.Once
+	lines     chan string // lines of stdin, closed at its end; see readLine
+	linesErr  error       // why lines was closed, if not io.EOF
+}
+
+// clock returns the current time of e.now.
+func (e *env) clock() time.Time {
+	if e.now == nil {
+		return time.Now()
+	}
+	return e.now()
 }
 
 // command is one leaf of the command tree, e.g. "admin rp create".
@@ -62,6 +79,8 @@ type command struct {
 	path    string // words after "pushauth"
 	args    string // synopsis of the arguments, for usage
 	summary string // one line, for the overview
+	// details, if set, explains more in the command's usage.
+	details string
 	// setup registers the command's own flags on fs and returns the function
 	// that runs it with the positional arguments, after fs is parsed.
 	setup func(fs *flag.FlagSet, cf *connFlags) func(ctx context.Context, e *env, args []string) error
@@ -73,6 +92,8 @@ var commands = []*command{
 	keyCreateCmd, keyListCmd, keyRevokeCmd,
 	auditCmd, outboxCmd,
 	deviceRegisterCmd, deviceShowCmd, deviceUpdateCmd, deviceDeregisterCmd,
+	devicePairCmd, deviceWatchCmd, deviceRequestsCmd, deviceConnectionsCmd, deviceDisconnectCmd,
+	rpWhoAmICmd, rpPairCmd, rpLoginCmd, rpDevicesCmd, rpRemoveDeviceCmd, rpRequestCmd, rpCancelCmd,
 }
 
 // groups describes the inner nodes of the command tree.
@@ -80,7 +101,8 @@ var groups = map[string]string{
 	"admin":     "manage a pushauth server over its AdminService API",
 	"admin rp":  "manage relying parties (login servers) and their policies",
 	"admin key": "manage the API keys of relying parties",
-	"device":    "simulate an authenticator app: register a phone number as a device and use its credential",
+	"device":    "simulate an authenticator app: register a phone number as a device, connect accounts and answer requests",
+	"rp":        "simulate a login server with a relying party's API key: pair phones to users and ask them to approve logins",
 }
 
 // usageError is a mistake on the command line: run prints it with the
@@ -304,7 +326,8 @@ func printOverview(w io.Writer) {
 
 Usage:
   pushauth admin <command> [arguments] [flags]
-  pushauth device <command> [flags]
+  pushauth device <command> [arguments] [flags]
+  pushauth rp <command> [arguments] [flags]
   pushauth help [command]
 
 Commands:
@@ -326,7 +349,15 @@ else from the development SMS outbox when an admin token is found, else from
 the terminal. The key and the device credential are kept in a state file
 (--state, PUSHAUTH_DEVICE_STATE, default ./pushauth-device.json; mode 0600),
 and the other device commands send that credential instead of the admin token,
-to the server of the state file unless --addr is given.
+to the server of the state file unless --addr is given. "device pair" shows the
+two words to type on a login page; "device watch" shows requests as they come
+and answers them with a decision signed by the device key.
+
+The rp commands play a login server: they send a relying party's API key from
+--api-key-file, --api-key, PUSHAUTH_API_KEY_FILE or PUSHAUTH_API_KEY. "rp pair"
+connects the phone showing two words to a user, "rp login" asks the user's
+phones to approve and verifies the signed decision with the device's key; both
+exit 0 only when the phone approved.
 
 Run "pushauth help <command>" (e.g. "pushauth help admin rp create") for its flags.
 `)
@@ -348,6 +379,9 @@ func printGroupUsage(w io.Writer, prefix string) {
 // flags, which are the same for every command.
 func printCommandUsage(w io.Writer, c *command, full bool) {
 	fmt.Fprintf(w, "Usage: pushauth %s %s\n\n%s.\n", c.path, c.args, capitalize(c.summary))
+	if c.details != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.details))
+	}
 	own := flag.NewFlagSet(c.path, flag.ContinueOnError)
 	c.setup(own, &connFlags{})
 	if hasFlags(own) {

@@ -257,6 +257,9 @@ func (e *Engine) removeConnection(ctx context.Context, actor string, c store.Con
 		if err := tx.RemoveConnection(ctx, c.ID, now); err != nil {
 			return err
 		}
+		if err := tx.RemoveConnectionTOTPFactors(ctx, c.ID, now); err != nil {
+			return err
+		}
 		return audit.Write(ctx, tx, now, audit.Entry{Actor: actor, Action: "connection.removed", RelyingPartyID: c.RelyingPartyID, Target: c.ID,
 			Details: map[string]string{"device_id": c.DeviceID, "user_ref": c.UserRef}})
 	})
@@ -292,4 +295,9 @@ func (e *Engine) DeviceKey(ctx context.Context, rpID, deviceID string) ([]byte, 
 // CreatePhrase makes a pairing phrase for a device.
 func (e *Engine) CreatePhrase(ctx context.Context, deviceID string) (string, time.Time, error) {
 	return e.phrases.Create(ctx, deviceID)
+}
+
+// Connection returns a connection by id.
+func (e *Engine) Connection(ctx context.Context, id string) (store.Connection, error) {
+	return e.store.GetConnection(ctx, id)
 }

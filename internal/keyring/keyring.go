@@ -5,8 +5,11 @@
 package keyring
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -20,6 +23,7 @@ const MasterSize = 32
 // Keyring holds the derived keys.
 type Keyring struct {
 	hashKey []byte
+	seal    cipher.AEAD
 }
 
 // New derives a Keyring from a MasterSize-byte master secret.
@@ -31,7 +35,44 @@ func New(master []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
-	return &Keyring{hashKey: hk}, nil
+	sk, err := hkdf.Key(sha256.New, master, nil, "pushauth seal v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	block, err := aes.NewCipher(sk)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	return &Keyring{hashKey: hk, seal: aead}, nil
+}
+
+// ErrUnseal means sealed data was not sealed by this key for this purpose,
+// or was changed.
+var ErrUnseal = errors.New("keyring: cannot open sealed data")
+
+// Seal encrypts plaintext with AES-256-GCM under the server key, bound to
+// purpose, so a sealed TOTP seed cannot be opened as a backup share.
+func (k *Keyring) Seal(purpose string, plaintext []byte) []byte {
+	nonce := make([]byte, k.seal.NonceSize(), k.seal.NonceSize()+len(plaintext)+k.seal.Overhead())
+	_, _ = rand.Read(nonce) // crypto/rand never fails
+	return k.seal.Seal(nonce, nonce, plaintext, []byte(purpose))
+}
+
+// Open decrypts what Seal sealed for purpose.
+func (k *Keyring) Open(purpose string, sealed []byte) ([]byte, error) {
+	n := k.seal.NonceSize()
+	if len(sealed) < n+k.seal.Overhead() {
+		return nil, ErrUnseal
+	}
+	pt, err := k.seal.Open(nil, sealed[:n], sealed[n:], []byte(purpose))
+	if err != nil {
+		return nil, ErrUnseal
+	}
+	return pt, nil
 }
 
 // ParseMaster decodes a master secret written as base64 (standard or URL).

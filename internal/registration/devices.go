@@ -124,6 +124,9 @@ func (d *Devices) Deregister(ctx context.Context, id string) error {
 			if err := tx.RemoveConnection(ctx, c.ID, now); err != nil {
 				return err
 			}
+			if err := tx.RemoveConnectionTOTPFactors(ctx, c.ID, now); err != nil {
+				return err
+			}
 			if err := audit.Write(ctx, tx, now, audit.Entry{Actor: "device:" + id, Action: "connection.removed", RelyingPartyID: c.RelyingPartyID,
 				Target: c.ID, Details: map[string]string{"device_id": id, "user_ref": c.UserRef, "by": "deregistration"}}); err != nil {
 				return err

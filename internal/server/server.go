@@ -22,6 +22,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/auth"
+	"github.com/pushauth/pushauth/internal/backup"
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/pairing"
@@ -30,6 +31,7 @@ import (
 	"github.com/pushauth/pushauth/internal/relyingparty"
 	"github.com/pushauth/pushauth/internal/sms"
 	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/internal/totp"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 	"github.com/pushauth/pushauth/services/admin"
 	"github.com/pushauth/pushauth/services/device"
@@ -64,6 +66,8 @@ type Options struct {
 	PairingTTL time.Duration  // zero means 10 minutes
 	Pairing    pairing.Limits // zero means pairing.DefaultLimits()
 	Recheck    time.Duration  // how often waiters re-read; zero means 2s
+	Backup     backup.Config  // zero means backup.DefaultConfig()
+	TOTP       totp.Config    // zero means totp.DefaultConfig()
 }
 
 // Server is an assembled, not yet listening, pushauth server.
@@ -161,8 +165,16 @@ func New(o Options) (*Server, error) {
 		outbox = o.Store
 	}
 	pushauthv1.RegisterAdminServiceServer(g, admin.New(rps, o.Store, outbox))
-	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New(engine, hub, o.Recheck))
-	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices, engine, o.Store, o.Bus))
+	if o.Backup.MaxAttempts == 0 {
+		o.Backup = backup.DefaultConfig()
+	}
+	if o.TOTP == (totp.Config{}) {
+		o.TOTP = totp.DefaultConfig()
+	}
+	backups := backup.New(o.Backup, o.Store, o.Keys, o.Bus, o.Now, o.Logger)
+	codes := totp.New(o.TOTP, o.Store, o.Keys, o.Now)
+	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New(engine, codes, hub, o.Recheck))
+	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices, engine, o.Store, o.Bus, backups, codes))
 
 	h := newHealth(o.Checks, []string{
 		pushauthv1.AdminService_ServiceDesc.ServiceName,

@@ -48,6 +48,8 @@ type Store interface {
 	Connections
 	Requests
 	UserStates
+	Backups
+	TOTPFactors
 	Audit
 }
 
@@ -322,6 +324,11 @@ type Connections interface {
 	// ListUserConnections returns the ACTIVE connections of a relying
 	// party's user, oldest first.
 	ListUserConnections(ctx context.Context, relyingPartyID, userRef string) ([]Connection, error)
+	// TransferConnection moves an ACTIVE connection to another device (a
+	// backup restore). ErrNotFound if there is no such ACTIVE connection,
+	// ErrConflict if the new device already has an ACTIVE connection for the
+	// same relying party and user.
+	TransferConnection(ctx context.Context, id, newDeviceID string) error
 }
 
 // Request kinds.
@@ -454,7 +461,10 @@ type UserState struct {
 	ConsecutiveFailures int
 	BackoffUntil        time.Time
 	MutedUntil          time.Time
-	UpdatedAt           time.Time
+	// TOTP guesses: consecutive wrong codes and the lock-out they caused.
+	TOTPFailures    int
+	TOTPLockedUntil time.Time
+	UpdatedAt       time.Time
 }
 
 // UserStates stores per-user limit state.
@@ -466,4 +476,86 @@ type UserStates interface {
 	// atomically with respect to other UpdateUserState calls for the same
 	// user on any replica. An error from fn aborts without writing.
 	UpdateUserState(ctx context.Context, relyingPartyID, userRef string, fn func(*UserState) error) error
+}
+
+// Backup is the app's encrypted cloud backup for one phone number.
+type Backup struct {
+	PhoneNumber    string // E.164, the key
+	DeviceID       string // the device that stored it
+	Blob           []byte // encrypted by the app; opaque here
+	SealedShare    []byte // the server's key share, sealed under the server key
+	Verifier       []byte // keyed hash of the passcode under a server pepper
+	FailedAttempts int
+	LockedUntil    time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Backups stores backups.
+type Backups interface {
+	// PutBackup inserts or replaces the backup of b.PhoneNumber, with
+	// FailedAttempts and LockedUntil as given.
+	PutBackup(ctx context.Context, b Backup) error
+	// GetBackup returns the backup of a number or ErrNotFound.
+	GetBackup(ctx context.Context, phoneNumber string) (Backup, error)
+	// DeleteBackup removes the backup of a number; ErrNotFound if none.
+	DeleteBackup(ctx context.Context, phoneNumber string) error
+	// AddBackupFailure adds one to FailedAttempts and sets LockedUntil,
+	// atomically, and returns the new count. ErrNotFound if there is none.
+	AddBackupFailure(ctx context.Context, phoneNumber string, lockedUntil func(failures int) time.Time) (int, error)
+	// ResetBackupFailures sets FailedAttempts to 0 and clears LockedUntil.
+	ResetBackupFailures(ctx context.Context, phoneNumber string) error
+}
+
+// TOTP factor kinds and states.
+const (
+	TOTPKindApp        = "APP"        // another authenticator app
+	TOTPKindConnection = "CONNECTION" // codes from a paired pushauth app
+
+	TOTPPending = "PENDING" // enrolled, waiting for a first code
+	TOTPActive  = "ACTIVE"
+	TOTPRemoved = "REMOVED"
+)
+
+// TOTPFactor is one RFC 6238 secret of a relying party's user.
+type TOTPFactor struct {
+	ID             string
+	RelyingPartyID string
+	UserRef        string
+	Kind           string
+	ConnectionID   string // CONNECTION factors
+	Label          string
+	SealedSecret   []byte
+	Status         string
+	LastUsedStep   int64 // the newest time step a code was accepted for
+	CreatedAt      time.Time
+	ConfirmedAt    time.Time
+	RemovedAt      time.Time
+}
+
+// TOTPFactors stores TOTP factors.
+type TOTPFactors interface {
+	// CreateTOTPFactor inserts f. ErrConflict if its ID is taken.
+	CreateTOTPFactor(ctx context.Context, f TOTPFactor) error
+	// GetTOTPFactor returns the factor with this ID or ErrNotFound.
+	GetTOTPFactor(ctx context.Context, id string) (TOTPFactor, error)
+	// ListUserTOTPFactors returns a user's PENDING and ACTIVE factors,
+	// oldest first.
+	ListUserTOTPFactors(ctx context.Context, relyingPartyID, userRef string) ([]TOTPFactor, error)
+	// GetConnectionTOTPFactor returns the ACTIVE factor of a connection or
+	// ErrNotFound.
+	GetConnectionTOTPFactor(ctx context.Context, connectionID string) (TOTPFactor, error)
+	// ActivateTOTPFactor moves a PENDING factor to ACTIVE at at
+	// (compare-and-swap). ErrNotFound if none, ErrConflict if not PENDING.
+	ActivateTOTPFactor(ctx context.Context, id string, at time.Time) error
+	// RemoveTOTPFactor moves a factor to REMOVED at at. ErrNotFound if none,
+	// ErrConflict if already removed.
+	RemoveTOTPFactor(ctx context.Context, id string, at time.Time) error
+	// RemoveConnectionTOTPFactors removes the factors of a connection.
+	RemoveConnectionTOTPFactors(ctx context.Context, connectionID string, at time.Time) error
+	// UseTOTPStep sets LastUsedStep = step if it is below step
+	// (compare-and-swap), so a code's time step is accepted once. ErrNotFound
+	// if there is no ACTIVE factor with this ID, ErrConflict on a replay: of
+	// concurrent callers with the same step exactly one gets nil.
+	UseTOTPStep(ctx context.Context, id string, step int64) error
 }

@@ -8,9 +8,11 @@ import (
 
 	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/auth"
+	"github.com/pushauth/pushauth/internal/backup"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/registration"
 	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/internal/totp"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
 
@@ -28,6 +30,8 @@ type Server struct {
 	engine  *approval.Engine
 	rps     store.RelyingParties
 	bus     Subscriber
+	backups *backup.Service
+	totp    *totp.Service
 }
 
 // Subscriber delivers one subject's messages; events.Bus is one.
@@ -36,8 +40,9 @@ type Subscriber interface {
 }
 
 // New returns the DeviceService.
-func New(reg *registration.Service, devices *registration.Devices, engine *approval.Engine, rps store.RelyingParties, bus Subscriber) *Server {
-	return &Server{reg: reg, devices: devices, engine: engine, rps: rps, bus: bus}
+func New(reg *registration.Service, devices *registration.Devices, engine *approval.Engine, rps store.RelyingParties, bus Subscriber,
+	backups *backup.Service, codes *totp.Service) *Server {
+	return &Server{reg: reg, devices: devices, engine: engine, rps: rps, bus: bus, backups: backups, totp: codes}
 }
 
 // caller returns the calling device or an error for a call without one.

@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/internal/totp"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 	"github.com/pushauth/pushauth/services/wire"
 )
@@ -124,7 +126,33 @@ func (s *Server) RespondToRequest(ctx context.Context, req *pushauthv1.RespondTo
 	if err != nil {
 		return nil, err
 	}
-	return &pushauthv1.RespondToRequestResponse{Request: wire.Request(r)}, nil
+	resp := &pushauthv1.RespondToRequestResponse{Request: wire.Request(r)}
+	if r.Kind == store.KindPairing && r.Status == store.StatusApproved && r.DecidedBy == dev.ID {
+		// The connection's TOTP seed, handed over once.
+		seed, err := s.connectionSeed(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		resp.TotpSeed = seed
+	}
+	return resp, nil
+}
+
+func (s *Server) connectionSeed(ctx context.Context, r store.Request) (*pushauthv1.TotpSeed, error) {
+	c, err := s.engine.Connection(ctx, r.ConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	rp, err := s.rps.GetRelyingParty(ctx, r.RelyingPartyID)
+	if err != nil {
+		return nil, err
+	}
+	seed, err := s.totp.ConnectionSeed(ctx, c, rp)
+	if err != nil || seed == nil {
+		return nil, err
+	}
+	return &pushauthv1.TotpSeed{Secret: seed.Secret, OtpauthUri: seed.URI, Digits: totp.Digits,
+		PeriodSeconds: int32(totp.Period / time.Second), Algorithm: totp.Algorithm}, nil
 }
 
 // WatchRequests streams news for the device: first every pending request,

@@ -12,6 +12,7 @@ import (
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/internal/totp"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 	"github.com/pushauth/pushauth/services/wire"
 )
@@ -20,6 +21,7 @@ import (
 type Server struct {
 	pushauthv1.UnimplementedRelyingPartyServiceServer
 	engine *approval.Engine
+	totp   *totp.Service
 	hub    *events.Hub
 	// recheck is how often a waiter re-reads its request in case a NATS
 	// message was lost.
@@ -27,8 +29,8 @@ type Server struct {
 }
 
 // New returns the RelyingPartyService. hub carries decision news to waiters.
-func New(engine *approval.Engine, hub *events.Hub, recheck time.Duration) *Server {
-	return &Server{engine: engine, hub: hub, recheck: recheck}
+func New(engine *approval.Engine, codes *totp.Service, hub *events.Hub, recheck time.Duration) *Server {
+	return &Server{engine: engine, totp: codes, hub: hub, recheck: recheck}
 }
 
 func caller(ctx context.Context) (store.RelyingParty, string, error) {

@@ -142,8 +142,9 @@ func (s *Store) GetConnection(ctx context.Context, id string) (store.Connection,
 // colliding on the unique index.
 func (s *Store) ActivateConnection(ctx context.Context, id string, at time.Time) error {
 	err := s.atomically(ctx, func(tx *Store) error {
-		// Relying party, user and device never change, so reading them
-		// without a lock is safe.
+		// Relying party and user never change, and the device only of an
+		// ACTIVE connection (TransferConnection), which is refused below
+		// anyway, so reading them without a lock is safe.
 		var rpID, userRef, deviceID string
 		if err := tx.w.QueryRowContext(ctx, tx.q("SELECT relying_party_id, user_ref, device_id FROM connections WHERE id = ?"), id).
 			Scan(&rpID, &userRef, &deviceID); err != nil {
@@ -221,6 +222,80 @@ func (s *Store) RemoveConnection(ctx context.Context, id string, at time.Time) e
 		return fmt.Errorf("remove connection %q: %w", id, store.ErrNotFound)
 	}
 	return fmt.Errorf("remove connection %q: already removed: %w", id, store.ErrConflict)
+}
+
+// TransferConnection implements store.Connections in one transaction. It
+// locks, in ID order and in one statement, every connection of the relying
+// party and user on the old and the new device, as ActivateConnection locks
+// those of one device: a concurrent activation or transfer then runs before
+// or after it, never halfway, and cannot deadlock with it. Checking for an
+// ACTIVE connection on the new device first, rather than letting the unique
+// index refuse the move, keeps a caller's PostgreSQL transaction usable. A
+// transfer to the device the connection is on already changes nothing.
+func (s *Store) TransferConnection(ctx context.Context, id, newDeviceID string) error {
+	err := s.atomically(ctx, func(tx *Store) error {
+		// The device may move under us (another transfer); then the locked
+		// rows no longer hold the connection and we look again.
+		for range 3 {
+			var rpID, userRef, deviceID string
+			if err := tx.w.QueryRowContext(ctx, tx.q("SELECT relying_party_id, user_ref, device_id FROM connections WHERE id = ?"), id).
+				Scan(&rpID, &userRef, &deviceID); err != nil {
+				return mapErr(err)
+			}
+			rows, err := tx.w.QueryContext(ctx, tx.q(`SELECT id, device_id, status FROM connections
+				WHERE relying_party_id = ? AND user_ref = ? AND device_id IN (?, ?) ORDER BY id`+tx.forUpdate()),
+				rpID, userRef, deviceID, newDeviceID)
+			if err != nil {
+				return mapErr(err)
+			}
+			found, status, taken := false, "", false
+			for rows.Next() {
+				var cid, cdevice, cstatus string
+				if err := rows.Scan(&cid, &cdevice, &cstatus); err != nil {
+					rows.Close()
+					return err
+				}
+				switch {
+				case cid == id:
+					found, status = cdevice == deviceID, cstatus
+				case cdevice == newDeviceID && cstatus == store.ConnectionActive:
+					taken = true
+				}
+			}
+			if err := rows.Close(); err != nil {
+				return mapErr(err)
+			}
+			if err := rows.Err(); err != nil {
+				return mapErr(err)
+			}
+			switch {
+			case !found:
+				continue
+			case status != store.ConnectionActive:
+				return fmt.Errorf("status is %q: %w", status, store.ErrNotFound)
+			case deviceID == newDeviceID:
+				return nil
+			case taken:
+				return fmt.Errorf("device %q has an active connection for the same user: %w", newDeviceID, store.ErrConflict)
+			}
+			res, err := tx.w.ExecContext(ctx, tx.q("UPDATE connections SET device_id = ? WHERE id = ? AND status = ?"),
+				newDeviceID, id, store.ConnectionActive)
+			if err != nil {
+				return mapErr(err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return fmt.Errorf("no longer active: %w", store.ErrNotFound)
+			}
+			return nil
+		}
+		return errors.New("connection keeps moving to other devices")
+	})
+	if err != nil {
+		return fmt.Errorf("transfer connection %q to device %q: %w", id, newDeviceID, err)
+	}
+	return nil
 }
 
 // ListDeviceConnections implements store.Connections. Oldest is by
@@ -543,12 +618,13 @@ func (s *Store) MarkPushTokenDead(ctx context.Context, deviceID, token string) e
 
 // User states.
 
-const userStateColumns = "relying_party_id, user_ref, consecutive_failures, backoff_until, muted_until, updated_at"
+const userStateColumns = "relying_party_id, user_ref, consecutive_failures, backoff_until, muted_until, totp_failures, totp_locked_until, updated_at"
 
 func scanUserState(sc scanner) (store.UserState, error) {
 	var u store.UserState
 	err := sc.Scan(&u.RelyingPartyID, &u.UserRef, &u.ConsecutiveFailures,
-		timeCol{&u.BackoffUntil}, timeCol{&u.MutedUntil}, timeCol{&u.UpdatedAt})
+		timeCol{&u.BackoffUntil}, timeCol{&u.MutedUntil},
+		&u.TOTPFailures, timeCol{&u.TOTPLockedUntil}, timeCol{&u.UpdatedAt})
 	return u, err
 }
 
@@ -596,9 +672,11 @@ func (s *Store) UpdateUserState(ctx context.Context, relyingPartyID, userRef str
 			}
 			return err
 		}
-		_, err = tx.w.ExecContext(ctx, tx.q(`UPDATE user_states SET consecutive_failures = ?, backoff_until = ?, muted_until = ?, updated_at = ?
+		_, err = tx.w.ExecContext(ctx, tx.q(`UPDATE user_states SET consecutive_failures = ?, backoff_until = ?, muted_until = ?,
+			totp_failures = ?, totp_locked_until = ?, updated_at = ?
 			WHERE relying_party_id = ? AND user_ref = ?`),
-			u.ConsecutiveFailures, timeArg(u.BackoffUntil), timeArg(u.MutedUntil), timeArg(u.UpdatedAt),
+			u.ConsecutiveFailures, timeArg(u.BackoffUntil), timeArg(u.MutedUntil),
+			u.TOTPFailures, timeArg(u.TOTPLockedUntil), timeArg(u.UpdatedAt),
 			relyingPartyID, userRef)
 		return mapErr(err)
 	})

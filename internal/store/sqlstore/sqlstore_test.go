@@ -119,14 +119,14 @@ func latestVersion(t *testing.T, fsys fs.FS, dir string) uint {
 }
 
 func TestMigrations(t *testing.T) {
-	wantTables := []string{"api_keys", "audit_events", "connections", "devices", "pairing_phrases", "phone_verifications",
-		"rate_counters", "relying_parties", "request_targets", "requests", "sms_outbox", "user_states"}
+	wantTables := []string{"api_keys", "audit_events", "backups", "connections", "devices", "pairing_phrases", "phone_verifications",
+		"rate_counters", "relying_parties", "request_targets", "requests", "sms_outbox", "totp_factors", "user_states"}
 	if a, b := latestVersion(t, migrations.Postgres, "postgres"), latestVersion(t, migrations.SQLite, "sqlite"); a != b {
 		t.Fatalf("postgres migrations end at %d, sqlite at %d", a, b)
 	}
 	latest := latestVersion(t, migrations.SQLite, "sqlite")
-	if latest < 3 {
-		t.Fatalf("migrations end at %d, want at least 3 (requests)", latest)
+	if latest < 4 {
+		t.Fatalf("migrations end at %d, want at least 4 (backups and TOTP)", latest)
 	}
 
 	for _, d := range dialects {
@@ -198,6 +198,38 @@ func TestMigrations(t *testing.T) {
 				if err := s.UpdateUserState(ctx, "rp-1", "u", func(u *store.UserState) error { u.ConsecutiveFailures = 1; return nil }); err != nil {
 					t.Fatalf("UpdateUserState: %v", err)
 				}
+				// Version 4: backups, TOTP factors, transfers and TOTP user state.
+				if err := s.PutBackup(ctx, store.Backup{PhoneNumber: "+15550100", DeviceID: "d", Blob: []byte("b")}); err != nil {
+					t.Fatalf("PutBackup: %v", err)
+				}
+				lock := time.Unix(300, 0).UTC()
+				if n, err := s.AddBackupFailure(ctx, "+15550100", func(int) time.Time { return lock }); err != nil || n != 1 {
+					t.Fatalf("AddBackupFailure = %d, %v", n, err)
+				}
+				if b, err := s.GetBackup(ctx, "+15550100"); err != nil || !b.LockedUntil.Equal(lock) {
+					t.Fatalf("GetBackup = %+v, %v", b, err)
+				}
+				if err := s.CreateTOTPFactor(ctx, store.TOTPFactor{ID: "f", RelyingPartyID: "rp-1", UserRef: "u", Kind: store.TOTPKindConnection, ConnectionID: "c", Status: store.TOTPPending}); err != nil {
+					t.Fatalf("CreateTOTPFactor: %v", err)
+				}
+				if err := s.ActivateTOTPFactor(ctx, "f", time.Unix(60, 0)); err != nil {
+					t.Fatalf("ActivateTOTPFactor: %v", err)
+				}
+				if err := s.UseTOTPStep(ctx, "f", 2); err != nil {
+					t.Fatalf("UseTOTPStep: %v", err)
+				}
+				if f, err := s.GetConnectionTOTPFactor(ctx, "c"); err != nil || f.LastUsedStep != 2 {
+					t.Fatalf("GetConnectionTOTPFactor = %+v, %v", f, err)
+				}
+				if err := s.TransferConnection(ctx, "c", "d2"); err != nil {
+					t.Fatalf("TransferConnection: %v", err)
+				}
+				if err := s.UpdateUserState(ctx, "rp-1", "u", func(u *store.UserState) error { u.TOTPFailures, u.TOTPLockedUntil = 2, lock; return nil }); err != nil {
+					t.Fatalf("UpdateUserState: %v", err)
+				}
+				if u, err := s.GetUserState(ctx, "rp-1", "u"); err != nil || u.ConsecutiveFailures != 1 || u.TOTPFailures != 2 || !u.TOTPLockedUntil.Equal(lock) {
+					t.Fatalf("GetUserState = %+v, %v", u, err)
+				}
 			}
 			gone := func() {
 				t.Helper()
@@ -259,6 +291,94 @@ func TestMigrations(t *testing.T) {
 			})
 			if err == nil {
 				t.Error("MigrateUp inside InTx succeeded")
+			}
+		})
+	}
+}
+
+// TestMigration4Down reverts only the backup and TOTP migration on a
+// database with data in it: the two tables go, user_states loses exactly
+// the two columns it gained and keeps its rows (and, on SQLite, STRICT), and
+// migrating up again restores a working schema.
+func TestMigration4Down(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := t.Context()
+			url := d.newURL(t)
+			s := storetest.OpenMigrated(t, url)
+			raw := d.rawDB(t, url)
+			// Later migrations, if any, are reverted first.
+			if latest := latestVersion(t, migrations.SQLite, "sqlite"); latest > 4 {
+				if err := s.MigrateSteps(ctx, -int(latest-4)); err != nil {
+					t.Fatalf("migrate down to version 4: %v", err)
+				}
+			}
+			if v, dirty, err := s.MigrateVersion(ctx); err != nil || v != 4 || dirty {
+				t.Fatalf("MigrateVersion = %d, dirty %v, %v; want 4, clean", v, dirty, err)
+			}
+			if err := s.UpdateUserState(ctx, "rp-1", "u", func(u *store.UserState) error {
+				u.ConsecutiveFailures, u.TOTPFailures, u.TOTPLockedUntil = 3, 4, time.Unix(60, 0)
+				return nil
+			}); err != nil {
+				t.Fatalf("UpdateUserState: %v", err)
+			}
+			if err := s.PutBackup(ctx, store.Backup{PhoneNumber: "+15550100"}); err != nil {
+				t.Fatalf("PutBackup: %v", err)
+			}
+
+			if err := s.MigrateSteps(ctx, -1); err != nil {
+				t.Fatalf("migrate one step down: %v", err)
+			}
+			if v, dirty, err := s.MigrateVersion(ctx); err != nil || v != 3 || dirty {
+				t.Fatalf("MigrateVersion = %d, dirty %v, %v; want 3, clean", v, dirty, err)
+			}
+			want := []string{"api_keys", "audit_events", "connections", "devices", "pairing_phrases", "phone_verifications",
+				"rate_counters", "relying_parties", "request_targets", "requests", "sms_outbox", "user_states"}
+			if got := tables(t, raw, d.tables); !slices.Equal(got, want) {
+				t.Fatalf("tables at version 3 = %v, want %v", got, want)
+			}
+			rows, err := raw.QueryContext(ctx, "SELECT * FROM user_states")
+			if err != nil {
+				t.Fatalf("read user_states: %v", err)
+			}
+			cols, err := rows.Columns()
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			rows.Close()
+			wantCols := []string{"relying_party_id", "user_ref", "consecutive_failures", "backoff_until", "muted_until", "updated_at"}
+			if !slices.Equal(cols, wantCols) {
+				t.Errorf("user_states columns at version 3 = %v, want %v", cols, wantCols)
+			}
+			if n != 1 {
+				t.Errorf("user_states has %d rows after one step down, want 1", n)
+			}
+			if d.name == "sqlite" {
+				var strict int
+				if err := raw.QueryRowContext(ctx, "SELECT strict FROM pragma_table_list WHERE name = 'user_states'").Scan(&strict); err != nil {
+					t.Fatalf("pragma_table_list: %v", err)
+				}
+				if strict != 1 {
+					t.Error("user_states is no longer STRICT")
+				}
+			}
+
+			if err := s.MigrateSteps(ctx, 1); err != nil {
+				t.Fatalf("migrate one step up: %v", err)
+			}
+			u, err := s.GetUserState(ctx, "rp-1", "u")
+			if err != nil {
+				t.Fatalf("GetUserState: %v", err)
+			}
+			if u.ConsecutiveFailures != 3 || u.TOTPFailures != 0 || !u.TOTPLockedUntil.IsZero() {
+				t.Errorf("user state after down and up = %+v, want 3 failures and no TOTP state", u)
+			}
+			if _, err := s.GetBackup(ctx, "+15550100"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("backup survived down and up: %v", err)
 			}
 		})
 	}

@@ -81,6 +81,21 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Concurrent/DecideRequest", testConcurrentDecideRequest},
 		{"Concurrent/ExpireRequests", testConcurrentExpireRequests},
 		{"Concurrent/UpdateUserState", testConcurrentUpdateUserState},
+		{"Backup/PutGet", testBackupPutGet},
+		{"Backup/Failures", testBackupFailures},
+		{"TOTPFactor/CreateGet", testTOTPFactorCreateGet},
+		{"TOTPFactor/List", testTOTPFactorList},
+		{"TOTPFactor/Activate", testTOTPFactorActivate},
+		{"TOTPFactor/Remove", testTOTPFactorRemove},
+		{"TOTPFactor/Connection", testTOTPFactorConnection},
+		{"TOTPFactor/UseStep", testTOTPUseStep},
+		{"Connection/Transfer", testConnectionTransfer},
+		{"UserState/TOTP", testUserStateTOTP},
+		{"InTx/BackupTOTPRollback", testInTxBackupTOTPRollback},
+		{"Context/CancelledBackupTOTP", testCancelledContextBackupTOTP},
+		{"Concurrent/AddBackupFailure", testConcurrentAddBackupFailure},
+		{"Concurrent/UseTOTPStep", testConcurrentUseTOTPStep},
+		{"Concurrent/TransferConnection", testConcurrentTransferConnection},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1553,8 +1553,11 @@ func (x *RespondToRequestRequest) GetSignature() []byte {
 }
 
 type RespondToRequestResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Request       *Request               `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request *Request               `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// For an approved PAIRING request: the connection's TOTP seed, handed to
+	// the app once so it can show codes when it is offline.
+	TotpSeed      *TotpSeed `protobuf:"bytes,2,opt,name=totp_seed,json=totpSeed,proto3" json:"totp_seed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1592,6 +1595,572 @@ func (*RespondToRequestResponse) Descriptor() ([]byte, []int) {
 func (x *RespondToRequestResponse) GetRequest() *Request {
 	if x != nil {
 		return x.Request
+	}
+	return nil
+}
+
+func (x *RespondToRequestResponse) GetTotpSeed() *TotpSeed {
+	if x != nil {
+		return x.TotpSeed
+	}
+	return nil
+}
+
+// TotpSeed is an RFC 6238 secret as authenticator apps take it.
+type TotpSeed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Base32, no padding.
+	Secret string `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	// otpauth://totp/... with issuer, digits, period and algorithm.
+	OtpauthUri    string `protobuf:"bytes,2,opt,name=otpauth_uri,json=otpauthUri,proto3" json:"otpauth_uri,omitempty"`
+	Digits        int32  `protobuf:"varint,3,opt,name=digits,proto3" json:"digits,omitempty"`
+	PeriodSeconds int32  `protobuf:"varint,4,opt,name=period_seconds,json=periodSeconds,proto3" json:"period_seconds,omitempty"`
+	// "SHA1" for compatibility with every authenticator app.
+	Algorithm     string `protobuf:"bytes,5,opt,name=algorithm,proto3" json:"algorithm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TotpSeed) Reset() {
+	*x = TotpSeed{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TotpSeed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TotpSeed) ProtoMessage() {}
+
+func (x *TotpSeed) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TotpSeed.ProtoReflect.Descriptor instead.
+func (*TotpSeed) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *TotpSeed) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *TotpSeed) GetOtpauthUri() string {
+	if x != nil {
+		return x.OtpauthUri
+	}
+	return ""
+}
+
+func (x *TotpSeed) GetDigits() int32 {
+	if x != nil {
+		return x.Digits
+	}
+	return 0
+}
+
+func (x *TotpSeed) GetPeriodSeconds() int32 {
+	if x != nil {
+		return x.PeriodSeconds
+	}
+	return 0
+}
+
+func (x *TotpSeed) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
+}
+
+type PutBackupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Encrypted on the phone; at most 64 KiB.
+	Blob []byte `protobuf:"bytes,1,opt,name=blob,proto3" json:"blob,omitempty"`
+	// The new passcode: digits only, at least 4 (the operator may ask for more).
+	Passcode string `protobuf:"bytes,2,opt,name=passcode,proto3" json:"passcode,omitempty"`
+	// The passcode of the backup being replaced; empty for the first backup.
+	CurrentPasscode string `protobuf:"bytes,3,opt,name=current_passcode,json=currentPasscode,proto3" json:"current_passcode,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PutBackupRequest) Reset() {
+	*x = PutBackupRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutBackupRequest) ProtoMessage() {}
+
+func (x *PutBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutBackupRequest.ProtoReflect.Descriptor instead.
+func (*PutBackupRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PutBackupRequest) GetBlob() []byte {
+	if x != nil {
+		return x.Blob
+	}
+	return nil
+}
+
+func (x *PutBackupRequest) GetPasscode() string {
+	if x != nil {
+		return x.Passcode
+	}
+	return ""
+}
+
+func (x *PutBackupRequest) GetCurrentPasscode() string {
+	if x != nil {
+		return x.CurrentPasscode
+	}
+	return ""
+}
+
+type PutBackupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server's random share of the backup key (32 bytes). The app derives
+	// its encryption key from the passcode and this share.
+	KeyShare      []byte                 `protobuf:"bytes,1,opt,name=key_share,json=keyShare,proto3" json:"key_share,omitempty"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutBackupResponse) Reset() {
+	*x = PutBackupResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutBackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutBackupResponse) ProtoMessage() {}
+
+func (x *PutBackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutBackupResponse.ProtoReflect.Descriptor instead.
+func (*PutBackupResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *PutBackupResponse) GetKeyShare() []byte {
+	if x != nil {
+		return x.KeyShare
+	}
+	return nil
+}
+
+func (x *PutBackupResponse) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+type RestoreBackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Passcode      string                 `protobuf:"bytes,1,opt,name=passcode,proto3" json:"passcode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreBackupRequest) Reset() {
+	*x = RestoreBackupRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreBackupRequest) ProtoMessage() {}
+
+func (x *RestoreBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreBackupRequest.ProtoReflect.Descriptor instead.
+func (*RestoreBackupRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RestoreBackupRequest) GetPasscode() string {
+	if x != nil {
+		return x.Passcode
+	}
+	return ""
+}
+
+// NotRestored is an account the new phone must pair again.
+type NotRestored struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	RelyingPartyName string                 `protobuf:"bytes,1,opt,name=relying_party_name,json=relyingPartyName,proto3" json:"relying_party_name,omitempty"`
+	AccountLabel     string                 `protobuf:"bytes,2,opt,name=account_label,json=accountLabel,proto3" json:"account_label,omitempty"`
+	// Why it was not moved, e.g. "the relying party does not allow restore".
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotRestored) Reset() {
+	*x = NotRestored{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotRestored) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotRestored) ProtoMessage() {}
+
+func (x *NotRestored) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotRestored.ProtoReflect.Descriptor instead.
+func (*NotRestored) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *NotRestored) GetRelyingPartyName() string {
+	if x != nil {
+		return x.RelyingPartyName
+	}
+	return ""
+}
+
+func (x *NotRestored) GetAccountLabel() string {
+	if x != nil {
+		return x.AccountLabel
+	}
+	return ""
+}
+
+func (x *NotRestored) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RestoreBackupResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Blob     []byte                 `protobuf:"bytes,1,opt,name=blob,proto3" json:"blob,omitempty"`
+	KeyShare []byte                 `protobuf:"bytes,2,opt,name=key_share,json=keyShare,proto3" json:"key_share,omitempty"`
+	// Accounts now on this device.
+	MovedConnections []*Connection `protobuf:"bytes,3,rep,name=moved_connections,json=movedConnections,proto3" json:"moved_connections,omitempty"`
+	// Accounts to pair again.
+	NeedsRepairing []*NotRestored `protobuf:"bytes,4,rep,name=needs_repairing,json=needsRepairing,proto3" json:"needs_repairing,omitempty"`
+	// The device that was revoked.
+	ReplacedDeviceId string `protobuf:"bytes,5,opt,name=replaced_device_id,json=replacedDeviceId,proto3" json:"replaced_device_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RestoreBackupResponse) Reset() {
+	*x = RestoreBackupResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreBackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreBackupResponse) ProtoMessage() {}
+
+func (x *RestoreBackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreBackupResponse.ProtoReflect.Descriptor instead.
+func (*RestoreBackupResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RestoreBackupResponse) GetBlob() []byte {
+	if x != nil {
+		return x.Blob
+	}
+	return nil
+}
+
+func (x *RestoreBackupResponse) GetKeyShare() []byte {
+	if x != nil {
+		return x.KeyShare
+	}
+	return nil
+}
+
+func (x *RestoreBackupResponse) GetMovedConnections() []*Connection {
+	if x != nil {
+		return x.MovedConnections
+	}
+	return nil
+}
+
+func (x *RestoreBackupResponse) GetNeedsRepairing() []*NotRestored {
+	if x != nil {
+		return x.NeedsRepairing
+	}
+	return nil
+}
+
+func (x *RestoreBackupResponse) GetReplacedDeviceId() string {
+	if x != nil {
+		return x.ReplacedDeviceId
+	}
+	return ""
+}
+
+type DeleteBackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBackupRequest) Reset() {
+	*x = DeleteBackupRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBackupRequest) ProtoMessage() {}
+
+func (x *DeleteBackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBackupRequest.ProtoReflect.Descriptor instead.
+func (*DeleteBackupRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{33}
+}
+
+type DeleteBackupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteBackupResponse) Reset() {
+	*x = DeleteBackupResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteBackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteBackupResponse) ProtoMessage() {}
+
+func (x *DeleteBackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteBackupResponse.ProtoReflect.Descriptor instead.
+func (*DeleteBackupResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{34}
+}
+
+type GetBackupInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBackupInfoRequest) Reset() {
+	*x = GetBackupInfoRequest{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBackupInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBackupInfoRequest) ProtoMessage() {}
+
+func (x *GetBackupInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBackupInfoRequest.ProtoReflect.Descriptor instead.
+func (*GetBackupInfoRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{35}
+}
+
+type GetBackupInfoResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Exists       bool                   `protobuf:"varint,1,opt,name=exists,proto3" json:"exists,omitempty"`
+	UpdateTime   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	AttemptsLeft int32                  `protobuf:"varint,3,opt,name=attempts_left,json=attemptsLeft,proto3" json:"attempts_left,omitempty"`
+	// Set while wrong passcodes lock the backup.
+	LockedUntil   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=locked_until,json=lockedUntil,proto3" json:"locked_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBackupInfoResponse) Reset() {
+	*x = GetBackupInfoResponse{}
+	mi := &file_pushauth_v1_device_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBackupInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBackupInfoResponse) ProtoMessage() {}
+
+func (x *GetBackupInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_device_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBackupInfoResponse.ProtoReflect.Descriptor instead.
+func (*GetBackupInfoResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *GetBackupInfoResponse) GetExists() bool {
+	if x != nil {
+		return x.Exists
+	}
+	return false
+}
+
+func (x *GetBackupInfoResponse) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *GetBackupInfoResponse) GetAttemptsLeft() int32 {
+	if x != nil {
+		return x.AttemptsLeft
+	}
+	return 0
+}
+
+func (x *GetBackupInfoResponse) GetLockedUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LockedUntil
 	}
 	return nil
 }
@@ -1704,13 +2273,50 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\x10location_rule_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x0elocationRuleId\x12C\n" +
 	"\vsigned_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\n" +
 	"signedTime\x12'\n" +
-	"\tsignature\x18\a \x01(\fB\t\xbaH\x06z\x04\x10\b\x18PR\tsignature\"J\n" +
+	"\tsignature\x18\a \x01(\fB\t\xbaH\x06z\x04\x10\b\x18PR\tsignature\"~\n" +
 	"\x18RespondToRequestResponse\x12.\n" +
-	"\arequest\x18\x01 \x01(\v2\x14.pushauth.v1.RequestR\arequest*L\n" +
+	"\arequest\x18\x01 \x01(\v2\x14.pushauth.v1.RequestR\arequest\x122\n" +
+	"\ttotp_seed\x18\x02 \x01(\v2\x15.pushauth.v1.TotpSeedR\btotpSeed\"\xa0\x01\n" +
+	"\bTotpSeed\x12\x16\n" +
+	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x1f\n" +
+	"\votpauth_uri\x18\x02 \x01(\tR\n" +
+	"otpauthUri\x12\x16\n" +
+	"\x06digits\x18\x03 \x01(\x05R\x06digits\x12%\n" +
+	"\x0eperiod_seconds\x18\x04 \x01(\x05R\rperiodSeconds\x12\x1c\n" +
+	"\talgorithm\x18\x05 \x01(\tR\talgorithm\"\xa9\x01\n" +
+	"\x10PutBackupRequest\x12\x1f\n" +
+	"\x04blob\x18\x01 \x01(\fB\v\xbaH\bz\x06\x10\x01\x18\x80\x80\x04R\x04blob\x120\n" +
+	"\bpasscode\x18\x02 \x01(\tB\x14\xbaH\x11r\x0f2\r^[0-9]{4,12}$R\bpasscode\x12B\n" +
+	"\x10current_passcode\x18\x03 \x01(\tB\x17\xbaH\x14r\x122\x10^([0-9]{4,12})?$R\x0fcurrentPasscode\"m\n" +
+	"\x11PutBackupResponse\x12\x1b\n" +
+	"\tkey_share\x18\x01 \x01(\fR\bkeyShare\x12;\n" +
+	"\vupdate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"H\n" +
+	"\x14RestoreBackupRequest\x120\n" +
+	"\bpasscode\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f2\r^[0-9]{4,12}$R\bpasscode\"x\n" +
+	"\vNotRestored\x12,\n" +
+	"\x12relying_party_name\x18\x01 \x01(\tR\x10relyingPartyName\x12#\n" +
+	"\raccount_label\x18\x02 \x01(\tR\faccountLabel\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xff\x01\n" +
+	"\x15RestoreBackupResponse\x12\x12\n" +
+	"\x04blob\x18\x01 \x01(\fR\x04blob\x12\x1b\n" +
+	"\tkey_share\x18\x02 \x01(\fR\bkeyShare\x12D\n" +
+	"\x11moved_connections\x18\x03 \x03(\v2\x17.pushauth.v1.ConnectionR\x10movedConnections\x12A\n" +
+	"\x0fneeds_repairing\x18\x04 \x03(\v2\x18.pushauth.v1.NotRestoredR\x0eneedsRepairing\x12,\n" +
+	"\x12replaced_device_id\x18\x05 \x01(\tR\x10replacedDeviceId\"\x15\n" +
+	"\x13DeleteBackupRequest\"\x16\n" +
+	"\x14DeleteBackupResponse\"\x16\n" +
+	"\x14GetBackupInfoRequest\"\xd0\x01\n" +
+	"\x15GetBackupInfoResponse\x12\x16\n" +
+	"\x06exists\x18\x01 \x01(\bR\x06exists\x12;\n" +
+	"\vupdate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12#\n" +
+	"\rattempts_left\x18\x03 \x01(\x05R\fattemptsLeft\x12=\n" +
+	"\flocked_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vlockedUntil*L\n" +
 	"\bPlatform\x12\x18\n" +
 	"\x14PLATFORM_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10PLATFORM_ANDROID\x10\x01\x12\x10\n" +
-	"\fPLATFORM_IOS\x10\x022\xb7\t\n" +
+	"\fPLATFORM_IOS\x10\x022\x88\f\n" +
 	"\rDeviceService\x12q\n" +
 	"\x16StartPhoneVerification\x12*.pushauth.v1.StartPhoneVerificationRequest\x1a+.pushauth.v1.StartPhoneVerificationResponse\x12z\n" +
 	"\x19CompletePhoneVerification\x12-.pushauth.v1.CompletePhoneVerificationRequest\x1a..pushauth.v1.CompletePhoneVerificationResponse\x12J\n" +
@@ -1724,7 +2330,11 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\n" +
 	"GetRequest\x12+.pushauth.v1.DeviceServiceGetRequestRequest\x1a,.pushauth.v1.DeviceServiceGetRequestResponse\x12X\n" +
 	"\rWatchRequests\x12!.pushauth.v1.WatchRequestsRequest\x1a\".pushauth.v1.WatchRequestsResponse0\x01\x12_\n" +
-	"\x10RespondToRequest\x12$.pushauth.v1.RespondToRequestRequest\x1a%.pushauth.v1.RespondToRequestResponseB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
+	"\x10RespondToRequest\x12$.pushauth.v1.RespondToRequestRequest\x1a%.pushauth.v1.RespondToRequestResponse\x12J\n" +
+	"\tPutBackup\x12\x1d.pushauth.v1.PutBackupRequest\x1a\x1e.pushauth.v1.PutBackupResponse\x12V\n" +
+	"\rRestoreBackup\x12!.pushauth.v1.RestoreBackupRequest\x1a\".pushauth.v1.RestoreBackupResponse\x12S\n" +
+	"\fDeleteBackup\x12 .pushauth.v1.DeleteBackupRequest\x1a!.pushauth.v1.DeleteBackupResponse\x12V\n" +
+	"\rGetBackupInfo\x12!.pushauth.v1.GetBackupInfoRequest\x1a\".pushauth.v1.GetBackupInfoResponseB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
 
 var (
 	file_pushauth_v1_device_proto_rawDescOnce sync.Once
@@ -1739,7 +2349,7 @@ func file_pushauth_v1_device_proto_rawDescGZIP() []byte {
 }
 
 var file_pushauth_v1_device_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pushauth_v1_device_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_pushauth_v1_device_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_pushauth_v1_device_proto_goTypes = []any{
 	(Platform)(0),                             // 0: pushauth.v1.Platform
 	(*StartPhoneVerificationRequest)(nil),     // 1: pushauth.v1.StartPhoneVerificationRequest
@@ -1769,62 +2379,86 @@ var file_pushauth_v1_device_proto_goTypes = []any{
 	(*WatchRequestsResponse)(nil),             // 25: pushauth.v1.WatchRequestsResponse
 	(*RespondToRequestRequest)(nil),           // 26: pushauth.v1.RespondToRequestRequest
 	(*RespondToRequestResponse)(nil),          // 27: pushauth.v1.RespondToRequestResponse
-	(*timestamppb.Timestamp)(nil),             // 28: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),             // 29: google.protobuf.FieldMask
-	(*DeviceRequest)(nil),                     // 30: pushauth.v1.DeviceRequest
-	(Decision)(0),                             // 31: pushauth.v1.Decision
-	(*Request)(nil),                           // 32: pushauth.v1.Request
+	(*TotpSeed)(nil),                          // 28: pushauth.v1.TotpSeed
+	(*PutBackupRequest)(nil),                  // 29: pushauth.v1.PutBackupRequest
+	(*PutBackupResponse)(nil),                 // 30: pushauth.v1.PutBackupResponse
+	(*RestoreBackupRequest)(nil),              // 31: pushauth.v1.RestoreBackupRequest
+	(*NotRestored)(nil),                       // 32: pushauth.v1.NotRestored
+	(*RestoreBackupResponse)(nil),             // 33: pushauth.v1.RestoreBackupResponse
+	(*DeleteBackupRequest)(nil),               // 34: pushauth.v1.DeleteBackupRequest
+	(*DeleteBackupResponse)(nil),              // 35: pushauth.v1.DeleteBackupResponse
+	(*GetBackupInfoRequest)(nil),              // 36: pushauth.v1.GetBackupInfoRequest
+	(*GetBackupInfoResponse)(nil),             // 37: pushauth.v1.GetBackupInfoResponse
+	(*timestamppb.Timestamp)(nil),             // 38: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),             // 39: google.protobuf.FieldMask
+	(*DeviceRequest)(nil),                     // 40: pushauth.v1.DeviceRequest
+	(Decision)(0),                             // 41: pushauth.v1.Decision
+	(*Request)(nil),                           // 42: pushauth.v1.Request
 }
 var file_pushauth_v1_device_proto_depIdxs = []int32{
-	28, // 0: pushauth.v1.StartPhoneVerificationResponse.expire_time:type_name -> google.protobuf.Timestamp
-	28, // 1: pushauth.v1.StartPhoneVerificationResponse.resend_time:type_name -> google.protobuf.Timestamp
+	38, // 0: pushauth.v1.StartPhoneVerificationResponse.expire_time:type_name -> google.protobuf.Timestamp
+	38, // 1: pushauth.v1.StartPhoneVerificationResponse.resend_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: pushauth.v1.DeviceRegistration.platform:type_name -> pushauth.v1.Platform
 	3,  // 3: pushauth.v1.CompletePhoneVerificationRequest.device:type_name -> pushauth.v1.DeviceRegistration
 	10, // 4: pushauth.v1.CompletePhoneVerificationResponse.device:type_name -> pushauth.v1.Device
-	29, // 5: pushauth.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	39, // 5: pushauth.v1.UpdateDeviceRequest.update_mask:type_name -> google.protobuf.FieldMask
 	10, // 6: pushauth.v1.UpdateDeviceResponse.device:type_name -> pushauth.v1.Device
 	0,  // 7: pushauth.v1.Device.platform:type_name -> pushauth.v1.Platform
-	28, // 8: pushauth.v1.Device.create_time:type_name -> google.protobuf.Timestamp
-	28, // 9: pushauth.v1.Device.last_seen_time:type_name -> google.protobuf.Timestamp
+	38, // 8: pushauth.v1.Device.create_time:type_name -> google.protobuf.Timestamp
+	38, // 9: pushauth.v1.Device.last_seen_time:type_name -> google.protobuf.Timestamp
 	10, // 10: pushauth.v1.GetDeviceResponse.device:type_name -> pushauth.v1.Device
-	28, // 11: pushauth.v1.CreatePairingPhraseResponse.expire_time:type_name -> google.protobuf.Timestamp
-	28, // 12: pushauth.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
+	38, // 11: pushauth.v1.CreatePairingPhraseResponse.expire_time:type_name -> google.protobuf.Timestamp
+	38, // 12: pushauth.v1.Connection.connect_time:type_name -> google.protobuf.Timestamp
 	15, // 13: pushauth.v1.ListConnectionsResponse.connections:type_name -> pushauth.v1.Connection
-	30, // 14: pushauth.v1.ListPendingRequestsResponse.requests:type_name -> pushauth.v1.DeviceRequest
-	30, // 15: pushauth.v1.DeviceServiceGetRequestResponse.request:type_name -> pushauth.v1.DeviceRequest
-	30, // 16: pushauth.v1.WatchRequestsResponse.request:type_name -> pushauth.v1.DeviceRequest
-	31, // 17: pushauth.v1.RespondToRequestRequest.decision:type_name -> pushauth.v1.Decision
-	28, // 18: pushauth.v1.RespondToRequestRequest.signed_time:type_name -> google.protobuf.Timestamp
-	32, // 19: pushauth.v1.RespondToRequestResponse.request:type_name -> pushauth.v1.Request
-	1,  // 20: pushauth.v1.DeviceService.StartPhoneVerification:input_type -> pushauth.v1.StartPhoneVerificationRequest
-	4,  // 21: pushauth.v1.DeviceService.CompletePhoneVerification:input_type -> pushauth.v1.CompletePhoneVerificationRequest
-	11, // 22: pushauth.v1.DeviceService.GetDevice:input_type -> pushauth.v1.GetDeviceRequest
-	6,  // 23: pushauth.v1.DeviceService.UpdateDevice:input_type -> pushauth.v1.UpdateDeviceRequest
-	8,  // 24: pushauth.v1.DeviceService.DeregisterDevice:input_type -> pushauth.v1.DeregisterDeviceRequest
-	13, // 25: pushauth.v1.DeviceService.CreatePairingPhrase:input_type -> pushauth.v1.CreatePairingPhraseRequest
-	16, // 26: pushauth.v1.DeviceService.ListConnections:input_type -> pushauth.v1.ListConnectionsRequest
-	18, // 27: pushauth.v1.DeviceService.RemoveConnection:input_type -> pushauth.v1.RemoveConnectionRequest
-	20, // 28: pushauth.v1.DeviceService.ListPendingRequests:input_type -> pushauth.v1.ListPendingRequestsRequest
-	22, // 29: pushauth.v1.DeviceService.GetRequest:input_type -> pushauth.v1.DeviceServiceGetRequestRequest
-	24, // 30: pushauth.v1.DeviceService.WatchRequests:input_type -> pushauth.v1.WatchRequestsRequest
-	26, // 31: pushauth.v1.DeviceService.RespondToRequest:input_type -> pushauth.v1.RespondToRequestRequest
-	2,  // 32: pushauth.v1.DeviceService.StartPhoneVerification:output_type -> pushauth.v1.StartPhoneVerificationResponse
-	5,  // 33: pushauth.v1.DeviceService.CompletePhoneVerification:output_type -> pushauth.v1.CompletePhoneVerificationResponse
-	12, // 34: pushauth.v1.DeviceService.GetDevice:output_type -> pushauth.v1.GetDeviceResponse
-	7,  // 35: pushauth.v1.DeviceService.UpdateDevice:output_type -> pushauth.v1.UpdateDeviceResponse
-	9,  // 36: pushauth.v1.DeviceService.DeregisterDevice:output_type -> pushauth.v1.DeregisterDeviceResponse
-	14, // 37: pushauth.v1.DeviceService.CreatePairingPhrase:output_type -> pushauth.v1.CreatePairingPhraseResponse
-	17, // 38: pushauth.v1.DeviceService.ListConnections:output_type -> pushauth.v1.ListConnectionsResponse
-	19, // 39: pushauth.v1.DeviceService.RemoveConnection:output_type -> pushauth.v1.RemoveConnectionResponse
-	21, // 40: pushauth.v1.DeviceService.ListPendingRequests:output_type -> pushauth.v1.ListPendingRequestsResponse
-	23, // 41: pushauth.v1.DeviceService.GetRequest:output_type -> pushauth.v1.DeviceServiceGetRequestResponse
-	25, // 42: pushauth.v1.DeviceService.WatchRequests:output_type -> pushauth.v1.WatchRequestsResponse
-	27, // 43: pushauth.v1.DeviceService.RespondToRequest:output_type -> pushauth.v1.RespondToRequestResponse
-	32, // [32:44] is the sub-list for method output_type
-	20, // [20:32] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	40, // 14: pushauth.v1.ListPendingRequestsResponse.requests:type_name -> pushauth.v1.DeviceRequest
+	40, // 15: pushauth.v1.DeviceServiceGetRequestResponse.request:type_name -> pushauth.v1.DeviceRequest
+	40, // 16: pushauth.v1.WatchRequestsResponse.request:type_name -> pushauth.v1.DeviceRequest
+	41, // 17: pushauth.v1.RespondToRequestRequest.decision:type_name -> pushauth.v1.Decision
+	38, // 18: pushauth.v1.RespondToRequestRequest.signed_time:type_name -> google.protobuf.Timestamp
+	42, // 19: pushauth.v1.RespondToRequestResponse.request:type_name -> pushauth.v1.Request
+	28, // 20: pushauth.v1.RespondToRequestResponse.totp_seed:type_name -> pushauth.v1.TotpSeed
+	38, // 21: pushauth.v1.PutBackupResponse.update_time:type_name -> google.protobuf.Timestamp
+	15, // 22: pushauth.v1.RestoreBackupResponse.moved_connections:type_name -> pushauth.v1.Connection
+	32, // 23: pushauth.v1.RestoreBackupResponse.needs_repairing:type_name -> pushauth.v1.NotRestored
+	38, // 24: pushauth.v1.GetBackupInfoResponse.update_time:type_name -> google.protobuf.Timestamp
+	38, // 25: pushauth.v1.GetBackupInfoResponse.locked_until:type_name -> google.protobuf.Timestamp
+	1,  // 26: pushauth.v1.DeviceService.StartPhoneVerification:input_type -> pushauth.v1.StartPhoneVerificationRequest
+	4,  // 27: pushauth.v1.DeviceService.CompletePhoneVerification:input_type -> pushauth.v1.CompletePhoneVerificationRequest
+	11, // 28: pushauth.v1.DeviceService.GetDevice:input_type -> pushauth.v1.GetDeviceRequest
+	6,  // 29: pushauth.v1.DeviceService.UpdateDevice:input_type -> pushauth.v1.UpdateDeviceRequest
+	8,  // 30: pushauth.v1.DeviceService.DeregisterDevice:input_type -> pushauth.v1.DeregisterDeviceRequest
+	13, // 31: pushauth.v1.DeviceService.CreatePairingPhrase:input_type -> pushauth.v1.CreatePairingPhraseRequest
+	16, // 32: pushauth.v1.DeviceService.ListConnections:input_type -> pushauth.v1.ListConnectionsRequest
+	18, // 33: pushauth.v1.DeviceService.RemoveConnection:input_type -> pushauth.v1.RemoveConnectionRequest
+	20, // 34: pushauth.v1.DeviceService.ListPendingRequests:input_type -> pushauth.v1.ListPendingRequestsRequest
+	22, // 35: pushauth.v1.DeviceService.GetRequest:input_type -> pushauth.v1.DeviceServiceGetRequestRequest
+	24, // 36: pushauth.v1.DeviceService.WatchRequests:input_type -> pushauth.v1.WatchRequestsRequest
+	26, // 37: pushauth.v1.DeviceService.RespondToRequest:input_type -> pushauth.v1.RespondToRequestRequest
+	29, // 38: pushauth.v1.DeviceService.PutBackup:input_type -> pushauth.v1.PutBackupRequest
+	31, // 39: pushauth.v1.DeviceService.RestoreBackup:input_type -> pushauth.v1.RestoreBackupRequest
+	34, // 40: pushauth.v1.DeviceService.DeleteBackup:input_type -> pushauth.v1.DeleteBackupRequest
+	36, // 41: pushauth.v1.DeviceService.GetBackupInfo:input_type -> pushauth.v1.GetBackupInfoRequest
+	2,  // 42: pushauth.v1.DeviceService.StartPhoneVerification:output_type -> pushauth.v1.StartPhoneVerificationResponse
+	5,  // 43: pushauth.v1.DeviceService.CompletePhoneVerification:output_type -> pushauth.v1.CompletePhoneVerificationResponse
+	12, // 44: pushauth.v1.DeviceService.GetDevice:output_type -> pushauth.v1.GetDeviceResponse
+	7,  // 45: pushauth.v1.DeviceService.UpdateDevice:output_type -> pushauth.v1.UpdateDeviceResponse
+	9,  // 46: pushauth.v1.DeviceService.DeregisterDevice:output_type -> pushauth.v1.DeregisterDeviceResponse
+	14, // 47: pushauth.v1.DeviceService.CreatePairingPhrase:output_type -> pushauth.v1.CreatePairingPhraseResponse
+	17, // 48: pushauth.v1.DeviceService.ListConnections:output_type -> pushauth.v1.ListConnectionsResponse
+	19, // 49: pushauth.v1.DeviceService.RemoveConnection:output_type -> pushauth.v1.RemoveConnectionResponse
+	21, // 50: pushauth.v1.DeviceService.ListPendingRequests:output_type -> pushauth.v1.ListPendingRequestsResponse
+	23, // 51: pushauth.v1.DeviceService.GetRequest:output_type -> pushauth.v1.DeviceServiceGetRequestResponse
+	25, // 52: pushauth.v1.DeviceService.WatchRequests:output_type -> pushauth.v1.WatchRequestsResponse
+	27, // 53: pushauth.v1.DeviceService.RespondToRequest:output_type -> pushauth.v1.RespondToRequestResponse
+	30, // 54: pushauth.v1.DeviceService.PutBackup:output_type -> pushauth.v1.PutBackupResponse
+	33, // 55: pushauth.v1.DeviceService.RestoreBackup:output_type -> pushauth.v1.RestoreBackupResponse
+	35, // 56: pushauth.v1.DeviceService.DeleteBackup:output_type -> pushauth.v1.DeleteBackupResponse
+	37, // 57: pushauth.v1.DeviceService.GetBackupInfo:output_type -> pushauth.v1.GetBackupInfoResponse
+	42, // [42:58] is the sub-list for method output_type
+	26, // [26:42] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_pushauth_v1_device_proto_init() }
@@ -1848,7 +2482,7 @@ func file_pushauth_v1_device_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushauth_v1_device_proto_rawDesc), len(file_pushauth_v1_device_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

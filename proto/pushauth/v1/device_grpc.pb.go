@@ -31,6 +31,10 @@ const (
 	DeviceService_GetRequest_FullMethodName                = "/pushauth.v1.DeviceService/GetRequest"
 	DeviceService_WatchRequests_FullMethodName             = "/pushauth.v1.DeviceService/WatchRequests"
 	DeviceService_RespondToRequest_FullMethodName          = "/pushauth.v1.DeviceService/RespondToRequest"
+	DeviceService_PutBackup_FullMethodName                 = "/pushauth.v1.DeviceService/PutBackup"
+	DeviceService_RestoreBackup_FullMethodName             = "/pushauth.v1.DeviceService/RestoreBackup"
+	DeviceService_DeleteBackup_FullMethodName              = "/pushauth.v1.DeviceService/DeleteBackup"
+	DeviceService_GetBackupInfo_FullMethodName             = "/pushauth.v1.DeviceService/GetBackupInfo"
 )
 
 // DeviceServiceClient is the client API for DeviceService service.
@@ -74,6 +78,20 @@ type DeviceServiceClient interface {
 	// RespondToRequest answers a request with a signed decision. The first
 	// valid decision wins; repeating it returns the stored result.
 	RespondToRequest(ctx context.Context, in *RespondToRequestRequest, opts ...grpc.CallOption) (*RespondToRequestResponse, error)
+	// PutBackup stores the app's encrypted backup for this device's verified
+	// number and returns the key share the app mixes into its backup key.
+	// Replacing a backup needs its current passcode.
+	PutBackup(ctx context.Context, in *PutBackupRequest, opts ...grpc.CallOption) (*PutBackupResponse, error)
+	// RestoreBackup, from a newly registered phone with the same number,
+	// checks the passcode, returns the backup, moves the accounts whose
+	// relying parties allow it to this device and revokes the old one. Wrong
+	// passcodes lock it for longer each time; the fifth wipes the backup.
+	RestoreBackup(ctx context.Context, in *RestoreBackupRequest, opts ...grpc.CallOption) (*RestoreBackupResponse, error)
+	// DeleteBackup removes this number's backup.
+	DeleteBackup(ctx context.Context, in *DeleteBackupRequest, opts ...grpc.CallOption) (*DeleteBackupResponse, error)
+	// GetBackupInfo says whether this number has a backup and how many
+	// passcode attempts are left.
+	GetBackupInfo(ctx context.Context, in *GetBackupInfoRequest, opts ...grpc.CallOption) (*GetBackupInfoResponse, error)
 }
 
 type deviceServiceClient struct {
@@ -213,6 +231,46 @@ func (c *deviceServiceClient) RespondToRequest(ctx context.Context, in *RespondT
 	return out, nil
 }
 
+func (c *deviceServiceClient) PutBackup(ctx context.Context, in *PutBackupRequest, opts ...grpc.CallOption) (*PutBackupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutBackupResponse)
+	err := c.cc.Invoke(ctx, DeviceService_PutBackup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deviceServiceClient) RestoreBackup(ctx context.Context, in *RestoreBackupRequest, opts ...grpc.CallOption) (*RestoreBackupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RestoreBackupResponse)
+	err := c.cc.Invoke(ctx, DeviceService_RestoreBackup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deviceServiceClient) DeleteBackup(ctx context.Context, in *DeleteBackupRequest, opts ...grpc.CallOption) (*DeleteBackupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteBackupResponse)
+	err := c.cc.Invoke(ctx, DeviceService_DeleteBackup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deviceServiceClient) GetBackupInfo(ctx context.Context, in *GetBackupInfoRequest, opts ...grpc.CallOption) (*GetBackupInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBackupInfoResponse)
+	err := c.cc.Invoke(ctx, DeviceService_GetBackupInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeviceServiceServer is the server API for DeviceService service.
 // All implementations must embed UnimplementedDeviceServiceServer
 // for forward compatibility.
@@ -254,6 +312,20 @@ type DeviceServiceServer interface {
 	// RespondToRequest answers a request with a signed decision. The first
 	// valid decision wins; repeating it returns the stored result.
 	RespondToRequest(context.Context, *RespondToRequestRequest) (*RespondToRequestResponse, error)
+	// PutBackup stores the app's encrypted backup for this device's verified
+	// number and returns the key share the app mixes into its backup key.
+	// Replacing a backup needs its current passcode.
+	PutBackup(context.Context, *PutBackupRequest) (*PutBackupResponse, error)
+	// RestoreBackup, from a newly registered phone with the same number,
+	// checks the passcode, returns the backup, moves the accounts whose
+	// relying parties allow it to this device and revokes the old one. Wrong
+	// passcodes lock it for longer each time; the fifth wipes the backup.
+	RestoreBackup(context.Context, *RestoreBackupRequest) (*RestoreBackupResponse, error)
+	// DeleteBackup removes this number's backup.
+	DeleteBackup(context.Context, *DeleteBackupRequest) (*DeleteBackupResponse, error)
+	// GetBackupInfo says whether this number has a backup and how many
+	// passcode attempts are left.
+	GetBackupInfo(context.Context, *GetBackupInfoRequest) (*GetBackupInfoResponse, error)
 	mustEmbedUnimplementedDeviceServiceServer()
 }
 
@@ -299,6 +371,18 @@ func (UnimplementedDeviceServiceServer) WatchRequests(*WatchRequestsRequest, grp
 }
 func (UnimplementedDeviceServiceServer) RespondToRequest(context.Context, *RespondToRequestRequest) (*RespondToRequestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RespondToRequest not implemented")
+}
+func (UnimplementedDeviceServiceServer) PutBackup(context.Context, *PutBackupRequest) (*PutBackupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutBackup not implemented")
+}
+func (UnimplementedDeviceServiceServer) RestoreBackup(context.Context, *RestoreBackupRequest) (*RestoreBackupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RestoreBackup not implemented")
+}
+func (UnimplementedDeviceServiceServer) DeleteBackup(context.Context, *DeleteBackupRequest) (*DeleteBackupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteBackup not implemented")
+}
+func (UnimplementedDeviceServiceServer) GetBackupInfo(context.Context, *GetBackupInfoRequest) (*GetBackupInfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBackupInfo not implemented")
 }
 func (UnimplementedDeviceServiceServer) mustEmbedUnimplementedDeviceServiceServer() {}
 func (UnimplementedDeviceServiceServer) testEmbeddedByValue()                       {}
@@ -530,6 +614,78 @@ func _DeviceService_RespondToRequest_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeviceService_PutBackup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutBackupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).PutBackup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_PutBackup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).PutBackup(ctx, req.(*PutBackupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeviceService_RestoreBackup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreBackupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).RestoreBackup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_RestoreBackup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).RestoreBackup(ctx, req.(*RestoreBackupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeviceService_DeleteBackup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteBackupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).DeleteBackup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_DeleteBackup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).DeleteBackup(ctx, req.(*DeleteBackupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeviceService_GetBackupInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBackupInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeviceServiceServer).GetBackupInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeviceService_GetBackupInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeviceServiceServer).GetBackupInfo(ctx, req.(*GetBackupInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeviceService_ServiceDesc is the grpc.ServiceDesc for DeviceService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -580,6 +736,22 @@ var DeviceService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RespondToRequest",
 			Handler:    _DeviceService_RespondToRequest_Handler,
+		},
+		{
+			MethodName: "PutBackup",
+			Handler:    _DeviceService_PutBackup_Handler,
+		},
+		{
+			MethodName: "RestoreBackup",
+			Handler:    _DeviceService_RestoreBackup_Handler,
+		},
+		{
+			MethodName: "DeleteBackup",
+			Handler:    _DeviceService_DeleteBackup_Handler,
+		},
+		{
+			MethodName: "GetBackupInfo",
+			Handler:    _DeviceService_GetBackupInfo_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

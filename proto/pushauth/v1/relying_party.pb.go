@@ -1165,6 +1165,605 @@ func (*WaitRequestResponse_Progress) isWaitRequestResponse_Event() {}
 
 func (*WaitRequestResponse_Result) isWaitRequestResponse_Event() {}
 
+type EnrollTotpRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	UserRef string                 `protobuf:"bytes,1,opt,name=user_ref,json=userRef,proto3" json:"user_ref,omitempty"`
+	// Shown in the authenticator app, e.g. "jan@example.nl".
+	AccountLabel  string `protobuf:"bytes,2,opt,name=account_label,json=accountLabel,proto3" json:"account_label,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollTotpRequest) Reset() {
+	*x = EnrollTotpRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollTotpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollTotpRequest) ProtoMessage() {}
+
+func (x *EnrollTotpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollTotpRequest.ProtoReflect.Descriptor instead.
+func (*EnrollTotpRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *EnrollTotpRequest) GetUserRef() string {
+	if x != nil {
+		return x.UserRef
+	}
+	return ""
+}
+
+func (x *EnrollTotpRequest) GetAccountLabel() string {
+	if x != nil {
+		return x.AccountLabel
+	}
+	return ""
+}
+
+type EnrollTotpResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	FactorId string                 `protobuf:"bytes,1,opt,name=factor_id,json=factorId,proto3" json:"factor_id,omitempty"`
+	// Base32 secret, for typing in by hand.
+	Secret string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	// otpauth://totp/<issuer>:<label>?secret=…&issuer=…
+	OtpauthUri string `protobuf:"bytes,3,opt,name=otpauth_uri,json=otpauthUri,proto3" json:"otpauth_uri,omitempty"`
+	// The otpauth URI as a QR code PNG.
+	QrPng         []byte `protobuf:"bytes,4,opt,name=qr_png,json=qrPng,proto3" json:"qr_png,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollTotpResponse) Reset() {
+	*x = EnrollTotpResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollTotpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollTotpResponse) ProtoMessage() {}
+
+func (x *EnrollTotpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollTotpResponse.ProtoReflect.Descriptor instead.
+func (*EnrollTotpResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *EnrollTotpResponse) GetFactorId() string {
+	if x != nil {
+		return x.FactorId
+	}
+	return ""
+}
+
+func (x *EnrollTotpResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *EnrollTotpResponse) GetOtpauthUri() string {
+	if x != nil {
+		return x.OtpauthUri
+	}
+	return ""
+}
+
+func (x *EnrollTotpResponse) GetQrPng() []byte {
+	if x != nil {
+		return x.QrPng
+	}
+	return nil
+}
+
+type ConfirmTotpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserRef       string                 `protobuf:"bytes,1,opt,name=user_ref,json=userRef,proto3" json:"user_ref,omitempty"`
+	FactorId      string                 `protobuf:"bytes,2,opt,name=factor_id,json=factorId,proto3" json:"factor_id,omitempty"`
+	Code          string                 `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTotpRequest) Reset() {
+	*x = ConfirmTotpRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTotpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTotpRequest) ProtoMessage() {}
+
+func (x *ConfirmTotpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTotpRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmTotpRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ConfirmTotpRequest) GetUserRef() string {
+	if x != nil {
+		return x.UserRef
+	}
+	return ""
+}
+
+func (x *ConfirmTotpRequest) GetFactorId() string {
+	if x != nil {
+		return x.FactorId
+	}
+	return ""
+}
+
+func (x *ConfirmTotpRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+type ConfirmTotpResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmTotpResponse) Reset() {
+	*x = ConfirmTotpResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmTotpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmTotpResponse) ProtoMessage() {}
+
+func (x *ConfirmTotpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmTotpResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmTotpResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{23}
+}
+
+type RemoveTotpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserRef       string                 `protobuf:"bytes,1,opt,name=user_ref,json=userRef,proto3" json:"user_ref,omitempty"`
+	FactorId      string                 `protobuf:"bytes,2,opt,name=factor_id,json=factorId,proto3" json:"factor_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveTotpRequest) Reset() {
+	*x = RemoveTotpRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveTotpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveTotpRequest) ProtoMessage() {}
+
+func (x *RemoveTotpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveTotpRequest.ProtoReflect.Descriptor instead.
+func (*RemoveTotpRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RemoveTotpRequest) GetUserRef() string {
+	if x != nil {
+		return x.UserRef
+	}
+	return ""
+}
+
+func (x *RemoveTotpRequest) GetFactorId() string {
+	if x != nil {
+		return x.FactorId
+	}
+	return ""
+}
+
+type RemoveTotpResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveTotpResponse) Reset() {
+	*x = RemoveTotpResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveTotpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveTotpResponse) ProtoMessage() {}
+
+func (x *RemoveTotpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveTotpResponse.ProtoReflect.Descriptor instead.
+func (*RemoveTotpResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{25}
+}
+
+type VerifyTotpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserRef       string                 `protobuf:"bytes,1,opt,name=user_ref,json=userRef,proto3" json:"user_ref,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyTotpRequest) Reset() {
+	*x = VerifyTotpRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyTotpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyTotpRequest) ProtoMessage() {}
+
+func (x *VerifyTotpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyTotpRequest.ProtoReflect.Descriptor instead.
+func (*VerifyTotpRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *VerifyTotpRequest) GetUserRef() string {
+	if x != nil {
+		return x.UserRef
+	}
+	return ""
+}
+
+func (x *VerifyTotpRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+type VerifyTotpResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The factor the code belonged to.
+	FactorId string `protobuf:"bytes,1,opt,name=factor_id,json=factorId,proto3" json:"factor_id,omitempty"`
+	// "APP" for an enrolled authenticator app, "CONNECTION" for codes from a
+	// paired pushauth app.
+	FactorKind    string `protobuf:"bytes,2,opt,name=factor_kind,json=factorKind,proto3" json:"factor_kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyTotpResponse) Reset() {
+	*x = VerifyTotpResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyTotpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyTotpResponse) ProtoMessage() {}
+
+func (x *VerifyTotpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyTotpResponse.ProtoReflect.Descriptor instead.
+func (*VerifyTotpResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *VerifyTotpResponse) GetFactorId() string {
+	if x != nil {
+		return x.FactorId
+	}
+	return ""
+}
+
+func (x *VerifyTotpResponse) GetFactorKind() string {
+	if x != nil {
+		return x.FactorKind
+	}
+	return ""
+}
+
+// TotpFactor is one source of codes for a user.
+type TotpFactor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "APP" or "CONNECTION".
+	Kind  string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Label string `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
+	// False while an enrolled app waits for ConfirmTotp.
+	Confirmed  bool                   `protobuf:"varint,4,opt,name=confirmed,proto3" json:"confirmed,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// For CONNECTION factors: the device.
+	DeviceId      string `protobuf:"bytes,6,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TotpFactor) Reset() {
+	*x = TotpFactor{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TotpFactor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TotpFactor) ProtoMessage() {}
+
+func (x *TotpFactor) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TotpFactor.ProtoReflect.Descriptor instead.
+func (*TotpFactor) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *TotpFactor) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TotpFactor) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *TotpFactor) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *TotpFactor) GetConfirmed() bool {
+	if x != nil {
+		return x.Confirmed
+	}
+	return false
+}
+
+func (x *TotpFactor) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *TotpFactor) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+type ListUserFactorsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserRef       string                 `protobuf:"bytes,1,opt,name=user_ref,json=userRef,proto3" json:"user_ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserFactorsRequest) Reset() {
+	*x = ListUserFactorsRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserFactorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserFactorsRequest) ProtoMessage() {}
+
+func (x *ListUserFactorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserFactorsRequest.ProtoReflect.Descriptor instead.
+func (*ListUserFactorsRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListUserFactorsRequest) GetUserRef() string {
+	if x != nil {
+		return x.UserRef
+	}
+	return ""
+}
+
+type ListUserFactorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PushDevices   []*UserDevice          `protobuf:"bytes,1,rep,name=push_devices,json=pushDevices,proto3" json:"push_devices,omitempty"`
+	TotpFactors   []*TotpFactor          `protobuf:"bytes,2,rep,name=totp_factors,json=totpFactors,proto3" json:"totp_factors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUserFactorsResponse) Reset() {
+	*x = ListUserFactorsResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUserFactorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUserFactorsResponse) ProtoMessage() {}
+
+func (x *ListUserFactorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUserFactorsResponse.ProtoReflect.Descriptor instead.
+func (*ListUserFactorsResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListUserFactorsResponse) GetPushDevices() []*UserDevice {
+	if x != nil {
+		return x.PushDevices
+	}
+	return nil
+}
+
+func (x *ListUserFactorsResponse) GetTotpFactors() []*TotpFactor {
+	if x != nil {
+		return x.TotpFactors
+	}
+	return nil
+}
+
 var File_pushauth_v1_relying_party_proto protoreflect.FileDescriptor
 
 const file_pushauth_v1_relying_party_proto_rawDesc = "" +
@@ -1247,7 +1846,52 @@ const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"\x13WaitRequestResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.pushauth.v1.ProgressH\x00R\bprogress\x12.\n" +
 	"\x06result\x18\x02 \x01(\v2\x14.pushauth.v1.RequestH\x00R\x06resultB\a\n" +
-	"\x05event2\xa9\x06\n" +
+	"\x05event\"\x95\x01\n" +
+	"\x11EnrollTotpRequest\x12:\n" +
+	"\buser_ref\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\xc8\x012\x13^[^\\x00-\\x1f\\x7f]*$R\auserRef\x12D\n" +
+	"\raccount_label\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18d2\x14^[^\\x00-\\x1f\\x7f:]*$R\faccountLabel\"\x81\x01\n" +
+	"\x12EnrollTotpResponse\x12\x1b\n" +
+	"\tfactor_id\x18\x01 \x01(\tR\bfactorId\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x1f\n" +
+	"\votpauth_uri\x18\x03 \x01(\tR\n" +
+	"otpauthUri\x12\x15\n" +
+	"\x06qr_png\x18\x04 \x01(\fR\x05qrPng\"\x8a\x01\n" +
+	"\x12ConfirmTotpRequest\x12%\n" +
+	"\buser_ref\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\auserRef\x12&\n" +
+	"\tfactor_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bfactorId\x12%\n" +
+	"\x04code\x18\x03 \x01(\tB\x11\xbaH\x0er\f2\n" +
+	"^[0-9]{6}$R\x04code\"\x15\n" +
+	"\x13ConfirmTotpResponse\"b\n" +
+	"\x11RemoveTotpRequest\x12%\n" +
+	"\buser_ref\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\auserRef\x12&\n" +
+	"\tfactor_id\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\bfactorId\"\x14\n" +
+	"\x12RemoveTotpResponse\"a\n" +
+	"\x11VerifyTotpRequest\x12%\n" +
+	"\buser_ref\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\auserRef\x12%\n" +
+	"\x04code\x18\x02 \x01(\tB\x11\xbaH\x0er\f2\n" +
+	"^[0-9]{6}$R\x04code\"R\n" +
+	"\x12VerifyTotpResponse\x12\x1b\n" +
+	"\tfactor_id\x18\x01 \x01(\tR\bfactorId\x12\x1f\n" +
+	"\vfactor_kind\x18\x02 \x01(\tR\n" +
+	"factorKind\"\xbe\x01\n" +
+	"\n" +
+	"TotpFactor\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05label\x18\x03 \x01(\tR\x05label\x12\x1c\n" +
+	"\tconfirmed\x18\x04 \x01(\bR\tconfirmed\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12\x1b\n" +
+	"\tdevice_id\x18\x06 \x01(\tR\bdeviceId\"?\n" +
+	"\x16ListUserFactorsRequest\x12%\n" +
+	"\buser_ref\x18\x01 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\auserRef\"\x91\x01\n" +
+	"\x17ListUserFactorsResponse\x12:\n" +
+	"\fpush_devices\x18\x01 \x03(\v2\x17.pushauth.v1.UserDeviceR\vpushDevices\x12:\n" +
+	"\ftotp_factors\x18\x02 \x03(\v2\x17.pushauth.v1.TotpFactorR\vtotpFactors2\xc6\t\n" +
 	"\x13RelyingPartyService\x12A\n" +
 	"\x06WhoAmI\x12\x1a.pushauth.v1.WhoAmIRequest\x1a\x1b.pushauth.v1.WhoAmIResponse\x12e\n" +
 	"\x12ClaimPairingPhrase\x12&.pushauth.v1.ClaimPairingPhraseRequest\x1a'.pushauth.v1.ClaimPairingPhraseResponse\x12\\\n" +
@@ -1258,7 +1902,15 @@ const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"\n" +
 	"GetRequest\x12\x1e.pushauth.v1.GetRequestRequest\x1a\x1f.pushauth.v1.GetRequestResponse\x12V\n" +
 	"\rCancelRequest\x12!.pushauth.v1.CancelRequestRequest\x1a\".pushauth.v1.CancelRequestResponse\x12R\n" +
-	"\vWaitRequest\x12\x1f.pushauth.v1.WaitRequestRequest\x1a .pushauth.v1.WaitRequestResponse0\x01B;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
+	"\vWaitRequest\x12\x1f.pushauth.v1.WaitRequestRequest\x1a .pushauth.v1.WaitRequestResponse0\x01\x12M\n" +
+	"\n" +
+	"EnrollTotp\x12\x1e.pushauth.v1.EnrollTotpRequest\x1a\x1f.pushauth.v1.EnrollTotpResponse\x12P\n" +
+	"\vConfirmTotp\x12\x1f.pushauth.v1.ConfirmTotpRequest\x1a .pushauth.v1.ConfirmTotpResponse\x12M\n" +
+	"\n" +
+	"RemoveTotp\x12\x1e.pushauth.v1.RemoveTotpRequest\x1a\x1f.pushauth.v1.RemoveTotpResponse\x12M\n" +
+	"\n" +
+	"VerifyTotp\x12\x1e.pushauth.v1.VerifyTotpRequest\x1a\x1f.pushauth.v1.VerifyTotpResponse\x12\\\n" +
+	"\x0fListUserFactors\x12#.pushauth.v1.ListUserFactorsRequest\x1a$.pushauth.v1.ListUserFactorsResponseB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
 
 var (
 	file_pushauth_v1_relying_party_proto_rawDescOnce sync.Once
@@ -1273,7 +1925,7 @@ func file_pushauth_v1_relying_party_proto_rawDescGZIP() []byte {
 }
 
 var file_pushauth_v1_relying_party_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pushauth_v1_relying_party_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_pushauth_v1_relying_party_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_pushauth_v1_relying_party_proto_goTypes = []any{
 	(Progress_Kind)(0),                 // 0: pushauth.v1.Progress.Kind
 	(*WhoAmIRequest)(nil),              // 1: pushauth.v1.WhoAmIRequest
@@ -1296,53 +1948,77 @@ var file_pushauth_v1_relying_party_proto_goTypes = []any{
 	(*WaitRequestRequest)(nil),         // 18: pushauth.v1.WaitRequestRequest
 	(*Progress)(nil),                   // 19: pushauth.v1.Progress
 	(*WaitRequestResponse)(nil),        // 20: pushauth.v1.WaitRequestResponse
-	(*RelyingParty)(nil),               // 21: pushauth.v1.RelyingParty
-	(*RequestContext)(nil),             // 22: pushauth.v1.RequestContext
-	(*timestamppb.Timestamp)(nil),      // 23: google.protobuf.Timestamp
-	(Platform)(0),                      // 24: pushauth.v1.Platform
-	(NumberMatchingMode)(0),            // 25: pushauth.v1.NumberMatchingMode
-	(*Request)(nil),                    // 26: pushauth.v1.Request
+	(*EnrollTotpRequest)(nil),          // 21: pushauth.v1.EnrollTotpRequest
+	(*EnrollTotpResponse)(nil),         // 22: pushauth.v1.EnrollTotpResponse
+	(*ConfirmTotpRequest)(nil),         // 23: pushauth.v1.ConfirmTotpRequest
+	(*ConfirmTotpResponse)(nil),        // 24: pushauth.v1.ConfirmTotpResponse
+	(*RemoveTotpRequest)(nil),          // 25: pushauth.v1.RemoveTotpRequest
+	(*RemoveTotpResponse)(nil),         // 26: pushauth.v1.RemoveTotpResponse
+	(*VerifyTotpRequest)(nil),          // 27: pushauth.v1.VerifyTotpRequest
+	(*VerifyTotpResponse)(nil),         // 28: pushauth.v1.VerifyTotpResponse
+	(*TotpFactor)(nil),                 // 29: pushauth.v1.TotpFactor
+	(*ListUserFactorsRequest)(nil),     // 30: pushauth.v1.ListUserFactorsRequest
+	(*ListUserFactorsResponse)(nil),    // 31: pushauth.v1.ListUserFactorsResponse
+	(*RelyingParty)(nil),               // 32: pushauth.v1.RelyingParty
+	(*RequestContext)(nil),             // 33: pushauth.v1.RequestContext
+	(*timestamppb.Timestamp)(nil),      // 34: google.protobuf.Timestamp
+	(Platform)(0),                      // 35: pushauth.v1.Platform
+	(NumberMatchingMode)(0),            // 36: pushauth.v1.NumberMatchingMode
+	(*Request)(nil),                    // 37: pushauth.v1.Request
 }
 var file_pushauth_v1_relying_party_proto_depIdxs = []int32{
-	21, // 0: pushauth.v1.WhoAmIResponse.relying_party:type_name -> pushauth.v1.RelyingParty
-	22, // 1: pushauth.v1.ClaimPairingPhraseRequest.context:type_name -> pushauth.v1.RequestContext
-	23, // 2: pushauth.v1.ClaimPairingPhraseResponse.expire_time:type_name -> google.protobuf.Timestamp
-	24, // 3: pushauth.v1.UserDevice.platform:type_name -> pushauth.v1.Platform
-	23, // 4: pushauth.v1.UserDevice.connect_time:type_name -> google.protobuf.Timestamp
-	23, // 5: pushauth.v1.UserDevice.last_seen_time:type_name -> google.protobuf.Timestamp
+	32, // 0: pushauth.v1.WhoAmIResponse.relying_party:type_name -> pushauth.v1.RelyingParty
+	33, // 1: pushauth.v1.ClaimPairingPhraseRequest.context:type_name -> pushauth.v1.RequestContext
+	34, // 2: pushauth.v1.ClaimPairingPhraseResponse.expire_time:type_name -> google.protobuf.Timestamp
+	35, // 3: pushauth.v1.UserDevice.platform:type_name -> pushauth.v1.Platform
+	34, // 4: pushauth.v1.UserDevice.connect_time:type_name -> google.protobuf.Timestamp
+	34, // 5: pushauth.v1.UserDevice.last_seen_time:type_name -> google.protobuf.Timestamp
 	5,  // 6: pushauth.v1.ListUserDevicesResponse.devices:type_name -> pushauth.v1.UserDevice
-	22, // 7: pushauth.v1.CreateApprovalRequest.context:type_name -> pushauth.v1.RequestContext
-	23, // 8: pushauth.v1.CreateApprovalResponse.expire_time:type_name -> google.protobuf.Timestamp
-	25, // 9: pushauth.v1.CreateApprovalResponse.number_matching:type_name -> pushauth.v1.NumberMatchingMode
-	26, // 10: pushauth.v1.GetRequestResponse.request:type_name -> pushauth.v1.Request
-	26, // 11: pushauth.v1.CancelRequestResponse.request:type_name -> pushauth.v1.Request
+	33, // 7: pushauth.v1.CreateApprovalRequest.context:type_name -> pushauth.v1.RequestContext
+	34, // 8: pushauth.v1.CreateApprovalResponse.expire_time:type_name -> google.protobuf.Timestamp
+	36, // 9: pushauth.v1.CreateApprovalResponse.number_matching:type_name -> pushauth.v1.NumberMatchingMode
+	37, // 10: pushauth.v1.GetRequestResponse.request:type_name -> pushauth.v1.Request
+	37, // 11: pushauth.v1.CancelRequestResponse.request:type_name -> pushauth.v1.Request
 	0,  // 12: pushauth.v1.Progress.kind:type_name -> pushauth.v1.Progress.Kind
-	23, // 13: pushauth.v1.Progress.time:type_name -> google.protobuf.Timestamp
+	34, // 13: pushauth.v1.Progress.time:type_name -> google.protobuf.Timestamp
 	19, // 14: pushauth.v1.WaitRequestResponse.progress:type_name -> pushauth.v1.Progress
-	26, // 15: pushauth.v1.WaitRequestResponse.result:type_name -> pushauth.v1.Request
-	1,  // 16: pushauth.v1.RelyingPartyService.WhoAmI:input_type -> pushauth.v1.WhoAmIRequest
-	3,  // 17: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:input_type -> pushauth.v1.ClaimPairingPhraseRequest
-	6,  // 18: pushauth.v1.RelyingPartyService.ListUserDevices:input_type -> pushauth.v1.ListUserDevicesRequest
-	8,  // 19: pushauth.v1.RelyingPartyService.RemoveUserDevice:input_type -> pushauth.v1.RemoveUserDeviceRequest
-	10, // 20: pushauth.v1.RelyingPartyService.GetDeviceKey:input_type -> pushauth.v1.GetDeviceKeyRequest
-	12, // 21: pushauth.v1.RelyingPartyService.CreateApproval:input_type -> pushauth.v1.CreateApprovalRequest
-	14, // 22: pushauth.v1.RelyingPartyService.GetRequest:input_type -> pushauth.v1.GetRequestRequest
-	16, // 23: pushauth.v1.RelyingPartyService.CancelRequest:input_type -> pushauth.v1.CancelRequestRequest
-	18, // 24: pushauth.v1.RelyingPartyService.WaitRequest:input_type -> pushauth.v1.WaitRequestRequest
-	2,  // 25: pushauth.v1.RelyingPartyService.WhoAmI:output_type -> pushauth.v1.WhoAmIResponse
-	4,  // 26: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:output_type -> pushauth.v1.ClaimPairingPhraseResponse
-	7,  // 27: pushauth.v1.RelyingPartyService.ListUserDevices:output_type -> pushauth.v1.ListUserDevicesResponse
-	9,  // 28: pushauth.v1.RelyingPartyService.RemoveUserDevice:output_type -> pushauth.v1.RemoveUserDeviceResponse
-	11, // 29: pushauth.v1.RelyingPartyService.GetDeviceKey:output_type -> pushauth.v1.GetDeviceKeyResponse
-	13, // 30: pushauth.v1.RelyingPartyService.CreateApproval:output_type -> pushauth.v1.CreateApprovalResponse
-	15, // 31: pushauth.v1.RelyingPartyService.GetRequest:output_type -> pushauth.v1.GetRequestResponse
-	17, // 32: pushauth.v1.RelyingPartyService.CancelRequest:output_type -> pushauth.v1.CancelRequestResponse
-	20, // 33: pushauth.v1.RelyingPartyService.WaitRequest:output_type -> pushauth.v1.WaitRequestResponse
-	25, // [25:34] is the sub-list for method output_type
-	16, // [16:25] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	37, // 15: pushauth.v1.WaitRequestResponse.result:type_name -> pushauth.v1.Request
+	34, // 16: pushauth.v1.TotpFactor.create_time:type_name -> google.protobuf.Timestamp
+	5,  // 17: pushauth.v1.ListUserFactorsResponse.push_devices:type_name -> pushauth.v1.UserDevice
+	29, // 18: pushauth.v1.ListUserFactorsResponse.totp_factors:type_name -> pushauth.v1.TotpFactor
+	1,  // 19: pushauth.v1.RelyingPartyService.WhoAmI:input_type -> pushauth.v1.WhoAmIRequest
+	3,  // 20: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:input_type -> pushauth.v1.ClaimPairingPhraseRequest
+	6,  // 21: pushauth.v1.RelyingPartyService.ListUserDevices:input_type -> pushauth.v1.ListUserDevicesRequest
+	8,  // 22: pushauth.v1.RelyingPartyService.RemoveUserDevice:input_type -> pushauth.v1.RemoveUserDeviceRequest
+	10, // 23: pushauth.v1.RelyingPartyService.GetDeviceKey:input_type -> pushauth.v1.GetDeviceKeyRequest
+	12, // 24: pushauth.v1.RelyingPartyService.CreateApproval:input_type -> pushauth.v1.CreateApprovalRequest
+	14, // 25: pushauth.v1.RelyingPartyService.GetRequest:input_type -> pushauth.v1.GetRequestRequest
+	16, // 26: pushauth.v1.RelyingPartyService.CancelRequest:input_type -> pushauth.v1.CancelRequestRequest
+	18, // 27: pushauth.v1.RelyingPartyService.WaitRequest:input_type -> pushauth.v1.WaitRequestRequest
+	21, // 28: pushauth.v1.RelyingPartyService.EnrollTotp:input_type -> pushauth.v1.EnrollTotpRequest
+	23, // 29: pushauth.v1.RelyingPartyService.ConfirmTotp:input_type -> pushauth.v1.ConfirmTotpRequest
+	25, // 30: pushauth.v1.RelyingPartyService.RemoveTotp:input_type -> pushauth.v1.RemoveTotpRequest
+	27, // 31: pushauth.v1.RelyingPartyService.VerifyTotp:input_type -> pushauth.v1.VerifyTotpRequest
+	30, // 32: pushauth.v1.RelyingPartyService.ListUserFactors:input_type -> pushauth.v1.ListUserFactorsRequest
+	2,  // 33: pushauth.v1.RelyingPartyService.WhoAmI:output_type -> pushauth.v1.WhoAmIResponse
+	4,  // 34: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:output_type -> pushauth.v1.ClaimPairingPhraseResponse
+	7,  // 35: pushauth.v1.RelyingPartyService.ListUserDevices:output_type -> pushauth.v1.ListUserDevicesResponse
+	9,  // 36: pushauth.v1.RelyingPartyService.RemoveUserDevice:output_type -> pushauth.v1.RemoveUserDeviceResponse
+	11, // 37: pushauth.v1.RelyingPartyService.GetDeviceKey:output_type -> pushauth.v1.GetDeviceKeyResponse
+	13, // 38: pushauth.v1.RelyingPartyService.CreateApproval:output_type -> pushauth.v1.CreateApprovalResponse
+	15, // 39: pushauth.v1.RelyingPartyService.GetRequest:output_type -> pushauth.v1.GetRequestResponse
+	17, // 40: pushauth.v1.RelyingPartyService.CancelRequest:output_type -> pushauth.v1.CancelRequestResponse
+	20, // 41: pushauth.v1.RelyingPartyService.WaitRequest:output_type -> pushauth.v1.WaitRequestResponse
+	22, // 42: pushauth.v1.RelyingPartyService.EnrollTotp:output_type -> pushauth.v1.EnrollTotpResponse
+	24, // 43: pushauth.v1.RelyingPartyService.ConfirmTotp:output_type -> pushauth.v1.ConfirmTotpResponse
+	26, // 44: pushauth.v1.RelyingPartyService.RemoveTotp:output_type -> pushauth.v1.RemoveTotpResponse
+	28, // 45: pushauth.v1.RelyingPartyService.VerifyTotp:output_type -> pushauth.v1.VerifyTotpResponse
+	31, // 46: pushauth.v1.RelyingPartyService.ListUserFactors:output_type -> pushauth.v1.ListUserFactorsResponse
+	33, // [33:47] is the sub-list for method output_type
+	19, // [19:33] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_pushauth_v1_relying_party_proto_init() }
@@ -1363,7 +2039,7 @@ func file_pushauth_v1_relying_party_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushauth_v1_relying_party_proto_rawDesc), len(file_pushauth_v1_relying_party_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

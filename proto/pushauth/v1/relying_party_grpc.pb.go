@@ -28,6 +28,11 @@ const (
 	RelyingPartyService_GetRequest_FullMethodName         = "/pushauth.v1.RelyingPartyService/GetRequest"
 	RelyingPartyService_CancelRequest_FullMethodName      = "/pushauth.v1.RelyingPartyService/CancelRequest"
 	RelyingPartyService_WaitRequest_FullMethodName        = "/pushauth.v1.RelyingPartyService/WaitRequest"
+	RelyingPartyService_EnrollTotp_FullMethodName         = "/pushauth.v1.RelyingPartyService/EnrollTotp"
+	RelyingPartyService_ConfirmTotp_FullMethodName        = "/pushauth.v1.RelyingPartyService/ConfirmTotp"
+	RelyingPartyService_RemoveTotp_FullMethodName         = "/pushauth.v1.RelyingPartyService/RemoveTotp"
+	RelyingPartyService_VerifyTotp_FullMethodName         = "/pushauth.v1.RelyingPartyService/VerifyTotp"
+	RelyingPartyService_ListUserFactors_FullMethodName    = "/pushauth.v1.RelyingPartyService/ListUserFactors"
 )
 
 // RelyingPartyServiceClient is the client API for RelyingPartyService service.
@@ -62,6 +67,19 @@ type RelyingPartyServiceClient interface {
 	// WaitRequest streams progress and then the final request, on any replica.
 	// It ends at expiry with EXPIRED.
 	WaitRequest(ctx context.Context, in *WaitRequestRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WaitRequestResponse], error)
+	// EnrollTotp starts enrolling another authenticator app (Google,
+	// Microsoft): show the QR code, then ConfirmTotp with a first code.
+	EnrollTotp(ctx context.Context, in *EnrollTotpRequest, opts ...grpc.CallOption) (*EnrollTotpResponse, error)
+	// ConfirmTotp activates an enrolled factor with a code from the app.
+	ConfirmTotp(ctx context.Context, in *ConfirmTotpRequest, opts ...grpc.CallOption) (*ConfirmTotpResponse, error)
+	// RemoveTotp removes a TOTP factor.
+	RemoveTotp(ctx context.Context, in *RemoveTotpRequest, opts ...grpc.CallOption) (*RemoveTotpResponse, error)
+	// VerifyTotp checks a code against every active TOTP factor of the user
+	// (±1 time step). A wrong or reused code is PermissionDenied; too many
+	// failures lock it out with ResourceExhausted and a retry time.
+	VerifyTotp(ctx context.Context, in *VerifyTotpRequest, opts ...grpc.CallOption) (*VerifyTotpResponse, error)
+	// ListUserFactors says what the login page can offer the user.
+	ListUserFactors(ctx context.Context, in *ListUserFactorsRequest, opts ...grpc.CallOption) (*ListUserFactorsResponse, error)
 }
 
 type relyingPartyServiceClient struct {
@@ -171,6 +189,56 @@ func (c *relyingPartyServiceClient) WaitRequest(ctx context.Context, in *WaitReq
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RelyingPartyService_WaitRequestClient = grpc.ServerStreamingClient[WaitRequestResponse]
 
+func (c *relyingPartyServiceClient) EnrollTotp(ctx context.Context, in *EnrollTotpRequest, opts ...grpc.CallOption) (*EnrollTotpResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnrollTotpResponse)
+	err := c.cc.Invoke(ctx, RelyingPartyService_EnrollTotp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relyingPartyServiceClient) ConfirmTotp(ctx context.Context, in *ConfirmTotpRequest, opts ...grpc.CallOption) (*ConfirmTotpResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfirmTotpResponse)
+	err := c.cc.Invoke(ctx, RelyingPartyService_ConfirmTotp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relyingPartyServiceClient) RemoveTotp(ctx context.Context, in *RemoveTotpRequest, opts ...grpc.CallOption) (*RemoveTotpResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveTotpResponse)
+	err := c.cc.Invoke(ctx, RelyingPartyService_RemoveTotp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relyingPartyServiceClient) VerifyTotp(ctx context.Context, in *VerifyTotpRequest, opts ...grpc.CallOption) (*VerifyTotpResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyTotpResponse)
+	err := c.cc.Invoke(ctx, RelyingPartyService_VerifyTotp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *relyingPartyServiceClient) ListUserFactors(ctx context.Context, in *ListUserFactorsRequest, opts ...grpc.CallOption) (*ListUserFactorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUserFactorsResponse)
+	err := c.cc.Invoke(ctx, RelyingPartyService_ListUserFactors_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RelyingPartyServiceServer is the server API for RelyingPartyService service.
 // All implementations must embed UnimplementedRelyingPartyServiceServer
 // for forward compatibility.
@@ -203,6 +271,19 @@ type RelyingPartyServiceServer interface {
 	// WaitRequest streams progress and then the final request, on any replica.
 	// It ends at expiry with EXPIRED.
 	WaitRequest(*WaitRequestRequest, grpc.ServerStreamingServer[WaitRequestResponse]) error
+	// EnrollTotp starts enrolling another authenticator app (Google,
+	// Microsoft): show the QR code, then ConfirmTotp with a first code.
+	EnrollTotp(context.Context, *EnrollTotpRequest) (*EnrollTotpResponse, error)
+	// ConfirmTotp activates an enrolled factor with a code from the app.
+	ConfirmTotp(context.Context, *ConfirmTotpRequest) (*ConfirmTotpResponse, error)
+	// RemoveTotp removes a TOTP factor.
+	RemoveTotp(context.Context, *RemoveTotpRequest) (*RemoveTotpResponse, error)
+	// VerifyTotp checks a code against every active TOTP factor of the user
+	// (±1 time step). A wrong or reused code is PermissionDenied; too many
+	// failures lock it out with ResourceExhausted and a retry time.
+	VerifyTotp(context.Context, *VerifyTotpRequest) (*VerifyTotpResponse, error)
+	// ListUserFactors says what the login page can offer the user.
+	ListUserFactors(context.Context, *ListUserFactorsRequest) (*ListUserFactorsResponse, error)
 	mustEmbedUnimplementedRelyingPartyServiceServer()
 }
 
@@ -239,6 +320,21 @@ func (UnimplementedRelyingPartyServiceServer) CancelRequest(context.Context, *Ca
 }
 func (UnimplementedRelyingPartyServiceServer) WaitRequest(*WaitRequestRequest, grpc.ServerStreamingServer[WaitRequestResponse]) error {
 	return status.Error(codes.Unimplemented, "method WaitRequest not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) EnrollTotp(context.Context, *EnrollTotpRequest) (*EnrollTotpResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnrollTotp not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) ConfirmTotp(context.Context, *ConfirmTotpRequest) (*ConfirmTotpResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfirmTotp not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) RemoveTotp(context.Context, *RemoveTotpRequest) (*RemoveTotpResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveTotp not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) VerifyTotp(context.Context, *VerifyTotpRequest) (*VerifyTotpResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyTotp not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) ListUserFactors(context.Context, *ListUserFactorsRequest) (*ListUserFactorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUserFactors not implemented")
 }
 func (UnimplementedRelyingPartyServiceServer) mustEmbedUnimplementedRelyingPartyServiceServer() {}
 func (UnimplementedRelyingPartyServiceServer) testEmbeddedByValue()                             {}
@@ -416,6 +512,96 @@ func _RelyingPartyService_WaitRequest_Handler(srv interface{}, stream grpc.Serve
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RelyingPartyService_WaitRequestServer = grpc.ServerStreamingServer[WaitRequestResponse]
 
+func _RelyingPartyService_EnrollTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnrollTotpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelyingPartyServiceServer).EnrollTotp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelyingPartyService_EnrollTotp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelyingPartyServiceServer).EnrollTotp(ctx, req.(*EnrollTotpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelyingPartyService_ConfirmTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmTotpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelyingPartyServiceServer).ConfirmTotp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelyingPartyService_ConfirmTotp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelyingPartyServiceServer).ConfirmTotp(ctx, req.(*ConfirmTotpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelyingPartyService_RemoveTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveTotpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelyingPartyServiceServer).RemoveTotp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelyingPartyService_RemoveTotp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelyingPartyServiceServer).RemoveTotp(ctx, req.(*RemoveTotpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelyingPartyService_VerifyTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyTotpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelyingPartyServiceServer).VerifyTotp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelyingPartyService_VerifyTotp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelyingPartyServiceServer).VerifyTotp(ctx, req.(*VerifyTotpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RelyingPartyService_ListUserFactors_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUserFactorsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelyingPartyServiceServer).ListUserFactors(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelyingPartyService_ListUserFactors_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelyingPartyServiceServer).ListUserFactors(ctx, req.(*ListUserFactorsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RelyingPartyService_ServiceDesc is the grpc.ServiceDesc for RelyingPartyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -454,6 +640,26 @@ var RelyingPartyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelRequest",
 			Handler:    _RelyingPartyService_CancelRequest_Handler,
+		},
+		{
+			MethodName: "EnrollTotp",
+			Handler:    _RelyingPartyService_EnrollTotp_Handler,
+		},
+		{
+			MethodName: "ConfirmTotp",
+			Handler:    _RelyingPartyService_ConfirmTotp_Handler,
+		},
+		{
+			MethodName: "RemoveTotp",
+			Handler:    _RelyingPartyService_RemoveTotp_Handler,
+		},
+		{
+			MethodName: "VerifyTotp",
+			Handler:    _RelyingPartyService_VerifyTotp_Handler,
+		},
+		{
+			MethodName: "ListUserFactors",
+			Handler:    _RelyingPartyService_ListUserFactors_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
