@@ -101,9 +101,41 @@ func (d *deviceCall) answer(ctx context.Context, e *env, dr *pushauthv1.DeviceRe
 		}
 		return nil, d.explain(err)
 	}
-	// The response may hold the connection's TOTP seed (an approved
-	// pairing): a secret this simulator neither shows nor keeps.
+	// An approved pairing hands over the connection's code seed, once: a
+	// secret kept in the state file, never shown.
+	if seed := resp.GetTotpSeed(); seed.GetSecret() != "" && dr.GetKind() == pushauthv1.RequestKind_REQUEST_KIND_PAIRING {
+		if err := d.keepSeed(ctx, e, dr, seed); err != nil {
+			fmt.Fprintf(e.stderr, "pushauth: the account is connected, but its offline code seed was not kept: %v\n", err)
+		}
+	}
 	return resp.GetRequest(), nil
+}
+
+// keepSeed stores the code seed of a newly connected account in the state
+// file, with the connection's id when ListConnections finds it.
+func (d *deviceCall) keepSeed(ctx context.Context, e *env, dr *pushauthv1.DeviceRequest, seed *pushauthv1.TotpSeed) error {
+	a := stateAccount{
+		RelyingPartyName: dr.GetRelyingPartyName(), RelyingPartyID: dr.GetRelyingPartyId(),
+		AccountLabel: dr.GetAccountLabel(), RequestID: dr.GetId(),
+		Secret: seed.GetSecret(), Digits: int(seed.GetDigits()), PeriodSeconds: int(seed.GetPeriodSeconds()), Algorithm: seed.GetAlgorithm(),
+	}
+	cctx, cancel := d.ctx(ctx)
+	conns, err := d.c.device.ListConnections(cctx, &pushauthv1.ListConnectionsRequest{})
+	cancel()
+	if err == nil {
+		for _, c := range conns.GetConnections() {
+			if c.GetRelyingPartyId() == a.RelyingPartyID && c.GetAccountLabel() == a.AccountLabel {
+				a.ConnectionID = c.GetId()
+			}
+		}
+	}
+	d.st.putAccount(a)
+	if err := saveState(d.path, d.st); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "Offline codes for %s at %s are kept in %s (\"pushauth device code\").\n",
+		sanitize(a.AccountLabel), sanitize(a.RelyingPartyName), d.path)
+	return nil
 }
 
 // getRequest fetches a request's details, which tells its relying party the
@@ -344,7 +376,8 @@ request; the command shows it and asks "Connect account ... to ...? [y/N]",
 unless --yes or --deny answers. The answer is signed with the device key over
 what was shown. --timeout limits each call and how long to wait for the words
 to be used (default: until they expire). The connection's TOTP seed, which the
-server hands over on approval, is neither shown nor kept.`,
+server hands over on approval, is kept in the state file (never shown) for
+"pushauth device code" and "pushauth device backup".`,
 	setup: func(fs *flag.FlagSet, cf *connFlags) func(context.Context, *env, []string) error {
 		state := stateFlag(fs)
 		yes := fs.Bool("yes", false, "approve the pairing request without asking")

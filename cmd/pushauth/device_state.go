@@ -59,6 +59,52 @@ type deviceState struct {
 	RegisterTime     *time.Time `json:"register_time,omitempty"`
 	Deregistered     bool       `json:"deregistered,omitempty"`
 	DeregisterTime   *time.Time `json:"deregister_time,omitempty"`
+
+	// Accounts are the connected accounts whose code seeds the device
+	// keeps, as the app does for offline codes and its backup. The seeds
+	// are secrets: never shown.
+	Accounts []stateAccount `json:"accounts,omitempty"`
+	// BackupKeyShare is the server's share of the backup key, from the
+	// last PutBackup or RestoreBackup, in standard base64.
+	BackupKeyShare string `json:"backup_key_share,omitempty"`
+}
+
+// stateAccount is a connected account and its RFC 6238 seed.
+type stateAccount struct {
+	RelyingPartyName string `json:"relying_party_name"`
+	RelyingPartyID   string `json:"relying_party_id,omitempty"`
+	AccountLabel     string `json:"account_label"`
+	ConnectionID     string `json:"connection_id,omitempty"`
+	// RequestID is the pairing request that connected the account.
+	RequestID string `json:"request_id,omitempty"`
+	// Secret is the base32 seed.
+	Secret        string `json:"secret"`
+	Digits        int    `json:"digits,omitempty"`
+	PeriodSeconds int    `json:"period_seconds,omitempty"`
+	Algorithm     string `json:"algorithm,omitempty"`
+}
+
+// same reports whether a and b are the same account: the same relying
+// party (by id when both know it, else by name) and label.
+func (a *stateAccount) same(b *stateAccount) bool {
+	if a.AccountLabel != b.AccountLabel {
+		return false
+	}
+	if a.RelyingPartyID != "" && b.RelyingPartyID != "" {
+		return a.RelyingPartyID == b.RelyingPartyID
+	}
+	return a.RelyingPartyName == b.RelyingPartyName
+}
+
+// putAccount adds a, or replaces the same account.
+func (st *deviceState) putAccount(a stateAccount) {
+	for i := range st.Accounts {
+		if st.Accounts[i].same(&a) {
+			st.Accounts[i] = a
+			return
+		}
+	}
+	st.Accounts = append(st.Accounts, a)
 }
 
 // registered reports whether the state holds a working device.

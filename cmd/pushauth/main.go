@@ -93,7 +93,9 @@ var commands = []*command{
 	auditCmd, outboxCmd,
 	deviceRegisterCmd, deviceShowCmd, deviceUpdateCmd, deviceDeregisterCmd,
 	devicePairCmd, deviceWatchCmd, deviceRequestsCmd, deviceConnectionsCmd, deviceDisconnectCmd,
+	deviceCodeCmd, deviceBackupCmd, deviceRestoreCmd, deviceBackupInfoCmd, deviceDeleteBackupCmd,
 	rpWhoAmICmd, rpPairCmd, rpLoginCmd, rpDevicesCmd, rpRemoveDeviceCmd, rpRequestCmd, rpCancelCmd,
+	rpFactorsCmd, rpTotpEnrollCmd, rpTotpConfirmCmd, rpTotpVerifyCmd, rpTotpRemoveCmd,
 }
 
 // groups describes the inner nodes of the command tree.
@@ -103,6 +105,7 @@ var groups = map[string]string{
 	"admin key": "manage the API keys of relying parties",
 	"device":    "simulate an authenticator app: register a phone number as a device, connect accounts and answer requests",
 	"rp":        "simulate a login server with a relying party's API key: pair phones to users and ask them to approve logins",
+	"rp totp":   "enroll authenticator apps (TOTP) for users and verify their codes",
 }
 
 // usageError is a mistake on the command line: run prints it with the
@@ -351,13 +354,18 @@ the terminal. The key and the device credential are kept in a state file
 and the other device commands send that credential instead of the admin token,
 to the server of the state file unless --addr is given. "device pair" shows the
 two words to type on a login page; "device watch" shows requests as they come
-and answers them with a decision signed by the device key.
+and answers them with a decision signed by the device key. The TOTP seed of a
+connected account is kept in the state file: "device code" shows its current
+code, "device backup" stores the accounts encrypted with a passcode, and
+"device restore" moves them to a new phone registered with the same number.
 
 The rp commands play a login server: they send a relying party's API key from
 --api-key-file, --api-key, PUSHAUTH_API_KEY_FILE or PUSHAUTH_API_KEY. "rp pair"
 connects the phone showing two words to a user, "rp login" asks the user's
 phones to approve and verifies the signed decision with the device's key; both
-exit 0 only when the phone approved.
+exit 0 only when the phone approved. "rp totp enroll" adds an authenticator
+app (Google, Microsoft) for a user and "rp totp verify" checks a code from it
+or from "device code"; "rp factors" lists what a user can verify with.
 
 Run "pushauth help <command>" (e.g. "pushauth help admin rp create") for its flags.
 `)
