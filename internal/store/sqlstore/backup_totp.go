@@ -180,51 +180,17 @@ func (s *Store) GetConnectionTOTPFactor(ctx context.Context, connectionID string
 // ActivateTOTPFactor implements store.TOTPFactors. The WHERE clause is the
 // compare-and-swap: the database lets exactly one concurrent UPDATE match.
 func (s *Store) ActivateTOTPFactor(ctx context.Context, id string, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, s.q("UPDATE totp_factors SET status = ?, confirmed_at = ? WHERE id = ? AND status = ?"),
+	return s.swap(ctx, "activate totp factor", "totp_factors", id, "not pending",
+		"UPDATE totp_factors SET status = ?, confirmed_at = ? WHERE id = ? AND status = ?",
 		store.TOTPActive, timeArg(at), id, store.TOTPPending)
-	if err != nil {
-		return fmt.Errorf("activate totp factor %q: %w", id, mapErr(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("activate totp factor %q: %w", id, err)
-	}
-	if n > 0 {
-		return nil
-	}
-	ok, err := s.exists(ctx, "totp_factors", id)
-	switch {
-	case err != nil:
-		return fmt.Errorf("activate totp factor %q: %w", id, mapErr(err))
-	case !ok:
-		return fmt.Errorf("activate totp factor %q: %w", id, store.ErrNotFound)
-	}
-	return fmt.Errorf("activate totp factor %q: not pending: %w", id, store.ErrConflict)
 }
 
 // RemoveTOTPFactor implements store.TOTPFactors. The WHERE clause is the
 // compare-and-swap: the database lets exactly one concurrent UPDATE match.
 func (s *Store) RemoveTOTPFactor(ctx context.Context, id string, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, s.q("UPDATE totp_factors SET status = ?, removed_at = ? WHERE id = ? AND status <> ?"),
+	return s.swap(ctx, "remove totp factor", "totp_factors", id, "already removed",
+		"UPDATE totp_factors SET status = ?, removed_at = ? WHERE id = ? AND status <> ?",
 		store.TOTPRemoved, timeArg(at), id, store.TOTPRemoved)
-	if err != nil {
-		return fmt.Errorf("remove totp factor %q: %w", id, mapErr(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("remove totp factor %q: %w", id, err)
-	}
-	if n > 0 {
-		return nil
-	}
-	ok, err := s.exists(ctx, "totp_factors", id)
-	switch {
-	case err != nil:
-		return fmt.Errorf("remove totp factor %q: %w", id, mapErr(err))
-	case !ok:
-		return fmt.Errorf("remove totp factor %q: %w", id, store.ErrNotFound)
-	}
-	return fmt.Errorf("remove totp factor %q: already removed: %w", id, store.ErrConflict)
 }
 
 // RemoveConnectionTOTPFactors implements store.TOTPFactors: every factor of

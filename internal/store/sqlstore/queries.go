@@ -199,26 +199,8 @@ func (s *Store) ListAPIKeys(ctx context.Context, relyingPartyID string, includeR
 // RevokeAPIKey implements store.APIKeys. The WHERE clause is the
 // compare-and-swap: the database lets exactly one concurrent UPDATE match.
 func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, s.q("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"),
-		timeArg(at), id)
-	if err != nil {
-		return fmt.Errorf("revoke api key %q: %w", id, mapErr(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("revoke api key %q: %w", id, err)
-	}
-	if n > 0 {
-		return nil
-	}
-	ok, err := s.exists(ctx, "api_keys", id)
-	switch {
-	case err != nil:
-		return fmt.Errorf("revoke api key %q: %w", id, mapErr(err))
-	case !ok:
-		return fmt.Errorf("revoke api key %q: %w", id, store.ErrNotFound)
-	}
-	return fmt.Errorf("revoke api key %q: already revoked: %w", id, store.ErrConflict)
+	return s.swap(ctx, "revoke api key", "api_keys", id, "already revoked",
+		"UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", timeArg(at), id)
 }
 
 // TouchAPIKey implements store.APIKeys. ErrNotFound if there is no such key.
@@ -251,6 +233,33 @@ func (s *Store) touch(ctx context.Context, what, table, column, id string, at ti
 		return fmt.Errorf("%s %q: %w", what, id, store.ErrNotFound)
 	}
 	return nil
+}
+
+// swap runs a compare-and-swap UPDATE on the row id of table: nil when it
+// changed the row, else ErrNotFound when there is no such row and
+// ErrConflict ("<why>") when the row exists but was not in the expected
+// state. The WHERE clause makes the database let exactly one concurrent
+// UPDATE match.
+func (s *Store) swap(ctx context.Context, what, table, id, why, query string, args ...any) error {
+	res, err := s.w.ExecContext(ctx, s.q(query), args...)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", what, id, mapErr(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", what, id, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	ok, err := s.exists(ctx, table, id)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s %q: %w", what, id, mapErr(err))
+	case !ok:
+		return fmt.Errorf("%s %q: %w", what, id, store.ErrNotFound)
+	}
+	return fmt.Errorf("%s %q: %s: %w", what, id, why, store.ErrConflict)
 }
 
 // Devices.
@@ -321,26 +330,8 @@ func (s *Store) UpdateDevice(ctx context.Context, d store.Device) error {
 // RevokeDevice implements store.Devices. The WHERE clause is the
 // compare-and-swap: the database lets exactly one concurrent UPDATE match.
 func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, s.q("UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"),
-		timeArg(at), id)
-	if err != nil {
-		return fmt.Errorf("revoke device %q: %w", id, mapErr(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("revoke device %q: %w", id, err)
-	}
-	if n > 0 {
-		return nil
-	}
-	ok, err := s.exists(ctx, "devices", id)
-	switch {
-	case err != nil:
-		return fmt.Errorf("revoke device %q: %w", id, mapErr(err))
-	case !ok:
-		return fmt.Errorf("revoke device %q: %w", id, store.ErrNotFound)
-	}
-	return fmt.Errorf("revoke device %q: already revoked: %w", id, store.ErrConflict)
+	return s.swap(ctx, "revoke device", "devices", id, "already revoked",
+		"UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", timeArg(at), id)
 }
 
 // Verifications.

@@ -202,26 +202,9 @@ func (s *Store) ActivateConnection(ctx context.Context, id string, at time.Time)
 // RemoveConnection implements store.Connections. The WHERE clause is the
 // compare-and-swap: the database lets exactly one concurrent UPDATE match.
 func (s *Store) RemoveConnection(ctx context.Context, id string, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, s.q("UPDATE connections SET status = ?, removed_at = ? WHERE id = ? AND status IN (?, ?)"),
+	return s.swap(ctx, "remove connection", "connections", id, "already removed",
+		"UPDATE connections SET status = ?, removed_at = ? WHERE id = ? AND status IN (?, ?)",
 		store.ConnectionRemoved, timeArg(at), id, store.ConnectionPending, store.ConnectionActive)
-	if err != nil {
-		return fmt.Errorf("remove connection %q: %w", id, mapErr(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("remove connection %q: %w", id, err)
-	}
-	if n > 0 {
-		return nil
-	}
-	ok, err := s.exists(ctx, "connections", id)
-	switch {
-	case err != nil:
-		return fmt.Errorf("remove connection %q: %w", id, mapErr(err))
-	case !ok:
-		return fmt.Errorf("remove connection %q: %w", id, store.ErrNotFound)
-	}
-	return fmt.Errorf("remove connection %q: already removed: %w", id, store.ErrConflict)
 }
 
 // TransferConnection implements store.Connections in one transaction. It
