@@ -23,11 +23,6 @@ func (e *Engine) Get(ctx context.Context, rpID, id string) (store.Request, error
 	return r, err
 }
 
-// Targets returns a request's targets (progress per device).
-func (e *Engine) Targets(ctx context.Context, id string) ([]store.RequestTarget, error) {
-	return e.store.ListRequestTargets(ctx, id)
-}
-
 // Cancel cancels a relying party's pending request.
 func (e *Engine) Cancel(ctx context.Context, actor, rpID, id string) (store.Request, error) {
 	r, err := e.Get(ctx, rpID, id)

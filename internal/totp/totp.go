@@ -10,8 +10,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/pquerna/otp"
@@ -316,13 +314,4 @@ func (s *Service) fail(ctx context.Context, rpID, userRef string) error {
 		return fault.Exhausted(fmt.Sprintf("wrong code; too many wrong codes, try again in %s", until.Sub(now).Round(time.Second)), until.Sub(now))
 	}
 	return fault.Newf(fault.PermissionDenied, "wrong code; %d tries left before a lock-out", s.cfg.MaxFailures-n)
-}
-
-// URIIssuer returns the issuer named in an otpauth URI, for tests and tools.
-func URIIssuer(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(u.Query().Get("issuer"))
 }
