@@ -14,6 +14,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/pushauth/pushauth/internal/approval"
+	"github.com/pushauth/pushauth/internal/server"
 	"github.com/pushauth/pushauth/internal/server/servertest"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
@@ -197,7 +199,12 @@ type rpWorld struct {
 
 func newRPWorld(t *testing.T, url string) *rpWorld {
 	t.Helper()
-	ts := servertest.New(t, url)
+	// The journey logs in far more often than any user would: the
+	// push-bombing limits are not what it tests.
+	ts := servertest.New(t, url, func(o *server.Options) {
+		o.Approval = approval.DefaultConfig()
+		o.Approval.ApprovalsPerMinute, o.Approval.ApprovalsPerHour = 1000, 1000
+	})
 	w := &rpWorld{ts: ts, dir: t.TempDir()}
 	mustRealAdmin(t, ts, "rp", "create", "--name", "portal", "--display-name", "Mijn Portal")
 	_, w.key = ts.CreateAPIKey(t, "portal")

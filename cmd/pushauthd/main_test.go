@@ -215,7 +215,7 @@ func TestMigrateSubcommand(t *testing.T) {
 	dir := t.TempDir()
 	for _, step := range []struct {
 		verb, want string
-	}{{"up", "schema version 4 (sqlite)"}, {"version", "schema version 4"}, {"down", "schema version 0"}, {"up", "schema version 4"}} {
+	}{{"up", "schema version 5 (sqlite)"}, {"version", "schema version 5"}, {"down", "schema version 0"}, {"up", "schema version 5"}} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), []string{"migrate", step.verb, "--data-dir", dir}, getenv, environ, &stdout, &stderr, nil); code != 0 {
 			t.Fatalf("migrate %s: exit %d: %s", step.verb, code, stderr.String())

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/secret"
 	"github.com/pushauth/pushauth/internal/store"
 )
@@ -21,29 +22,18 @@ type Created struct {
 }
 
 // CreateApproval asks every active device of a user to confirm a login.
+// The checks and writes that bound a user's requests are one transaction
+// that holds the user's state row: the back-off, the rate limit (push
+// bombing), superseding the oldest pending request and the insert, so
+// parallel calls for one user cannot pass any of them.
 func (e *Engine) CreateApproval(ctx context.Context, actor string, rp store.RelyingParty, userRef string, rc store.RequestContext) (Created, error) {
 	now := e.clock()
-	us, err := e.store.GetUserState(ctx, rp.ID, userRef)
-	if err != nil {
-		return Created{}, err
-	}
-	if now.Before(us.BackoffUntil) {
-		retry := us.BackoffUntil.Sub(now)
-		msg := fmt.Sprintf("too many denied or unanswered requests for this user; try again in %s", roundUp(retry))
-		if us.ConsecutiveFailures >= e.cfg.MaxConsecutiveFailures {
-			msg = fmt.Sprintf("this account had %d failed requests in a row and is locked; try again in %s or use another method", us.ConsecutiveFailures, roundUp(retry))
-		}
-		return Created{}, fault.Exhausted(msg, retry)
-	}
 	devices, label, err := e.activeDevices(ctx, rp.ID, userRef)
 	if err != nil {
 		return Created{}, err
 	}
 	if len(devices) == 0 {
 		return Created{}, fault.New(fault.FailedPrecondition, "this user has no active device: offer another verification method")
-	}
-	if err := e.supersede(ctx, rp.ID, userRef, now); err != nil {
-		return Created{}, err
 	}
 	r := store.Request{
 		ID:             secret.NewID("req", now.UnixMilli()),
@@ -67,12 +57,78 @@ func (e *Engine) CreateApproval(ctx context.Context, actor string, rp store.Rely
 	if number != "" {
 		r.NumberHash = e.keys.Hash("number", r.ID+":"+number)
 	}
-	muted := now.Before(us.MutedUntil)
-	if err := e.insert(ctx, actor, r, devices, muted, now); err != nil {
-		return Created{}, err
+	var muted bool
+	type ended struct {
+		r      store.Request
+		d      store.Decision
+		others []store.Connection
+	}
+	var superseded []ended
+	err = e.store.InTx(ctx, func(tx store.Store) error {
+		superseded = superseded[:0]
+		var us store.UserState
+		if err := tx.UpdateUserState(ctx, rp.ID, userRef, func(u *store.UserState) error {
+			us = *u
+			return nil
+		}); err != nil {
+			return err
+		}
+		if now.Before(us.BackoffUntil) {
+			retry := us.BackoffUntil.Sub(now)
+			msg := fmt.Sprintf("too many denied or unanswered requests for this user; try again in %s", roundUp(retry))
+			if us.ConsecutiveFailures >= e.cfg.MaxConsecutiveFailures {
+				msg = fmt.Sprintf("this account had %d failed requests in a row and is locked; try again in %s or use another method", us.ConsecutiveFailures, roundUp(retry))
+			}
+			return fault.Exhausted(msg, retry)
+		}
+		if _, err := tx.TakeRate(ctx, now, e.approvalLimits(rp, userRef)...); err != nil {
+			return guess.Refusal(err, now, "too many login requests for this user", "login requests for this user are switched off by the relying party's policy")
+		}
+		pending, err := tx.ListUserPendingRequests(ctx, rp.ID, userRef, store.KindLogin, now)
+		if err != nil {
+			return err
+		}
+		for i := 0; i < len(pending)-(e.cfg.MaxPendingPerUser-1); i++ {
+			old := pending[i]
+			d := store.Decision{RequestID: old.ID, Status: store.StatusCancelled, Reason: store.ReasonSuperseded, At: now}
+			others, err := e.finishTx(ctx, tx, old, d, audit.ActorSystem)
+			if err != nil {
+				return err
+			}
+			superseded = append(superseded, ended{old, d, others})
+		}
+		// The user state as the supersedes left it: a mute can only have
+		// come from before.
+		muted = now.Before(us.MutedUntil)
+		return e.insertTx(ctx, tx, actor, r, devices, muted, now)
+	})
+	if err != nil {
+		if _, ok := fault.As(err); ok {
+			return Created{}, err
+		}
+		return Created{}, fmt.Errorf("create request: %w", err)
+	}
+	for _, s := range superseded {
+		e.afterDecision(ctx, s.r, s.d, s.others)
 	}
 	e.announce(ctx, r, devices, muted)
 	return Created{Request: r, Number: number}, nil
+}
+
+// approvalLimits are the rolling limits on login requests to one user.
+func (e *Engine) approvalLimits(rp store.RelyingParty, userRef string) []store.RateLimit {
+	perMinute, perHour := e.cfg.ApprovalsPerMinute, e.cfg.ApprovalsPerHour
+	if rp.Policy.ApprovalsPerMinute > 0 {
+		perMinute = rp.Policy.ApprovalsPerMinute
+	}
+	if rp.Policy.ApprovalsPerHour > 0 {
+		perHour = rp.Policy.ApprovalsPerHour
+	}
+	key := "approvals:" + rp.ID + ":" + userRef
+	return []store.RateLimit{
+		{Key: key, Window: time.Minute, Max: perMinute},
+		{Key: key, Window: time.Hour, Max: perHour},
+	}
 }
 
 // ClaimPairing turns a typed phrase into a PAIRING request to the phone that
@@ -151,33 +207,6 @@ func (e *Engine) activeDevices(ctx context.Context, rpID, userRef string) ([]sto
 		}
 	}
 	return devs, label, nil
-}
-
-// supersede cancels the oldest pending logins of the user so that, with the
-// new one, at most MaxPendingPerUser remain.
-func (e *Engine) supersede(ctx context.Context, rpID, userRef string, now time.Time) error {
-	pending, err := e.store.ListUserPendingRequests(ctx, rpID, userRef, store.KindLogin, now)
-	if err != nil {
-		return err
-	}
-	for i := 0; i < len(pending)-(e.cfg.MaxPendingPerUser-1); i++ {
-		r := pending[i]
-		err := e.finish(ctx, r, store.Decision{RequestID: r.ID, Status: store.StatusCancelled, Reason: store.ReasonSuperseded, At: now}, audit.ActorSystem)
-		if err != nil && !errors.Is(err, store.ErrConflict) {
-			return err
-		}
-	}
-	return nil
-}
-
-func (e *Engine) insert(ctx context.Context, actor string, r store.Request, devices []store.Device, muted bool, now time.Time) error {
-	err := e.store.InTx(ctx, func(tx store.Store) error {
-		return e.insertTx(ctx, tx, actor, r, devices, muted, now)
-	})
-	if err != nil {
-		return fmt.Errorf("create request: %w", err)
-	}
-	return nil
 }
 
 func (e *Engine) insertTx(ctx context.Context, tx store.Store, actor string, r store.Request, devices []store.Device, muted bool, now time.Time) error {

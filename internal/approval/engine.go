@@ -32,6 +32,10 @@ type Config struct {
 	FraudMute time.Duration
 	// ClockSkew is how far a decision's signed time may be from ours.
 	ClockSkew time.Duration
+	// ApprovalsPerMinute and ApprovalsPerHour bound how many login requests
+	// one user of a relying party may be sent in any minute and any hour
+	// (push bombing); a relying party's policy may set its own.
+	ApprovalsPerMinute, ApprovalsPerHour int
 }
 
 // DefaultConfig is the engine's configuration when nothing is said.
@@ -44,6 +48,8 @@ func DefaultConfig() Config {
 		LockDuration:           24 * time.Hour,
 		FraudMute:              time.Hour,
 		ClockSkew:              5 * time.Minute,
+		ApprovalsPerMinute:     5,
+		ApprovalsPerHour:       30,
 	}
 }
 

@@ -121,6 +121,23 @@ func sameDecision(a, b []byte) bool {
 func (e *Engine) finish(ctx context.Context, r store.Request, d store.Decision, actor string) error {
 	var others []store.Connection
 	err := e.store.InTx(ctx, func(tx store.Store) error {
+		var err error
+		others, err = e.finishTx(ctx, tx, r, d, actor)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	e.afterDecision(ctx, r, d, others)
+	return nil
+}
+
+// finishTx is finish's transaction, for callers that end a request as part
+// of a larger one; they call afterDecision once it commits. It returns the
+// user's other connections when a pairing activates one.
+func (e *Engine) finishTx(ctx context.Context, tx store.Store, r store.Request, d store.Decision, actor string) ([]store.Connection, error) {
+	var others []store.Connection
+	err := func() error {
 		if err := tx.DecideRequest(ctx, d); err != nil {
 			return err
 		}
@@ -151,20 +168,19 @@ func (e *Engine) finish(ctx context.Context, r store.Request, d store.Decision, 
 			details["location_rule_id"] = d.LocationRuleID
 		}
 		return audit.Write(ctx, tx, d.At, audit.Entry{Actor: actor, Action: "request.decided", RelyingPartyID: r.RelyingPartyID, Target: r.ID, Details: details})
-	})
-	if err != nil {
-		return err
-	}
-	e.afterDecision(ctx, r, d, others)
-	return nil
+	}()
+	return others, err
 }
 
 // account updates the user's abuse-limit state for a finished login.
 func (e *Engine) account(ctx context.Context, tx store.Store, r store.Request, d store.Decision) error {
 	success := d.Status == store.StatusApproved
-	failure := d.Status == store.StatusDenied || d.Status == store.StatusExpired
+	// A superseded request was never answered: like a timeout it counts, so
+	// a flood of requests that replace each other (push bombing) backs off.
+	failure := d.Status == store.StatusDenied || d.Status == store.StatusExpired ||
+		(d.Status == store.StatusCancelled && d.Reason == store.ReasonSuperseded)
 	if !success && !failure {
-		return nil // cancelled or superseded: no verdict on the user
+		return nil // cancelled by the relying party: no verdict on the user
 	}
 	return tx.UpdateUserState(ctx, r.RelyingPartyID, r.UserRef, func(s *store.UserState) error {
 		s.UpdatedAt = d.At

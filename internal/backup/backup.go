@@ -21,6 +21,7 @@ import (
 	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/store"
 )
@@ -47,14 +48,22 @@ type Service struct {
 	cfg   Config
 	store store.Store
 	keys  *keyring.Keyring
-	pub   approval.Publisher
-	now   func() time.Time
-	log   *slog.Logger
+	pub    approval.Publisher
+	now    func() time.Time
+	log    *slog.Logger
+	checks guess.Observer
 }
 
-// New returns a Service. pub carries notices to the replaced phone.
-func New(cfg Config, st store.Store, keys *keyring.Keyring, pub approval.Publisher, now func() time.Time, log *slog.Logger) *Service {
-	return &Service{cfg: cfg, store: st, keys: keys, pub: pub, now: now, log: log}
+// New returns a Service. pub carries notices to the replaced phone; checks
+// may be nil.
+func New(cfg Config, st store.Store, keys *keyring.Keyring, pub approval.Publisher, now func() time.Time, log *slog.Logger, checks guess.Observer) *Service {
+	return &Service{cfg: cfg, store: st, keys: keys, pub: pub, now: now, log: log, checks: checks}
+}
+
+// budget is the passcode's guess budget of a number's backup: it outlives
+// a wipe, so a new backup does not hand out fresh tries at once.
+func (s *Service) budget(number string) store.GuessBudget {
+	return store.GuessBudget{Key: "backup:" + number, Max: s.cfg.MaxAttempts, Lockout: guess.Schedule(s.cfg.Lockouts...)}
 }
 
 const sharePurpose = "backup-key-share"
@@ -91,7 +100,8 @@ func (s *Service) CheckPasscode(p string) error {
 }
 
 // Put stores or replaces the backup of the device's number and returns the
-// key share.
+// key share. Replacing needs the current passcode, and the new backup is
+// written only over the backup that passcode was checked against.
 func (s *Service) Put(ctx context.Context, dev store.Device, blob []byte, passcode, current string) ([]byte, time.Time, error) {
 	if len(blob) == 0 || len(blob) > MaxBlob {
 		return nil, time.Time{}, fault.Invalid("blob", fmt.Sprintf("must be 1 byte to %d KiB", MaxBlob>>10))
@@ -117,60 +127,78 @@ func (s *Service) Put(ctx context.Context, dev store.Device, blob []byte, passco
 		SealedShare: s.keys.Seal(sharePurpose, share), Verifier: s.verifier(dev.PhoneNumber, passcode),
 		CreatedAt: now, UpdatedAt: now,
 	}
-	if !old.CreatedAt.IsZero() {
+	if old.Version > 0 {
 		b.CreatedAt = old.CreatedAt
 	}
 	err = s.store.InTx(ctx, func(tx store.Store) error {
-		if err := tx.PutBackup(ctx, b); err != nil {
+		if err := tx.PutBackup(ctx, b, old.Version); err != nil {
+			return err
+		}
+		// A new passcode starts with every try.
+		if err := tx.ResetGuesses(ctx, s.budget(dev.PhoneNumber).Key, now); err != nil {
 			return err
 		}
 		return audit.Write(ctx, tx, now, audit.Entry{Actor: "device:" + dev.ID, Action: "backup.stored", Target: dev.ID,
-			Details: map[string]string{"bytes": strconv.Itoa(len(blob)), "replaced": strconv.FormatBool(!old.CreatedAt.IsZero())}})
+			Details: map[string]string{"bytes": strconv.Itoa(len(blob)), "replaced": strconv.FormatBool(old.Version > 0)}})
 	})
+	if errors.Is(err, store.ErrConflict) {
+		return nil, time.Time{}, fault.New(fault.Aborted, "the backup changed meanwhile (another upload, a restore or a wipe); read it again and retry")
+	}
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("store backup: %w", err)
 	}
 	return share, now, nil
 }
 
-// checkPasscode verifies a passcode against a backup, counting, locking and
-// finally wiping on failures.
+// checkPasscode spends a try of the backup's budget, then compares the
+// passcode. The try is spent first, in one locked step with the lock-out a
+// wrong passcode brings, so parallel guesses never compare more passcodes
+// than the budget holds, and a burst of them locks no longer than the same
+// guesses one by one. A right passcode leaves the try spent: the caller
+// gives it back (ResetGuesses) in the transaction that acts on it, which is
+// conditional on the backup's version. The try that spends the budget
+// wipes the backup it was compared against.
 func (s *Service) checkPasscode(ctx context.Context, dev store.Device, b store.Backup, passcode string, now time.Time, field string) error {
-	if now.Before(b.LockedUntil) {
-		retry := b.LockedUntil.Sub(now)
-		return fault.Exhausted(fmt.Sprintf("too many wrong passcodes; try again in %s", retry.Round(time.Second)), retry)
+	if passcode == "" {
+		return fault.Invalid(field, "a backup exists: give its passcode")
 	}
-	if passcode != "" && s.keys.Matches("backup-passcode", b.PhoneNumber+":"+passcode, b.Verifier) {
-		if b.FailedAttempts > 0 {
-			return s.store.ResetBackupFailures(ctx, b.PhoneNumber)
-		}
+	budget := s.budget(b.PhoneNumber)
+	g, err := s.store.SpendGuess(ctx, budget, now)
+	if err != nil {
+		return guess.Refusal(err, now, "too many wrong passcodes", "no passcode tries are left for this backup")
+	}
+	right := s.keys.Matches("backup-passcode", b.PhoneNumber+":"+passcode, b.Verifier)
+	guess.Observe(s.checks, guess.BackupPasscode, right)
+	if right {
 		return nil
 	}
-	n, err := s.store.AddBackupFailure(ctx, b.PhoneNumber, func(failures int) time.Time {
-		if len(s.cfg.Lockouts) == 0 {
-			return time.Time{}
-		}
-		return now.Add(s.cfg.Lockouts[min(failures-1, len(s.cfg.Lockouts)-1)])
-	})
-	if err != nil {
-		return err
+	if err := audit.Write(ctx, s.store, now, audit.Entry{Actor: "device:" + dev.ID, Action: "backup.passcode_failed", Target: dev.ID,
+		Details: map[string]string{"attempt": strconv.Itoa(g.Failures)}}); err != nil {
+		s.log.WarnContext(ctx, "audit wrong passcode", "err", err)
 	}
-	_ = audit.Write(ctx, s.store, now, audit.Entry{Actor: "device:" + dev.ID, Action: "backup.passcode_failed", Target: dev.ID,
-		Details: map[string]string{"attempt": strconv.Itoa(n)}})
-	if n >= s.cfg.MaxAttempts {
-		if err := s.store.DeleteBackup(ctx, b.PhoneNumber); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if g.Failures >= s.cfg.MaxAttempts {
+		err := s.store.InTx(ctx, func(tx store.Store) error {
+			if err := tx.DeleteBackup(ctx, b.PhoneNumber, b.Version); err != nil {
+				return err
+			}
+			return audit.Write(ctx, tx, now, audit.Entry{Actor: audit.ActorSystem, Action: "backup.wiped", Target: dev.ID,
+				Details: map[string]string{"reason": "too many wrong passcodes"}})
+		})
+		if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
-		_ = audit.Write(ctx, s.store, now, audit.Entry{Actor: audit.ActorSystem, Action: "backup.wiped", Target: dev.ID,
-			Details: map[string]string{"reason": "too many wrong passcodes"}})
 		s.log.WarnContext(ctx, "backup wiped after wrong passcodes", "device_id", dev.ID)
 		return fault.New(fault.PermissionDenied, "wrong passcode; that was the last attempt and the backup was deleted")
 	}
-	left := s.cfg.MaxAttempts - n
-	if passcode == "" {
-		return fault.Invalid(field, "a backup exists: give its passcode to replace it")
+	left := s.cfg.MaxAttempts - g.Failures
+	msg := fmt.Sprintf("wrong passcode; %d attempts left", left)
+	if left == 1 {
+		msg = "wrong passcode; 1 attempt left"
 	}
-	return &fault.Error{Kind: fault.PermissionDenied, Field: field, Message: fmt.Sprintf("wrong passcode; %d attempts left", left)}
+	if !g.LockedUntil.IsZero() {
+		msg += fmt.Sprintf(", the next in %s", guess.RoundUp(g.LockedUntil.Sub(now)))
+	}
+	return &fault.Error{Kind: fault.PermissionDenied, Field: field, Message: msg}
 }
 
 // Info describes the backup of the device's number.
@@ -190,24 +218,48 @@ func (s *Service) Info(ctx context.Context, dev store.Device) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	i := Info{Exists: true, UpdatedAt: b.UpdatedAt, AttemptsLeft: s.cfg.MaxAttempts - b.FailedAttempts}
-	if s.now().Before(b.LockedUntil) {
-		i.LockedUntil = b.LockedUntil
+	g, err := s.store.GetGuesses(ctx, s.budget(dev.PhoneNumber).Key)
+	if err != nil {
+		return Info{}, err
+	}
+	i := Info{Exists: true, UpdatedAt: b.UpdatedAt, AttemptsLeft: max(0, s.cfg.MaxAttempts-g.Failures)}
+	if s.now().Before(g.LockedUntil) {
+		i.LockedUntil = g.LockedUntil
 	}
 	return i, nil
 }
 
-// Delete removes the backup of the device's number.
-func (s *Service) Delete(ctx context.Context, dev store.Device) error {
+// Delete removes the backup of the device's number. It needs the passcode,
+// except from the phone that made the backup: that phone holds everything
+// the backup holds, and may have forgotten the passcode.
+func (s *Service) Delete(ctx context.Context, dev store.Device, passcode string) error {
 	now := s.now().UTC().Truncate(time.Microsecond)
-	err := s.store.InTx(ctx, func(tx store.Store) error {
-		if err := tx.DeleteBackup(ctx, dev.PhoneNumber); err != nil {
+	b, err := s.store.GetBackup(ctx, dev.PhoneNumber)
+	if errors.Is(err, store.ErrNotFound) {
+		return fault.New(fault.NotFound, "there is no backup for this number")
+	}
+	if err != nil {
+		return err
+	}
+	if b.DeviceID != dev.ID || passcode != "" {
+		if err := s.checkPasscode(ctx, dev, b, passcode, now, "passcode"); err != nil {
+			return err
+		}
+	}
+	err = s.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.DeleteBackup(ctx, dev.PhoneNumber, b.Version); err != nil {
+			return err
+		}
+		if err := tx.ResetGuesses(ctx, s.budget(dev.PhoneNumber).Key, now); err != nil {
 			return err
 		}
 		return audit.Write(ctx, tx, now, audit.Entry{Actor: "device:" + dev.ID, Action: "backup.deleted", Target: dev.ID})
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return fault.New(fault.NotFound, "there is no backup for this number")
+	case errors.Is(err, store.ErrConflict):
+		return fault.New(fault.Aborted, "the backup changed meanwhile; read it again and retry")
 	}
 	return err
 }

@@ -63,6 +63,18 @@ func (s *Service) Restore(ctx context.Context, dev store.Device, passcode string
 	s.notice(ctx, old, "This phone's accounts were moved to a new phone with the same number; it is no longer registered.")
 	err = s.store.InTx(ctx, func(tx store.Store) error {
 		out.Moved, out.Skipped = nil, nil
+		// First, and only if the backup is still the one the passcode was
+		// checked against: a concurrent wipe or replacement wins, and this
+		// restore moves nothing. On PostgreSQL the row stays locked until
+		// commit.
+		moved := b
+		moved.DeviceID, moved.UpdatedAt = dev.ID, now
+		if err := tx.PutBackup(ctx, moved, b.Version); err != nil {
+			return err
+		}
+		if err := tx.ResetGuesses(ctx, s.budget(dev.PhoneNumber).Key, now); err != nil {
+			return err
+		}
 		for _, c := range conns {
 			rp, err := tx.GetRelyingParty(ctx, c.RelyingPartyID)
 			if err != nil {
@@ -99,13 +111,12 @@ func (s *Service) Restore(ctx context.Context, dev store.Device, passcode string
 		if err := tx.RevokeDevice(ctx, old, now); err != nil && !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		b.DeviceID, b.UpdatedAt, b.FailedAttempts, b.LockedUntil = dev.ID, now, 0, time.Time{}
-		if err := tx.PutBackup(ctx, b); err != nil {
-			return err
-		}
 		return audit.Write(ctx, tx, now, audit.Entry{Actor: "device:" + dev.ID, Action: "backup.restored", Target: dev.ID,
 			Details: map[string]string{"from_device": old, "moved": fmt.Sprint(len(out.Moved)), "needs_repairing": fmt.Sprint(len(out.Skipped))}})
 	})
+	if errors.Is(err, store.ErrConflict) {
+		return Restored{}, fault.New(fault.Aborted, "the backup changed or was deleted meanwhile; nothing was restored")
+	}
 	if err != nil {
 		return Restored{}, fmt.Errorf("restore: %w", err)
 	}

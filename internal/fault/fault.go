@@ -24,10 +24,12 @@ const (
 	FailedPrecondition
 	ResourceExhausted
 	Unavailable
+	// Aborted: a concurrent change won; reading again and retrying helps.
+	Aborted
 )
 
 var kindNames = [...]string{"internal", "invalid argument", "not found", "already exists",
-	"permission denied", "unauthenticated", "failed precondition", "resource exhausted", "unavailable"}
+	"permission denied", "unauthenticated", "failed precondition", "resource exhausted", "unavailable", "aborted"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

@@ -14,6 +14,7 @@ import (
 	"github.com/sethvargo/go-diceware/diceware"
 
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/store"
 )
@@ -24,12 +25,20 @@ type Limits struct {
 	// try for one user per hour.
 	FailedPerUserHour int
 	// FailedPerAddressHour is how many unknown phrases may come from one
-	// end-user address per hour, across relying parties.
+	// end-user address per hour, across relying parties. Claims without an
+	// address share one budget.
 	FailedPerAddressHour int
+	// FailedPerRelyingPartyHour is how many unknown phrases one relying
+	// party may try per hour over all its users: a relying party that
+	// guesses cannot spread its guesses over made-up users.
+	FailedPerRelyingPartyHour int
 }
 
-// DefaultLimits are sane guessing limits.
-func DefaultLimits() Limits { return Limits{FailedPerUserHour: 10, FailedPerAddressHour: 30} }
+// DefaultLimits are sane guessing limits. Every "per hour" is any 60
+// minutes, not a clock hour.
+func DefaultLimits() Limits {
+	return Limits{FailedPerUserHour: 10, FailedPerAddressHour: 30, FailedPerRelyingPartyHour: 200}
+}
 
 // Phrases makes and claims pairing phrases.
 type Phrases struct {
@@ -38,13 +47,14 @@ type Phrases struct {
 	now    func() time.Time
 	ttl    time.Duration
 	limits Limits
+	checks guess.Observer
 	// words draws n words; a field so tests can force collisions.
 	words func(n int) ([]string, error)
 }
 
-// New returns Phrases that live for ttl.
-func New(st store.Store, keys *keyring.Keyring, now func() time.Time, ttl time.Duration, limits Limits) *Phrases {
-	return &Phrases{store: st, keys: keys, now: now, ttl: ttl, limits: limits, words: effWords}
+// New returns Phrases that live for ttl. checks may be nil.
+func New(st store.Store, keys *keyring.Keyring, now func() time.Time, ttl time.Duration, limits Limits, checks guess.Observer) *Phrases {
+	return &Phrases{store: st, keys: keys, now: now, ttl: ttl, limits: limits, checks: checks, words: effWords}
 }
 
 // effWords draws from the EFF large word list, skipping the few words with
@@ -97,41 +107,34 @@ func (p *Phrases) Create(ctx context.Context, deviceID string) (string, time.Tim
 }
 
 // Claim finds and uses the device behind a typed phrase. Unknown, used and
-// expired phrases all look the same to the caller, and failures count
-// against the user and the end user's address.
+// expired phrases all look the same to the caller. Every claim spends a try
+// from the user's, the address's and the relying party's budgets before the
+// phrase is looked up, and a found phrase gives it back: so concurrent
+// guesses never look up more phrases than the budgets allow, and while a
+// budget is spent even the right phrase is refused.
 func (p *Phrases) Claim(ctx context.Context, relyingPartyID, userRef, phrase, clientAddress string) (string, error) {
 	now := p.now().UTC().Truncate(time.Microsecond)
-	hour := now.Truncate(time.Hour)
-	keys := []struct {
-		key   string
-		limit int
-	}{{"pair-fail:user:" + relyingPartyID + ":" + userRef, p.limits.FailedPerUserHour}}
-	if clientAddress != "" {
-		keys = append(keys, struct {
-			key   string
-			limit int
-		}{"pair-fail:address:" + clientAddress, p.limits.FailedPerAddressHour})
+	if clientAddress == "" {
+		clientAddress = "unknown"
 	}
-	for _, k := range keys {
-		n, err := p.store.CounterValue(ctx, k.key, hour)
-		if err != nil {
-			return "", err
-		}
-		if n >= k.limit {
-			retry := hour.Add(time.Hour).Sub(now)
-			return "", fault.Exhausted(fmt.Sprintf("too many unknown pairing phrases; try again in %s", retry.Round(time.Second)), retry)
-		}
+	limits := []store.RateLimit{
+		{Key: "pair-fail:user:" + relyingPartyID + ":" + userRef, Window: time.Hour, Max: p.limits.FailedPerUserHour},
+		{Key: "pair-fail:address:" + clientAddress, Window: time.Hour, Max: p.limits.FailedPerAddressHour},
+		{Key: "pair-fail:rp:" + relyingPartyID, Window: time.Hour, Max: p.limits.FailedPerRelyingPartyHour},
+	}
+	ticket, err := p.store.TakeRate(ctx, now, limits...)
+	if err != nil {
+		return "", guess.Refusal(err, now, "too many unknown pairing phrases", "too many unknown pairing phrases")
 	}
 	pp, err := p.store.ClaimPairingPhrase(ctx, p.keys.Hash("pairing-phrase", Normalize(phrase)), now)
+	guess.Observe(p.checks, guess.PairingPhrase, err == nil)
 	if errors.Is(err, store.ErrNotFound) {
-		for _, k := range keys {
-			if _, err := p.store.IncrementCounter(ctx, k.key, hour, 1<<30); err != nil {
-				return "", err
-			}
-		}
 		return "", fault.New(fault.NotFound, "unknown or expired pairing phrase: check the two words in the app, or let it show new ones")
 	}
 	if err != nil {
+		return "", err
+	}
+	if err := p.store.GiveBackRate(ctx, ticket); err != nil {
 		return "", err
 	}
 	return pp.DeviceID, nil

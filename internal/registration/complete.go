@@ -72,16 +72,13 @@ func (s *Service) Complete(ctx context.Context, p CompleteParams) (store.Device,
 	case v.Attempts >= s.cfg.Limits.MaxAttempts:
 		return store.Device{}, "", fault.New(fault.FailedPrecondition, "too many wrong codes for this SMS; ask for a new one")
 	}
-	if err := s.checkFailures(ctx, s.store, v.PhoneNumber, now); err != nil {
-		var le *limitError
-		if errors.As(err, &le) {
-			s.refused(le.reason)
-			return store.Device{}, "", fault.Exhausted(le.msg, le.retryAfter)
-		}
-		return store.Device{}, "", err
-	}
 	if !devicekey.Verify(pub, ProofMessage(v.ID, p.PublicKey), p.ProofSignature) {
 		return store.Device{}, "", fault.New(fault.PermissionDenied, "device.proof_signature does not verify: sign the registration string (docs/registration.md) with the registered key")
+	}
+	masked := Mask(v.PhoneNumber)
+	attempts, ticket, err := s.spendTry(ctx, v, now)
+	if err != nil {
+		return store.Device{}, "", err
 	}
 	var ok bool
 	if p.LinkToken != "" {
@@ -89,9 +86,9 @@ func (s *Service) Complete(ctx context.Context, p CompleteParams) (store.Device,
 	} else {
 		ok = s.keys.Matches("sms-code", v.ID+":"+p.Code, v.CodeHash)
 	}
-	masked := Mask(v.PhoneNumber)
+	s.checked(ok)
 	if !ok {
-		return store.Device{}, "", s.wrongCode(ctx, v, masked, now)
+		return store.Device{}, "", s.wrongCode(ctx, v, attempts, masked, now)
 	}
 
 	sec, err := secret.New(CredentialKind)
@@ -112,7 +109,12 @@ func (s *Service) Complete(ctx context.Context, p CompleteParams) (store.Device,
 		LastSeenAt:       now,
 	}
 	err = s.store.InTx(ctx, func(tx store.Store) error {
-		if err := tx.UseVerification(ctx, v.ID, now, s.cfg.Limits.MaxAttempts); err != nil {
+		// The try spent on this right code is counted already.
+		if err := tx.UseVerification(ctx, v.ID, now, s.cfg.Limits.MaxAttempts+1); err != nil {
+			return err
+		}
+		// A right code is no failure of the number.
+		if err := tx.GiveBackRate(ctx, ticket); err != nil {
 			return err
 		}
 		if err := tx.CreateDevice(ctx, dev); err != nil {
@@ -133,29 +135,51 @@ func (s *Service) Complete(ctx context.Context, p CompleteParams) (store.Device,
 	return dev, sec.Token, nil
 }
 
-// wrongCode counts a failed try against the verification and the number.
-func (s *Service) wrongCode(ctx context.Context, v store.Verification, masked string, now time.Time) error {
+// spendTry counts a try against the verification and against the
+// number's wrong-code budget before the code is compared, so concurrent
+// guesses can never compare more codes than the budgets allow. A right code
+// gives the number's try back.
+func (s *Service) spendTry(ctx context.Context, v store.Verification, now time.Time) (int, store.RateTicket, error) {
 	var attempts int
+	var ticket store.RateTicket
 	err := s.store.InTx(ctx, func(tx store.Store) error {
 		var err error
-		if attempts, err = tx.AddVerificationAttempt(ctx, v.ID); err != nil {
+		if ticket, err = tx.TakeRate(ctx, now, s.failureLimit(v.PhoneNumber)); err != nil {
 			return err
 		}
-		// The limit is enforced in checkFailures; this only counts.
-		if _, err := tx.IncrementCounter(ctx, failureKey(v.PhoneNumber), now.Truncate(24*time.Hour), 1<<30); err != nil {
-			return err
-		}
-		return audit.Write(ctx, tx, now, audit.Entry{
-			Actor: audit.ActorSystem, Action: "phone_verification.failed", Target: v.ID,
-			Details: map[string]string{"phone": masked, "attempts": fmt.Sprint(attempts)},
-		})
+		attempts, err = tx.AddVerificationAttempt(ctx, v.ID, s.cfg.Limits.MaxAttempts)
+		return err
 	})
-	if err != nil {
-		return fmt.Errorf("count wrong code: %w", err)
+	var le *store.LimitError
+	switch {
+	case errors.As(err, &le):
+		r := s.failuresRefusal(now, le.Until)
+		s.refused(r.reason)
+		return 0, ticket, fault.Exhausted(r.msg, r.retryAfter)
+	case errors.Is(err, store.ErrConflict):
+		return 0, ticket, fault.New(fault.FailedPrecondition, "too many wrong codes for this SMS; ask for a new one")
+	case errors.Is(err, store.ErrNotFound):
+		return 0, ticket, fault.New(fault.FailedPrecondition, "this code was already used; ask for a new SMS to register another phone")
+	case err != nil:
+		return 0, ticket, fmt.Errorf("count try: %w", err)
+	}
+	return attempts, ticket, nil
+}
+
+// wrongCode records a failed try, already counted by spendTry.
+func (s *Service) wrongCode(ctx context.Context, v store.Verification, attempts int, masked string, now time.Time) error {
+	if err := audit.Write(ctx, s.store, now, audit.Entry{
+		Actor: audit.ActorSystem, Action: "phone_verification.failed", Target: v.ID,
+		Details: map[string]string{"phone": masked, "attempts": fmt.Sprint(attempts)},
+	}); err != nil {
+		s.log.ErrorContext(ctx, "audit wrong code", "err", err)
 	}
 	left := s.cfg.Limits.MaxAttempts - attempts
-	if left <= 0 {
+	switch {
+	case left <= 0:
 		return fault.New(fault.PermissionDenied, "wrong code; that was the last try for this SMS: ask for a new one")
+	case left == 1:
+		return fault.New(fault.PermissionDenied, "wrong code; 1 try left")
 	}
 	return fault.Newf(fault.PermissionDenied, "wrong code; %d tries left", left)
 }

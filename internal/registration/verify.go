@@ -14,6 +14,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/secret"
 	"github.com/pushauth/pushauth/internal/sms"
@@ -69,15 +70,18 @@ type Service struct {
 	log    *slog.Logger
 	// refused is told the reason of every refusal, for metrics.
 	refused func(reason string)
+	checks  guess.Observer
 }
 
-// New returns a Service. refused may be nil.
-func New(cfg Config, st store.Store, sender sms.Sender, keys *keyring.Keyring, now func() time.Time, log *slog.Logger, refused func(reason string)) *Service {
+// New returns a Service. refused and checks may be nil.
+func New(cfg Config, st store.Store, sender sms.Sender, keys *keyring.Keyring, now func() time.Time, log *slog.Logger, refused func(reason string), checks guess.Observer) *Service {
 	if refused == nil {
 		refused = func(string) {}
 	}
-	return &Service{cfg: cfg, store: st, sender: sender, keys: keys, now: now, log: log, refused: refused}
+	return &Service{cfg: cfg, store: st, sender: sender, keys: keys, now: now, log: log, refused: refused, checks: checks}
 }
+
+func (s *Service) checked(right bool) { guess.Observe(s.checks, guess.SMSCode, right) }
 
 // StartParams is a request for an SMS.
 type StartParams struct {
@@ -199,35 +203,34 @@ func (s *Service) Start(ctx context.Context, p StartParams) (Started, error) {
 }
 
 // takeSMSBudget counts one SMS against every sending limit, or refuses.
+// Every window rolls: "5 an hour" holds for any 60 minutes.
 func (s *Service) takeSMSBudget(ctx context.Context, tx store.Store, number, addr string, now time.Time) error {
 	l := s.cfg.Limits
 	type limit struct {
-		reason, key string
-		window      time.Duration
-		max         int
-		msg         string
+		reason, msg string
 	}
-	limits := []limit{
-		{"number_hour", "sms:number:" + number, time.Hour, l.PerNumberHour, "too many SMS to this number this hour"},
-		{"number_day", "sms:number:" + number, 24 * time.Hour, l.PerNumberDay, "too many SMS to this number today"},
-		{"prefix_hour", "sms:prefix:" + numberPrefix(number), time.Hour, l.PerPrefixHour, "too many SMS to numbers like this one this hour"},
-		{"global_day", "sms:global", 24 * time.Hour, l.GlobalDay, "this service has sent all the SMS it may send today"},
+	limits := []store.RateLimit{
+		{Key: "sms:number:" + number, Window: time.Hour, Max: l.PerNumberHour},
+		{Key: "sms:number:" + number, Window: 24 * time.Hour, Max: l.PerNumberDay},
+		{Key: "sms:prefix:" + numberPrefix(number), Window: time.Hour, Max: l.PerPrefixHour},
+		{Key: "sms:global", Window: 24 * time.Hour, Max: l.GlobalDay},
+		{Key: "sms:address:" + addressKey(addr), Window: time.Hour, Max: l.PerAddressHour},
 	}
-	if key := addressKey(addr); key != "" {
-		limits = append(limits, limit{"address_hour", "sms:address:" + key, time.Hour, l.PerAddressHour, "too many SMS asked for from your network this hour"})
+	why := []limit{
+		{"number_hour", "too many SMS to this number in the last hour"},
+		{"number_day", "too many SMS to this number in the last 24 hours"},
+		{"prefix_hour", "too many SMS to numbers like this one in the last hour"},
+		{"global_day", "this service has sent all the SMS it may send in 24 hours"},
+		{"address_hour", "too many SMS asked for from your network in the last hour"},
 	}
-	for _, lim := range limits {
-		start := now.Truncate(lim.window)
-		ok, err := tx.IncrementCounter(ctx, lim.key+":"+lim.window.String(), start, lim.max)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			retry := start.Add(lim.window).Sub(now)
-			return &limitError{reason: lim.reason, retryAfter: retry, msg: fmt.Sprintf("%s; try again in %s", lim.msg, roundUp(retry))}
-		}
+	_, err := tx.TakeRate(ctx, now, limits...)
+	var le *store.LimitError
+	if errors.As(err, &le) {
+		retry := le.Until.Sub(now)
+		w := why[le.Index]
+		return &limitError{reason: w.reason, retryAfter: retry, msg: fmt.Sprintf("%s; try again in %s", w.msg, roundUp(retry))}
 	}
-	return nil
+	return err
 }
 
 func (s *Service) checkCooldown(ctx context.Context, tx store.Store, number string, now time.Time) error {
@@ -245,27 +248,38 @@ func (s *Service) checkCooldown(ctx context.Context, tx store.Store, number stri
 	return nil
 }
 
-func failureKey(number string) string { return "verify-fail:" + number }
+// failureLimit bounds wrong codes for one number over any 24 hours, across
+// all its verifications.
+func (s *Service) failureLimit(number string) store.RateLimit {
+	return store.RateLimit{Key: "verify-fail:" + number, Window: 24 * time.Hour, Max: s.cfg.Limits.MaxFailuresPerNumberDay}
+}
 
-func (s *Service) checkFailures(ctx context.Context, st store.Counters, number string, now time.Time) error {
-	day := now.Truncate(24 * time.Hour)
-	n, err := st.CounterValue(ctx, failureKey(number), day)
+// checkFailures refuses a new SMS to a number whose wrong-code budget is
+// spent: another code could not be tried anyway.
+func (s *Service) checkFailures(ctx context.Context, st store.Rates, number string, now time.Time) error {
+	l := s.failureLimit(number)
+	n, err := st.CountRate(ctx, l.Key, now, l.Window)
 	if err != nil {
 		return err
 	}
-	if n >= s.cfg.Limits.MaxFailuresPerNumberDay {
-		retry := day.Add(24 * time.Hour).Sub(now)
-		return &limitError{reason: "failures_day", retryAfter: retry, msg: fmt.Sprintf("too many wrong codes for this number today; try again in %s", roundUp(retry))}
+	if n >= l.Max {
+		return s.failuresRefusal(now, now.Add(l.Window))
 	}
 	return nil
 }
 
+func (s *Service) failuresRefusal(now, until time.Time) *limitError {
+	retry := until.Sub(now)
+	return &limitError{reason: "failures_day", retryAfter: retry, msg: fmt.Sprintf("too many wrong codes for this number in the last 24 hours; try again in %s", roundUp(retry))}
+}
+
 // addressKey is the unit of the per-address limit: the IPv4 address, or the
-// /64 of an IPv6 address (one subscriber usually has a whole /64).
+// /64 of an IPv6 address (one subscriber usually has a whole /64). A missing
+// or unreadable address shares one bucket: it never switches the limit off.
 func addressKey(addr string) string {
 	ip, err := netip.ParseAddr(addr)
 	if err != nil {
-		return ""
+		return "unknown"
 	}
 	ip = ip.Unmap()
 	if ip.Is6() {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/guess"
+	"github.com/pushauth/pushauth/internal/guess/guesstest"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/registration"
 	"github.com/pushauth/pushauth/internal/sms"
@@ -42,6 +44,7 @@ type harness struct {
 	clock    *clock
 	refusals []string
 	mu       sync.Mutex
+	checks   guesstest.Counter
 }
 
 func forEachBackend(t *testing.T, fn func(t *testing.T, url string)) {
@@ -49,9 +52,12 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, url string)) {
 	t.Run("postgres", func(t *testing.T) { fn(t, storetest.NewPostgresURL(t)) })
 }
 
-func newHarness(t *testing.T, url string, limits func(*registration.Limits)) *harness {
+func newHarness(t *testing.T, url string, limits func(*registration.Limits), wrap ...func(store.Store) store.Store) *harness {
 	t.Helper()
-	st := storetest.OpenMigrated(t, url)
+	var st store.Store = storetest.OpenMigrated(t, url)
+	for _, w := range wrap {
+		st = w(st)
+	}
 	keys, err := keyring.New(make([]byte, keyring.MasterSize))
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +79,7 @@ func newHarness(t *testing.T, url string, limits func(*registration.Limits)) *ha
 		h.mu.Lock()
 		h.refusals = append(h.refusals, r)
 		h.mu.Unlock()
-	})
+	}, &h.checks)
 	h.devices = registration.NewDevices(st, h.clock.Now)
 	return h
 }
@@ -276,7 +282,7 @@ func TestCompleteRefusals(t *testing.T) {
 			p := h.params(t, k, id)
 			p.Code = wrong
 			for i := 4; i >= 1; i-- {
-				wantKind(t, func() error { _, _, err := h.svc.Complete(ctx, p); return err }(), fault.PermissionDenied, "tries left")
+				wantKind(t, func() error { _, _, err := h.svc.Complete(ctx, p); return err }(), fault.PermissionDenied, " left")
 			}
 			wantKind(t, func() error { _, _, err := h.svc.Complete(ctx, p); return err }(), fault.PermissionDenied, "last try")
 			p.Code = code // the right code no longer helps
@@ -472,6 +478,95 @@ func TestDeregisterAndUpdate(t *testing.T) {
 		}
 		if _, err := h.devices.Authenticate(ctx, cred); !errors.Is(err, registration.ErrRevokedDevice) {
 			t.Fatalf("revoked credential: %v", err)
+		}
+	})
+}
+
+// TestConcurrentWrongCodes fires wrong codes all at once at one
+// verification, on a store as slow as PostgreSQL over a network: no more
+// codes are compared than the budgets allow, and the right code is refused
+// after them.
+func TestConcurrentWrongCodes(t *testing.T) {
+	tests := []struct {
+		name   string
+		limits func(*registration.Limits)
+		budget int
+		after  fault.Kind
+	}{
+		{"per SMS", func(l *registration.Limits) { l.MaxAttempts = 5; l.MaxFailuresPerNumberDay = 100 }, 5, fault.FailedPrecondition},
+		{"per number and day", func(l *registration.Limits) { l.MaxAttempts = 1000; l.MaxFailuresPerNumberDay = 3 }, 3, fault.ResourceExhausted},
+	}
+	forEachBackend(t, func(t *testing.T, url string) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				ctx := context.Background()
+				fresh := storetest.NewSQLiteURL(t)
+				if strings.HasPrefix(url, "postgres") {
+					fresh = storetest.NewPostgresURL(t)
+				}
+				h := newHarness(t, fresh, tt.limits, func(st store.Store) store.Store { return guesstest.Slow(st, time.Millisecond) })
+				st, err := h.svc.Start(ctx, registration.StartParams{PhoneNumber: number})
+				if err != nil {
+					t.Fatal(err)
+				}
+				code, _, _ := h.lastSMS(t, number)
+				k := newKey(t, false)
+				wrong := h.params(t, k, st.VerificationID)
+				wrong.Code = "000000"
+				if code == wrong.Code {
+					wrong.Code = "111111"
+				}
+				const callers = 200
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for range callers {
+					wg.Go(func() {
+						<-start
+						_, _, err := h.svc.Complete(ctx, wrong)
+						if fe, ok := fault.As(err); !ok || fe.Kind == fault.Internal {
+							t.Errorf("wrong code: %v", err)
+						}
+					})
+				}
+				close(start)
+				wg.Wait()
+				if got := h.checks.Wrong(guess.SMSCode); got > tt.budget {
+					t.Errorf("%d wrong codes compared, budget %d", got, tt.budget)
+				}
+				right := h.params(t, k, st.VerificationID)
+				right.Code = code
+				_, _, err = h.svc.Complete(ctx, right)
+				wantKind(t, err, tt.after, "too many wrong codes")
+				if got := h.checks.Right(guess.SMSCode); got != 0 {
+					t.Errorf("the right code was compared after the budget was spent")
+				}
+			})
+		}
+	})
+}
+
+// TestSMSWindowsRoll: "5 an hour" holds for any 60 minutes, not per clock
+// hour, so no burst fits across the top of an hour.
+func TestSMSWindowsRoll(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		h := newHarness(t, url, func(l *registration.Limits) { l.ResendCooldown = 0; l.PerNumberHour = 5 })
+		h.clock.t = time.Date(2026, 11, 25, 5, 57, 0, 0, time.UTC)
+		for i := range 5 {
+			if _, err := h.svc.Start(ctx, registration.StartParams{PhoneNumber: number}); err != nil {
+				t.Fatalf("SMS %d: %v", i+1, err)
+			}
+			h.clock.Advance(30 * time.Second)
+		}
+		h.clock.t = time.Date(2026, 11, 25, 6, 1, 0, 0, time.UTC)
+		_, err := h.svc.Start(ctx, registration.StartParams{PhoneNumber: number})
+		fe := wantKind(t, err, fault.ResourceExhausted, "last hour")
+		if want := 56 * time.Minute; fe.RetryAfter != want {
+			t.Errorf("retry after %v, want %v (when the first SMS leaves the hour)", fe.RetryAfter, want)
+		}
+		h.clock.t = time.Date(2026, 11, 25, 6, 57, 0, 0, time.UTC)
+		if _, err := h.svc.Start(ctx, registration.StartParams{PhoneNumber: number}); err != nil {
+			t.Fatalf("an hour after the first SMS: %v", err)
 		}
 	})
 }

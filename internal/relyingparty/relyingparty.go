@@ -147,5 +147,7 @@ func policyDetails(d map[string]string, p store.Policy) map[string]string {
 	d["approval_ttl"] = p.ApprovalTTL.String()
 	d["allow_location_automation"] = strconv.FormatBool(p.AllowLocationAutomation)
 	d["allow_backup_restore"] = strconv.FormatBool(p.AllowBackupRestore)
+	d["approvals_per_minute"] = strconv.Itoa(p.ApprovalsPerMinute)
+	d["approvals_per_hour"] = strconv.Itoa(p.ApprovalsPerHour)
 	return d
 }

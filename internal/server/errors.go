@@ -27,6 +27,7 @@ var kindCodes = map[fault.Kind]codes.Code{
 	fault.FailedPrecondition: codes.FailedPrecondition,
 	fault.ResourceExhausted:  codes.ResourceExhausted,
 	fault.Unavailable:        codes.Unavailable,
+	fault.Aborted:            codes.Aborted,
 }
 
 // toStatus turns a handler's error into what the client sees. Client-facing

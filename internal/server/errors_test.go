@@ -29,6 +29,7 @@ func TestToStatusKinds(t *testing.T) {
 		fault.FailedPrecondition: codes.FailedPrecondition,
 		fault.ResourceExhausted:  codes.ResourceExhausted,
 		fault.Unavailable:        codes.Unavailable,
+		fault.Aborted:            codes.Aborted,
 	}
 	// Every kind fault declares is mapped: a new kind without a code would
 	// silently become OK (the zero code) with an error message.

@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc/codes"
+
+	"github.com/pushauth/pushauth/internal/guess"
 )
 
 // Metrics are the server's Prometheus collectors, on a registry of their own
@@ -16,6 +18,9 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	refused  *prometheus.CounterVec
+	checks   *prometheus.CounterVec
+	// also is told of secret checks too (tests count them); may be nil.
+	also guess.Observer
 }
 
 // NewMetrics registers the RPC, build and runtime collectors.
@@ -37,12 +42,16 @@ func NewMetrics(version string) *Metrics {
 		Name: "pushauth_sms_refused_total",
 		Help: "SMS verifications refused by a limit, by limit (defences against SMS pumping).",
 	}, []string{"reason"})
+	m.checks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pushauth_secret_checks_total",
+		Help: "Secrets compared (backup passcodes, TOTP codes, pairing phrases, SMS codes), by secret and result: a rise in wrong ones is guessing.",
+	}, []string{"secret", "result"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "pushauth_build_info",
 		Help: "Always 1; labels name the build.",
 	}, []string{"version", "go_version"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
-	reg.MustRegister(m.requests, m.latency, m.refused, build,
+	reg.MustRegister(m.requests, m.latency, m.refused, m.checks, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -53,3 +62,13 @@ func (m *Metrics) observe(method string, code codes.Code, d time.Duration) {
 }
 
 func (m *Metrics) smsRefused(reason string) { m.refused.WithLabelValues(reason).Inc() }
+
+// Checked implements guess.Observer.
+func (m *Metrics) Checked(secret string, right bool) {
+	result := "wrong"
+	if right {
+		result = "right"
+	}
+	m.checks.WithLabelValues(secret, result).Inc()
+	guess.Observe(m.also, secret, right)
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/pushauth/pushauth/internal/auth"
 	"github.com/pushauth/pushauth/internal/backup"
 	"github.com/pushauth/pushauth/internal/events"
+	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/pairing"
 	"github.com/pushauth/pushauth/internal/push"
@@ -68,6 +69,9 @@ type Options struct {
 	Recheck    time.Duration  // how often waiters re-read; zero means 2s
 	Backup     backup.Config  // zero means backup.DefaultConfig()
 	TOTP       totp.Config    // zero means totp.DefaultConfig()
+	// SecretChecks is told of every secret compared, besides the metrics;
+	// may be nil (tests count guesses with it).
+	SecretChecks guess.Observer
 }
 
 // Server is an assembled, not yet listening, pushauth server.
@@ -104,9 +108,10 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("request validator: %w", err)
 	}
 	metrics := NewMetrics(o.Version)
+	metrics.also = o.SecretChecks
 	rps := relyingparty.New(o.Store, o.Now)
 	devices := registration.NewDevices(o.Store, o.Now)
-	reg := registration.New(o.Registration, o.Store, o.SMS, o.Keys, o.Now, o.Logger, metrics.smsRefused)
+	reg := registration.New(o.Registration, o.Store, o.SMS, o.Keys, o.Now, o.Logger, metrics.smsRefused, metrics)
 	if o.PairingTTL == 0 {
 		o.PairingTTL = 10 * time.Minute
 	}
@@ -126,7 +131,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("request hub: %w", err)
 	}
-	phrases := pairing.New(o.Store, o.Keys, o.Now, o.PairingTTL, o.Pairing)
+	phrases := pairing.New(o.Store, o.Keys, o.Now, o.PairingTTL, o.Pairing, metrics)
 	pusher := &queuePusher{}
 	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, o.Bus, pusher, o.Now, o.Logger)
 	if o.PushSender == nil {
@@ -171,8 +176,8 @@ func New(o Options) (*Server, error) {
 	if o.TOTP == (totp.Config{}) {
 		o.TOTP = totp.DefaultConfig()
 	}
-	backups := backup.New(o.Backup, o.Store, o.Keys, o.Bus, o.Now, o.Logger)
-	codes := totp.New(o.TOTP, o.Store, o.Keys, o.Now)
+	backups := backup.New(o.Backup, o.Store, o.Keys, o.Bus, o.Now, o.Logger, metrics)
+	codes := totp.New(o.TOTP, o.Store, o.Keys, o.Now, metrics)
 	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New(engine, codes, hub, o.Recheck))
 	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices, engine, o.Store, o.Bus, backups, codes))
 

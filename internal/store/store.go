@@ -14,6 +14,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -42,7 +43,8 @@ type Store interface {
 	APIKeys
 	Devices
 	Verifications
-	Counters
+	Rates
+	Guesses
 	Outbox
 	PairingPhrases
 	Connections
@@ -69,6 +71,10 @@ type Policy struct {
 	ApprovalTTL             time.Duration
 	AllowLocationAutomation bool
 	AllowBackupRestore      bool
+	// ApprovalsPerMinute and ApprovalsPerHour bound login requests to one
+	// user (push bombing); 0 takes the deployment's default.
+	ApprovalsPerMinute int
+	ApprovalsPerHour   int
 }
 
 // RelyingParty is a login server that uses pushauth.
@@ -191,8 +197,11 @@ type Verifications interface {
 	// (by CreatedAt) or ErrNotFound.
 	LatestVerification(ctx context.Context, phoneNumber string) (Verification, error)
 	// AddVerificationAttempt adds one to Attempts of an unused verification
-	// and returns the new count. ErrNotFound if there is none.
-	AddVerificationAttempt(ctx context.Context, id string) (int, error)
+	// if it has fewer than maxAttempts, and returns the new count: callers
+	// spend the try before comparing the code (compare-and-swap, so
+	// concurrent callers never pass maxAttempts). ErrNotFound if there is no
+	// unused verification, ErrConflict if it is out of attempts.
+	AddVerificationAttempt(ctx context.Context, id string, maxAttempts int) (int, error)
 	// UseVerification sets UsedAt = at if the verification is unused, not
 	// expired at at, and has fewer than maxAttempts attempts
 	// (compare-and-swap). ErrNotFound if there is no such verification,
@@ -201,17 +210,102 @@ type Verifications interface {
 	UseVerification(ctx context.Context, id string, at time.Time, maxAttempts int) error
 }
 
-// Counters are fixed-window counters shared by all replicas, for limits.
-type Counters interface {
-	// IncrementCounter adds one to the counter (key, windowStart) if it is
-	// below limit, creating it at 1, and reports whether it did. Concurrent
-	// callers never push a counter past limit.
-	IncrementCounter(ctx context.Context, key string, windowStart time.Time, limit int) (bool, error)
-	// CounterValue returns the count of (key, windowStart); 0 if none.
-	CounterValue(ctx context.Context, key string, windowStart time.Time) (int, error)
-	// DeleteCountersBefore removes counters whose window started before t and
-	// returns how many it removed.
-	DeleteCountersBefore(ctx context.Context, t time.Time) (int64, error)
+// ErrLimited means a rate limit or guess budget refused; errors.As finds a
+// *LimitError with the details.
+var ErrLimited = errors.New("store: limited")
+
+// LimitError says which limit refused and from when it admits again.
+type LimitError struct {
+	Key string
+	// Index is the position of the refusing limit among those asked for.
+	Index int
+	// Until is the first time a new attempt can succeed; zero when only a
+	// reset opens it again (a guess budget with every try spent).
+	Until time.Time
+	// Exhausted is set when a guess budget's tries are all spent.
+	Exhausted bool
+}
+
+func (e *LimitError) Error() string {
+	if e.Exhausted {
+		return fmt.Sprintf("limit %q: every try spent", e.Key)
+	}
+	return fmt.Sprintf("limit %q: refused until %s", e.Key, e.Until.Format(time.RFC3339))
+}
+
+// Is makes errors.Is(err, ErrLimited) true for a *LimitError.
+func (e *LimitError) Is(target error) bool { return target == ErrLimited }
+
+// RateLimit is a rolling-window limit: at most Max events of Key in any
+// Window-long stretch of time, never aligned to the clock.
+type RateLimit struct {
+	Key    string
+	Window time.Duration
+	Max    int
+}
+
+// RateTicket names the events TakeRate recorded, to give them back.
+type RateTicket struct{ IDs []int64 }
+
+// Rates are rolling-window limits shared by all replicas. An event counts
+// for a limit while it is inside (now-Window, now].
+type Rates interface {
+	// TakeRate records one event at now for every limit, if each has had
+	// fewer than Max events of its Key within its Window; otherwise it
+	// records nothing and returns a *LimitError (errors.Is ErrLimited) for
+	// the first full limit, with Until when one of its events leaves the
+	// window. Limits sharing a Key share one event. All or nothing, and
+	// atomic against concurrent callers on every replica: no limit ever
+	// admits more than Max. A limit with Max <= 0 refuses everything.
+	TakeRate(ctx context.Context, now time.Time, limits ...RateLimit) (RateTicket, error)
+	// GiveBackRate removes the events of a ticket, for an attempt that
+	// turned out not to count (a right guess). Missing events are ignored.
+	GiveBackRate(ctx context.Context, t RateTicket) error
+	// CountRate returns how many events of key fall within window before now.
+	CountRate(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
+	// DeleteRateEventsBefore removes events that no limit counts at t any
+	// more (their longest window has passed) and returns how many.
+	DeleteRateEventsBefore(ctx context.Context, t time.Time, limit int) (int64, error)
+}
+
+// GuessBudget guards one secret against guessing: every check spends a try
+// before the secret is compared, and a right answer gives it back.
+type GuessBudget struct {
+	Key string
+	// Max is how many failures in a row spend the budget for good (until
+	// ResetGuesses); 0 means no such cap, only lock-outs.
+	Max int
+	// Lockout is the lock after the n-th failure in a row (n >= 1); nil or
+	// zero means none. It must only compute.
+	Lockout func(n int) time.Duration
+}
+
+// GuessState is a budget as stored.
+type GuessState struct {
+	Key         string
+	Failures    int
+	LockedUntil time.Time
+	UpdatedAt   time.Time
+}
+
+// Guesses stores guess budgets.
+type Guesses interface {
+	// SpendGuess counts a try against b at now, before the caller compares
+	// the secret, as a failure with the lock-out that failure brings. It
+	// refuses with a *LimitError (errors.Is ErrLimited) while the budget is
+	// locked at now or, with b.Max > 0, when Max failures are counted. One
+	// locked step: concurrent callers on any replica are each counted, so no
+	// more than the budget are ever compared. It returns the state after the
+	// spend.
+	SpendGuess(ctx context.Context, b GuessBudget, now time.Time) (GuessState, error)
+	// ResetGuesses clears failures and lock of key (a right answer): the try
+	// spent for it, and earlier failures, are given back.
+	ResetGuesses(ctx context.Context, key string, at time.Time) error
+	// GetGuesses returns the budget of key; the zero state (with Key) if none.
+	GetGuesses(ctx context.Context, key string) (GuessState, error)
+	// DeleteGuessesBefore removes budgets not touched since t whose locks
+	// have ended by t, and returns how many.
+	DeleteGuessesBefore(ctx context.Context, t time.Time, limit int) (int64, error)
 }
 
 // OutboxMessage is an SMS kept by the development outbox instead of sent.
@@ -478,33 +572,32 @@ type UserStates interface {
 	UpdateUserState(ctx context.Context, relyingPartyID, userRef string, fn func(*UserState) error) error
 }
 
-// Backup is the app's encrypted cloud backup for one phone number.
+// Backup is the app's encrypted cloud backup for one phone number. Its
+// passcode's guess budget is the GuessBudget "backup:<number>".
 type Backup struct {
-	PhoneNumber    string // E.164, the key
-	DeviceID       string // the device that stored it
-	Blob           []byte // encrypted by the app; opaque here
-	SealedShare    []byte // the server's key share, sealed under the server key
-	Verifier       []byte // keyed hash of the passcode under a server pepper
-	FailedAttempts int
-	LockedUntil    time.Time
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	PhoneNumber string // E.164, the key
+	DeviceID    string // the device that stored it (or restored it last)
+	Blob        []byte // encrypted by the app; opaque here
+	SealedShare []byte // the server's key share, sealed under the server key
+	Verifier    []byte // keyed hash of the passcode under a server pepper
+	// Version counts writes: 1 for a new backup, +1 on every replacement.
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
-// Backups stores backups.
+// Backups stores backups. Every write is compare-and-swap on Version, so a
+// restore or replacement that checked the passcode against one backup can
+// never write over another one, nor bring back a wiped one.
 type Backups interface {
-	// PutBackup inserts or replaces the backup of b.PhoneNumber, with
-	// FailedAttempts and LockedUntil as given.
-	PutBackup(ctx context.Context, b Backup) error
+	// PutBackup stores b as version+1 if the number's backup is at version
+	// (0: if there is none). ErrConflict otherwise.
+	PutBackup(ctx context.Context, b Backup, version int64) error
 	// GetBackup returns the backup of a number or ErrNotFound.
 	GetBackup(ctx context.Context, phoneNumber string) (Backup, error)
-	// DeleteBackup removes the backup of a number; ErrNotFound if none.
-	DeleteBackup(ctx context.Context, phoneNumber string) error
-	// AddBackupFailure adds one to FailedAttempts and sets LockedUntil,
-	// atomically, and returns the new count. ErrNotFound if there is none.
-	AddBackupFailure(ctx context.Context, phoneNumber string, lockedUntil func(failures int) time.Time) (int, error)
-	// ResetBackupFailures sets FailedAttempts to 0 and clears LockedUntil.
-	ResetBackupFailures(ctx context.Context, phoneNumber string) error
+	// DeleteBackup removes the backup of a number if it is at version.
+	// ErrNotFound if there is none, ErrConflict if it is at another version.
+	DeleteBackup(ctx context.Context, phoneNumber string, version int64) error
 }
 
 // TOTP factor kinds and states.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/secret"
 	"github.com/pushauth/pushauth/internal/store"
@@ -48,15 +49,16 @@ func DefaultConfig() Config {
 
 // Service manages TOTP factors.
 type Service struct {
-	cfg   Config
-	store store.Store
-	keys  *keyring.Keyring
-	now   func() time.Time
+	cfg    Config
+	store  store.Store
+	keys   *keyring.Keyring
+	now    func() time.Time
+	checks guess.Observer
 }
 
-// New returns a Service.
-func New(cfg Config, st store.Store, keys *keyring.Keyring, now func() time.Time) *Service {
-	return &Service{cfg: cfg, store: st, keys: keys, now: now}
+// New returns a Service. checks may be nil.
+func New(cfg Config, st store.Store, keys *keyring.Keyring, now func() time.Time, checks guess.Observer) *Service {
+	return &Service{cfg: cfg, store: st, keys: keys, now: now, checks: checks}
 }
 
 // Seed is a new secret as an authenticator app takes it.
@@ -153,22 +155,27 @@ func (s *Service) Confirm(ctx context.Context, actor string, rp store.RelyingPar
 	if f.Status != store.TOTPPending {
 		return fault.New(fault.FailedPrecondition, "this factor is already confirmed")
 	}
-	if err := s.checkLock(ctx, rp.ID, userRef); err != nil {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	spent, err := s.spend(ctx, rp.ID, userRef, now)
+	if err != nil {
 		return err
 	}
 	step, ok, err := s.match(f, code)
 	if err != nil {
 		return err
 	}
+	guess.Observe(s.checks, guess.TOTPCode, ok)
 	if !ok {
-		return s.fail(ctx, rp.ID, userRef)
+		return s.wrong(spent, now)
 	}
-	now := s.now().UTC().Truncate(time.Microsecond)
 	return s.store.InTx(ctx, func(tx store.Store) error {
 		if err := tx.ActivateTOTPFactor(ctx, f.ID, now); err != nil {
 			return err
 		}
 		if err := tx.UseTOTPStep(ctx, f.ID, step); err != nil {
+			return err
+		}
+		if err := s.reset(ctx, tx, rp.ID, userRef, now); err != nil {
 			return err
 		}
 		return audit.Write(ctx, tx, now, audit.Entry{Actor: actor, Action: "totp.confirmed", RelyingPartyID: rp.ID, Target: f.ID,
@@ -197,18 +204,16 @@ func (s *Service) List(ctx context.Context, rpID, userRef string) ([]store.TOTPF
 	return s.store.ListUserTOTPFactors(ctx, rpID, userRef)
 }
 
-// Verify checks code against every active factor of the user. A code's time
-// step is accepted once; wrong codes count towards a lock-out; a success
-// resets the count.
+// Verify checks code against every active factor of the user. Each call
+// spends one try of the user's budget before any code is compared (see
+// spend); a right code gives the tries back, a replayed one gives its own
+// back and is refused; a code's time step is accepted once.
 func (s *Service) Verify(ctx context.Context, actor string, rp store.RelyingParty, userRef, code string) (store.TOTPFactor, error) {
-	if err := s.checkLock(ctx, rp.ID, userRef); err != nil {
-		return store.TOTPFactor{}, err
-	}
 	factors, err := s.store.ListUserTOTPFactors(ctx, rp.ID, userRef)
 	if err != nil {
 		return store.TOTPFactor{}, err
 	}
-	active := 0
+	var active []store.TOTPFactor
 	for _, f := range factors {
 		if f.Status != store.TOTPActive {
 			continue
@@ -219,7 +224,17 @@ func (s *Service) Verify(ctx context.Context, actor string, rp store.RelyingPart
 				continue
 			}
 		}
-		active++
+		active = append(active, f)
+	}
+	if len(active) == 0 {
+		return store.TOTPFactor{}, fault.New(fault.FailedPrecondition, "this user has no active TOTP factor: offer another method")
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	spent, err := s.spend(ctx, rp.ID, userRef, now)
+	if err != nil {
+		return store.TOTPFactor{}, err
+	}
+	for _, f := range active {
 		step, ok, err := s.match(f, code)
 		if err != nil {
 			return store.TOTPFactor{}, err
@@ -227,29 +242,27 @@ func (s *Service) Verify(ctx context.Context, actor string, rp store.RelyingPart
 		if !ok {
 			continue
 		}
-		if err := s.store.UseTOTPStep(ctx, f.ID, step); errors.Is(err, store.ErrConflict) {
-			_ = s.fail(ctx, rp.ID, userRef)
-			return store.TOTPFactor{}, fault.New(fault.PermissionDenied, "this code was already used; wait for the next one")
-		} else if err != nil {
-			return store.TOTPFactor{}, err
-		}
-		now := s.now().UTC().Truncate(time.Microsecond)
+		guess.Observe(s.checks, guess.TOTPCode, true)
 		err = s.store.InTx(ctx, func(tx store.Store) error {
-			if err := tx.UpdateUserState(ctx, rp.ID, userRef, func(u *store.UserState) error {
-				u.TOTPFailures, u.TOTPLockedUntil, u.UpdatedAt = 0, time.Time{}, now
-				return nil
-			}); err != nil {
+			if err := tx.UseTOTPStep(ctx, f.ID, step); err != nil {
+				return err
+			}
+			if err := s.reset(ctx, tx, rp.ID, userRef, now); err != nil {
 				return err
 			}
 			return audit.Write(ctx, tx, now, audit.Entry{Actor: actor, Action: "totp.verified", RelyingPartyID: rp.ID, Target: f.ID,
 				Details: map[string]string{"user_ref": userRef, "kind": f.Kind}})
 		})
+		if errors.Is(err, store.ErrConflict) {
+			if err := s.giveBack(ctx, rp.ID, userRef, now); err != nil {
+				return store.TOTPFactor{}, err
+			}
+			return store.TOTPFactor{}, fault.New(fault.PermissionDenied, "this code was already used; wait for the next one (no try was counted)")
+		}
 		return f, err
 	}
-	if active == 0 {
-		return store.TOTPFactor{}, fault.New(fault.FailedPrecondition, "this user has no active TOTP factor: offer another method")
-	}
-	return store.TOTPFactor{}, s.fail(ctx, rp.ID, userRef)
+	guess.Observe(s.checks, guess.TOTPCode, false)
+	return store.TOTPFactor{}, s.wrong(spent, now)
 }
 
 // match reports whether code is valid for f within ±Skew steps, and for
@@ -276,42 +289,85 @@ func (s *Service) match(f store.TOTPFactor, code string) (int64, bool, error) {
 	return 0, false, nil
 }
 
-func (s *Service) checkLock(ctx context.Context, rpID, userRef string) error {
-	u, err := s.store.GetUserState(ctx, rpID, userRef)
-	if err != nil {
-		return err
-	}
-	if now := s.now(); now.Before(u.TOTPLockedUntil) {
-		retry := u.TOTPLockedUntil.Sub(now)
-		return fault.Exhausted(fmt.Sprintf("too many wrong codes; try again in %s", retry.Round(time.Second)), retry)
-	}
-	return nil
+// spent is the user's TOTP budget right after a try was spent.
+type spent struct {
+	failures    int
+	lockedUntil time.Time
 }
 
-// fail counts a wrong code and answers it.
-func (s *Service) fail(ctx context.Context, rpID, userRef string) error {
-	now := s.now().UTC().Truncate(time.Microsecond)
-	var n int
-	var until time.Time
+// spend counts a try against the user's TOTP budget before a code is
+// compared, with the lock-out a wrong code would bring, in one locked
+// transaction on the user's state: parallel guesses are each counted, and
+// once the lock is set the rest are refused uncompared, so a burst costs the
+// attacker the budget and locks the user no longer than the same guesses
+// one by one would.
+func (s *Service) spend(ctx context.Context, rpID, userRef string, now time.Time) (spent, error) {
+	var sp spent
+	var locked time.Time
+	errLocked := errors.New("locked")
 	err := s.store.UpdateUserState(ctx, rpID, userRef, func(u *store.UserState) error {
+		if now.Before(u.TOTPLockedUntil) {
+			locked = u.TOTPLockedUntil
+			return errLocked
+		}
 		u.TOTPFailures++
-		n = u.TOTPFailures
-		if n >= s.cfg.MaxFailures {
-			lock := s.cfg.LockDuration
-			for i := s.cfg.MaxFailures; i < n && lock < s.cfg.MaxLock; i++ {
-				lock *= 2
-			}
-			u.TOTPLockedUntil = now.Add(min(lock, s.cfg.MaxLock))
-			until = u.TOTPLockedUntil
+		u.TOTPLockedUntil = time.Time{}
+		if d := s.lockFor(u.TOTPFailures); d > 0 {
+			u.TOTPLockedUntil = now.Add(d)
+		}
+		u.UpdatedAt = now
+		sp = spent{failures: u.TOTPFailures, lockedUntil: u.TOTPLockedUntil}
+		return nil
+	})
+	if errors.Is(err, errLocked) {
+		retry := locked.Sub(now)
+		return spent{}, fault.Exhausted(fmt.Sprintf("too many wrong codes; try again in %s", guess.RoundUp(retry)), retry)
+	}
+	return sp, err
+}
+
+// lockFor is the lock after n wrong codes in a row: none before
+// MaxFailures, then LockDuration doubling up to MaxLock.
+func (s *Service) lockFor(n int) time.Duration {
+	if n < s.cfg.MaxFailures {
+		return 0
+	}
+	lock := s.cfg.LockDuration
+	for i := s.cfg.MaxFailures; i < n && lock < s.cfg.MaxLock; i++ {
+		lock *= 2
+	}
+	return min(lock, s.cfg.MaxLock)
+}
+
+// reset gives every try back after a right code.
+func (s *Service) reset(ctx context.Context, tx store.Store, rpID, userRef string, now time.Time) error {
+	return tx.UpdateUserState(ctx, rpID, userRef, func(u *store.UserState) error {
+		u.TOTPFailures, u.TOTPLockedUntil, u.UpdatedAt = 0, time.Time{}, now
+		return nil
+	})
+}
+
+// giveBack returns the try of a code that was right but replayed.
+func (s *Service) giveBack(ctx context.Context, rpID, userRef string, now time.Time) error {
+	return s.store.UpdateUserState(ctx, rpID, userRef, func(u *store.UserState) error {
+		u.TOTPFailures = max(0, u.TOTPFailures-1)
+		if s.lockFor(u.TOTPFailures) == 0 {
+			u.TOTPLockedUntil = time.Time{}
 		}
 		u.UpdatedAt = now
 		return nil
 	})
-	if err != nil {
-		return err
+}
+
+// wrong answers a wrong code whose try was spent.
+func (s *Service) wrong(sp spent, now time.Time) error {
+	if !sp.lockedUntil.IsZero() {
+		retry := sp.lockedUntil.Sub(now)
+		return fault.Exhausted(fmt.Sprintf("wrong code; too many wrong codes, try again in %s", guess.RoundUp(retry)), retry)
 	}
-	if !until.IsZero() {
-		return fault.Exhausted(fmt.Sprintf("wrong code; too many wrong codes, try again in %s", until.Sub(now).Round(time.Second)), until.Sub(now))
+	left := s.cfg.MaxFailures - sp.failures
+	if left == 1 {
+		return fault.New(fault.PermissionDenied, "wrong code; 1 try left before a lock-out")
 	}
-	return fault.Newf(fault.PermissionDenied, "wrong code; %d tries left before a lock-out", s.cfg.MaxFailures-n)
+	return fault.Newf(fault.PermissionDenied, "wrong code; %d tries left before a lock-out", left)
 }

@@ -18,7 +18,7 @@ func testService(t testing.TB, now time.Time) (*Service, store.TOTPFactor, strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(DefaultConfig(), nil, keys, func() time.Time { return now })
+	s := New(DefaultConfig(), nil, keys, func() time.Time { return now }, nil)
 	key, err := s.newSeed("Mijn Portal", "jan")
 	if err != nil {
 		t.Fatal(err)

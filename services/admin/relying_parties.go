@@ -58,7 +58,7 @@ func (s *Server) ListRelyingParties(ctx context.Context, req *pushauthv1.ListRel
 }
 
 // policyFields are the RelyingPartyPolicy paths an update mask may name.
-var policyFields = []string{"number_matching", "approval_ttl", "allow_location_automation", "allow_backup_restore"}
+var policyFields = []string{"number_matching", "approval_ttl", "allow_location_automation", "allow_backup_restore", "approvals_per_minute", "approvals_per_hour"}
 
 // UpdateRelyingPartyPolicy changes the masked fields of a policy.
 func (s *Server) UpdateRelyingPartyPolicy(ctx context.Context, req *pushauthv1.UpdateRelyingPartyPolicyRequest) (*pushauthv1.UpdateRelyingPartyPolicyResponse, error) {
@@ -100,6 +100,12 @@ func applyPolicy(p *store.Policy, in *pushauthv1.RelyingPartyPolicy, paths []str
 	}
 	if want("allow_backup_restore") {
 		p.AllowBackupRestore = in.GetAllowBackupRestore()
+	}
+	if want("approvals_per_minute") {
+		p.ApprovalsPerMinute = int(in.GetApprovalsPerMinute())
+	}
+	if want("approvals_per_hour") {
+		p.ApprovalsPerHour = int(in.GetApprovalsPerHour())
 	}
 }
 

@@ -59,12 +59,12 @@ func (s *Server) RestoreBackup(ctx context.Context, req *pushauthv1.RestoreBacku
 }
 
 // DeleteBackup removes the number's backup.
-func (s *Server) DeleteBackup(ctx context.Context, _ *pushauthv1.DeleteBackupRequest) (*pushauthv1.DeleteBackupResponse, error) {
+func (s *Server) DeleteBackup(ctx context.Context, req *pushauthv1.DeleteBackupRequest) (*pushauthv1.DeleteBackupResponse, error) {
 	dev, err := callerDevice(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.backups.Delete(ctx, dev); err != nil {
+	if err := s.backups.Delete(ctx, dev, req.GetPasscode()); err != nil {
 		return nil, err
 	}
 	return &pushauthv1.DeleteBackupResponse{}, nil

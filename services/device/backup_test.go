@@ -102,7 +102,7 @@ func TestBackupWrongPasscodesLockThenWipe(t *testing.T) {
 		p2 := ts.WithToken(ctx, phone2.Credential)
 		for i, lock := range []time.Duration{0, time.Minute, 5 * time.Minute, time.Hour} {
 			_, err := ts.Device.RestoreBackup(p2, &pushauthv1.RestoreBackupRequest{Passcode: "0001"})
-			wantCode(t, err, codes.PermissionDenied, "attempts left")
+			wantCode(t, err, codes.PermissionDenied, " left")
 			if lock > 0 {
 				_, err = ts.Device.RestoreBackup(p2, &pushauthv1.RestoreBackupRequest{Passcode: "4831"})
 				wantCode(t, err, codes.ResourceExhausted, "try again")

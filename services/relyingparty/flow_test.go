@@ -334,8 +334,9 @@ func TestExpirySupersedeAndCancel(t *testing.T) {
 		_, err := w.b.Decide(t, w.phone, dr, pushauthv1.Decision_DECISION_APPROVE, "")
 		wantCode(t, err, codes.FailedPrecondition, "EXPIRED")
 
-		// Cancel by the relying party; the timeout counted as a failure, so wait it out.
-		w.a.Clock.Advance(10 * time.Second)
+		// Cancel by the relying party. The supersede and the timeout each
+		// counted as a failure (10 s, then 20 s back-off): wait it out.
+		w.a.Clock.Advance(20 * time.Second)
 		third := w.login(t)
 		cr, err := w.a.RP.CancelRequest(w.a.WithToken(ctx, w.key), &pushauthv1.CancelRequestRequest{RequestId: third.GetRequestId()})
 		if err != nil || cr.GetRequest().GetStatus() != pushauthv1.RequestStatus_REQUEST_STATUS_CANCELLED {

@@ -125,7 +125,7 @@ func TestTOTPLockout(t *testing.T) {
 		return err
 	}
 	for range 4 {
-		wantCode(t, wrong(), codes.PermissionDenied, "tries left")
+		wantCode(t, wrong(), codes.PermissionDenied, " left before a lock-out")
 	}
 	st := wantCode(t, wrong(), codes.ResourceExhausted, "try again")
 	if d := retryOf(st); d != 5*time.Minute {
@@ -140,6 +140,6 @@ func TestTOTPLockout(t *testing.T) {
 	}
 	// A success resets the count: four more failures do not lock.
 	for range 4 {
-		wantCode(t, wrong(), codes.PermissionDenied, "tries left")
+		wantCode(t, wrong(), codes.PermissionDenied, " left before a lock-out")
 	}
 }

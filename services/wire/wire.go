@@ -36,6 +36,8 @@ func RelyingParty(rp store.RelyingParty) *pushauthv1.RelyingParty {
 			ApprovalTtl:             durationpb.New(rp.Policy.ApprovalTTL),
 			AllowLocationAutomation: rp.Policy.AllowLocationAutomation,
 			AllowBackupRestore:      rp.Policy.AllowBackupRestore,
+			ApprovalsPerMinute:      int32(rp.Policy.ApprovalsPerMinute),
+			ApprovalsPerHour:        int32(rp.Policy.ApprovalsPerHour),
 		},
 		CreateTime: timestamppb.New(rp.CreatedAt),
 		UpdateTime: timestamppb.New(rp.UpdatedAt),

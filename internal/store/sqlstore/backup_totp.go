@@ -14,26 +14,38 @@ import (
 
 // Backups.
 
-const backupColumns = "phone_number, device_id, blob, sealed_share, verifier, failed_attempts, locked_until, created_at, updated_at"
+const backupColumns = "phone_number, device_id, blob, sealed_share, verifier, version, created_at, updated_at"
 
 func scanBackup(sc scanner) (store.Backup, error) {
 	var b store.Backup
 	err := sc.Scan(&b.PhoneNumber, &b.DeviceID, &b.Blob, &b.SealedShare, &b.Verifier,
-		&b.FailedAttempts, timeCol{&b.LockedUntil}, timeCol{&b.CreatedAt}, timeCol{&b.UpdatedAt})
+		&b.Version, timeCol{&b.CreatedAt}, timeCol{&b.UpdatedAt})
 	return b, err
 }
 
-// PutBackup implements store.Backups in one statement. A replaced backup
-// takes every field of b, CreatedAt included.
-func (s *Store) PutBackup(ctx context.Context, b store.Backup) error {
-	_, err := s.w.ExecContext(ctx, s.q("INSERT INTO backups ("+backupColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (phone_number) DO UPDATE SET device_id = excluded.device_id, blob = excluded.blob,
-		sealed_share = excluded.sealed_share, verifier = excluded.verifier, failed_attempts = excluded.failed_attempts,
-		locked_until = excluded.locked_until, created_at = excluded.created_at, updated_at = excluded.updated_at`),
-		b.PhoneNumber, b.DeviceID, bytesArg(b.Blob), bytesArg(b.SealedShare), bytesArg(b.Verifier),
-		b.FailedAttempts, timeArg(b.LockedUntil), timeArg(b.CreatedAt), timeArg(b.UpdatedAt))
+// PutBackup implements store.Backups in one conditional statement: an
+// insert that does nothing when a backup exists, or an update whose WHERE
+// names the version it replaces.
+func (s *Store) PutBackup(ctx context.Context, b store.Backup, version int64) error {
+	var res sql.Result
+	var err error
+	if version == 0 {
+		res, err = s.w.ExecContext(ctx, s.q("INSERT INTO backups ("+backupColumns+`) VALUES (?, ?, ?, ?, ?, 1, ?, ?)
+			ON CONFLICT (phone_number) DO NOTHING`),
+			b.PhoneNumber, b.DeviceID, bytesArg(b.Blob), bytesArg(b.SealedShare), bytesArg(b.Verifier), timeArg(b.CreatedAt), timeArg(b.UpdatedAt))
+	} else {
+		res, err = s.w.ExecContext(ctx, s.q(`UPDATE backups SET device_id = ?, blob = ?, sealed_share = ?, verifier = ?,
+			version = version + 1, created_at = ?, updated_at = ? WHERE phone_number = ? AND version = ?`),
+			b.DeviceID, bytesArg(b.Blob), bytesArg(b.SealedShare), bytesArg(b.Verifier), timeArg(b.CreatedAt), timeArg(b.UpdatedAt),
+			b.PhoneNumber, version)
+	}
 	if err != nil {
-		return fmt.Errorf("put backup of %q: %w", b.PhoneNumber, mapErr(err))
+		return fmt.Errorf("put backup: %w", mapErr(err))
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("put backup: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("put backup: not at version %d: %w", version, store.ErrConflict)
 	}
 	return nil
 }
@@ -42,65 +54,37 @@ func (s *Store) PutBackup(ctx context.Context, b store.Backup) error {
 func (s *Store) GetBackup(ctx context.Context, phoneNumber string) (store.Backup, error) {
 	b, err := scanBackup(s.r.QueryRowContext(ctx, s.q("SELECT "+backupColumns+" FROM backups WHERE phone_number = ?"), phoneNumber))
 	if err != nil {
-		return store.Backup{}, fmt.Errorf("get backup of %q: %w", phoneNumber, mapErr(err))
+		return store.Backup{}, fmt.Errorf("get backup: %w", mapErr(err))
 	}
 	return b, nil
 }
 
 // DeleteBackup implements store.Backups.
-func (s *Store) DeleteBackup(ctx context.Context, phoneNumber string) error {
-	res, err := s.w.ExecContext(ctx, s.q("DELETE FROM backups WHERE phone_number = ?"), phoneNumber)
+func (s *Store) DeleteBackup(ctx context.Context, phoneNumber string, version int64) error {
+	res, err := s.w.ExecContext(ctx, s.q("DELETE FROM backups WHERE phone_number = ? AND version = ?"), phoneNumber, version)
 	if err != nil {
-		return fmt.Errorf("delete backup of %q: %w", phoneNumber, mapErr(err))
+		return fmt.Errorf("delete backup: %w", mapErr(err))
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("delete backup of %q: %w", phoneNumber, err)
-	} else if n == 0 {
-		return fmt.Errorf("delete backup of %q: %w", phoneNumber, store.ErrNotFound)
+		return fmt.Errorf("delete backup: %w", err)
+	} else if n > 0 {
+		return nil
 	}
-	return nil
+	if ok, err := s.backupExists(ctx, phoneNumber); err != nil {
+		return fmt.Errorf("delete backup: %w", err)
+	} else if ok {
+		return fmt.Errorf("delete backup: not at version %d: %w", version, store.ErrConflict)
+	}
+	return fmt.Errorf("delete backup: %w", store.ErrNotFound)
 }
 
-// AddBackupFailure implements store.Backups in one transaction (the Store's
-// own, or a new one). The increment locks the row until the transaction
-// ends (PostgreSQL; SQLite transactions are serialized already), so
-// concurrent callers each get a count of their own and the lock-out is
-// always the one computed from the count stored with it. lockedUntil runs
-// inside the transaction and should only compute. A nil lockedUntil leaves
-// LockedUntil as it is.
-func (s *Store) AddBackupFailure(ctx context.Context, phoneNumber string, lockedUntil func(failures int) time.Time) (int, error) {
-	var n int
-	err := s.atomically(ctx, func(tx *Store) error {
-		if err := tx.w.QueryRowContext(ctx, tx.q("UPDATE backups SET failed_attempts = failed_attempts + 1 WHERE phone_number = ? RETURNING failed_attempts"),
-			phoneNumber).Scan(&n); err != nil {
-			return mapErr(err)
-		}
-		if lockedUntil == nil {
-			return nil
-		}
-		_, err := tx.w.ExecContext(ctx, tx.q("UPDATE backups SET locked_until = ? WHERE phone_number = ?"),
-			timeArg(lockedUntil(n)), phoneNumber)
-		return mapErr(err)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("add backup failure to %q: %w", phoneNumber, err)
+func (s *Store) backupExists(ctx context.Context, phoneNumber string) (bool, error) {
+	var one int
+	err := s.w.QueryRowContext(ctx, s.q("SELECT 1 FROM backups WHERE phone_number = ?"), phoneNumber).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
 	}
-	return n, nil
-}
-
-// ResetBackupFailures implements store.Backups. ErrNotFound if there is no
-// backup of the number.
-func (s *Store) ResetBackupFailures(ctx context.Context, phoneNumber string) error {
-	res, err := s.w.ExecContext(ctx, s.q("UPDATE backups SET failed_attempts = 0, locked_until = NULL WHERE phone_number = ?"), phoneNumber)
-	if err != nil {
-		return fmt.Errorf("reset backup failures of %q: %w", phoneNumber, mapErr(err))
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("reset backup failures of %q: %w", phoneNumber, err)
-	} else if n == 0 {
-		return fmt.Errorf("reset backup failures of %q: %w", phoneNumber, store.ErrNotFound)
-	}
-	return nil
+	return err == nil, mapErr(err)
 }
 
 // TOTP factors.

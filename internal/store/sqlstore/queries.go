@@ -33,7 +33,7 @@ func (s *Store) exists(ctx context.Context, table, id string) (bool, error) {
 
 // Relying parties.
 
-const rpColumns = "id, name, display_name, number_matching, approval_ttl_ms, allow_location_automation, allow_backup_restore, created_at, updated_at"
+const rpColumns = "id, name, display_name, number_matching, approval_ttl_ms, allow_location_automation, allow_backup_restore, approvals_per_minute, approvals_per_hour, created_at, updated_at"
 
 func scanRelyingParty(sc scanner) (store.RelyingParty, error) {
 	var rp store.RelyingParty
@@ -41,6 +41,7 @@ func scanRelyingParty(sc scanner) (store.RelyingParty, error) {
 	var nm string
 	err := sc.Scan(&rp.ID, &rp.Name, &rp.DisplayName, &nm, &ttlMS,
 		&rp.Policy.AllowLocationAutomation, &rp.Policy.AllowBackupRestore,
+		&rp.Policy.ApprovalsPerMinute, &rp.Policy.ApprovalsPerHour,
 		timeCol{&rp.CreatedAt}, timeCol{&rp.UpdatedAt})
 	rp.Policy.NumberMatching = store.NumberMatching(nm)
 	rp.Policy.ApprovalTTL = time.Duration(ttlMS) * time.Millisecond
@@ -49,9 +50,10 @@ func scanRelyingParty(sc scanner) (store.RelyingParty, error) {
 
 // CreateRelyingParty implements store.RelyingParties.
 func (s *Store) CreateRelyingParty(ctx context.Context, rp store.RelyingParty) error {
-	_, err := s.w.ExecContext(ctx, s.q("INSERT INTO relying_parties ("+rpColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+	_, err := s.w.ExecContext(ctx, s.q("INSERT INTO relying_parties ("+rpColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 		rp.ID, rp.Name, rp.DisplayName, string(rp.Policy.NumberMatching), rp.Policy.ApprovalTTL.Milliseconds(),
 		rp.Policy.AllowLocationAutomation, rp.Policy.AllowBackupRestore,
+		rp.Policy.ApprovalsPerMinute, rp.Policy.ApprovalsPerHour,
 		timeArg(rp.CreatedAt), timeArg(rp.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("create relying party %q: %w", rp.ID, mapErr(err))
@@ -115,10 +117,12 @@ func (s *Store) ListRelyingParties(ctx context.Context, afterID string, limit in
 // UpdateRelyingParty implements store.RelyingParties.
 func (s *Store) UpdateRelyingParty(ctx context.Context, rp store.RelyingParty) error {
 	res, err := s.w.ExecContext(ctx, s.q(`UPDATE relying_parties SET display_name = ?, number_matching = ?,
-		approval_ttl_ms = ?, allow_location_automation = ?, allow_backup_restore = ?, updated_at = ?
+		approval_ttl_ms = ?, allow_location_automation = ?, allow_backup_restore = ?,
+		approvals_per_minute = ?, approvals_per_hour = ?, updated_at = ?
 		WHERE id = ?`),
 		rp.DisplayName, string(rp.Policy.NumberMatching), rp.Policy.ApprovalTTL.Milliseconds(),
-		rp.Policy.AllowLocationAutomation, rp.Policy.AllowBackupRestore, timeArg(rp.UpdatedAt), rp.ID)
+		rp.Policy.AllowLocationAutomation, rp.Policy.AllowBackupRestore,
+		rp.Policy.ApprovalsPerMinute, rp.Policy.ApprovalsPerHour, timeArg(rp.UpdatedAt), rp.ID)
 	if err != nil {
 		return fmt.Errorf("update relying party %q: %w", rp.ID, mapErr(err))
 	}
@@ -378,12 +382,20 @@ func (s *Store) LatestVerification(ctx context.Context, phoneNumber string) (sto
 	return v, nil
 }
 
-// AddVerificationAttempt implements store.Verifications. A used verification
-// takes no more attempts: it is ErrNotFound, like a missing one.
-func (s *Store) AddVerificationAttempt(ctx context.Context, id string) (int, error) {
+// AddVerificationAttempt implements store.Verifications in one conditional
+// statement. A used verification takes no more attempts: it is ErrNotFound,
+// like a missing one.
+func (s *Store) AddVerificationAttempt(ctx context.Context, id string, maxAttempts int) (int, error) {
 	var n int
-	err := s.w.QueryRowContext(ctx, s.q("UPDATE phone_verifications SET attempts = attempts + 1 WHERE id = ? AND used_at IS NULL RETURNING attempts"),
-		id).Scan(&n)
+	err := s.w.QueryRowContext(ctx, s.q("UPDATE phone_verifications SET attempts = attempts + 1 WHERE id = ? AND used_at IS NULL AND attempts < ? RETURNING attempts"),
+		id, maxAttempts).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		var attempts int
+		err = s.w.QueryRowContext(ctx, s.q("SELECT attempts FROM phone_verifications WHERE id = ? AND used_at IS NULL"), id).Scan(&attempts)
+		if err == nil {
+			return 0, fmt.Errorf("add verification attempt to %q: %d of %d made: %w", id, attempts, maxAttempts, store.ErrConflict)
+		}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("add verification attempt to %q: %w", id, mapErr(err))
 	}
@@ -427,56 +439,6 @@ func (s *Store) UseVerification(ctx context.Context, id string, at time.Time, ma
 		reason = fmt.Sprintf("%d of %d attempts made", attempts, maxAttempts)
 	}
 	return fmt.Errorf("use verification %q: %s: %w", id, reason, store.ErrConflict)
-}
-
-// Counters.
-
-// IncrementCounter implements store.Counters in one statement: the upsert
-// either creates the row at 1 or adds one while the count is below limit, so
-// concurrent callers, in this process or another, never push it past limit.
-// windowStart is part of the key and stored as given, even when zero.
-func (s *Store) IncrementCounter(ctx context.Context, key string, windowStart time.Time, limit int) (bool, error) {
-	if limit <= 0 {
-		return false, nil
-	}
-	res, err := s.w.ExecContext(ctx, s.q(`INSERT INTO rate_counters (key, window_start, count) VALUES (?, ?, 1)
-		ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counters.count + 1 WHERE rate_counters.count < ?`),
-		key, windowStart.UnixMicro(), limit)
-	if err != nil {
-		return false, fmt.Errorf("increment counter %q: %w", key, mapErr(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("increment counter %q: %w", key, err)
-	}
-	return n > 0, nil
-}
-
-// CounterValue implements store.Counters.
-func (s *Store) CounterValue(ctx context.Context, key string, windowStart time.Time) (int, error) {
-	var n int
-	err := s.r.QueryRowContext(ctx, s.q("SELECT count FROM rate_counters WHERE key = ? AND window_start = ?"),
-		key, windowStart.UnixMicro()).Scan(&n)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return 0, nil
-	case err != nil:
-		return 0, fmt.Errorf("counter value %q: %w", key, mapErr(err))
-	}
-	return n, nil
-}
-
-// DeleteCountersBefore implements store.Counters.
-func (s *Store) DeleteCountersBefore(ctx context.Context, t time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx, s.q("DELETE FROM rate_counters WHERE window_start < ?"), t.UnixMicro())
-	if err != nil {
-		return 0, fmt.Errorf("delete counters: %w", mapErr(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("delete counters: %w", err)
-	}
-	return n, nil
 }
 
 // Outbox.

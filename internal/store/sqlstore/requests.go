@@ -65,7 +65,7 @@ func (s *Store) PutPairingPhrase(ctx context.Context, p store.PairingPhrase) err
 			p.DeviceID, p.CreatedAt.UnixMicro()); err != nil {
 			return mapErr(err)
 		}
-		res, err := tx.w.ExecContext(ctx, tx.q("INSERT INTO pairing_phrases ("+pairingPhraseColumns+") VALUES (?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING"),
+		res, err := tx.w.ExecContext(ctx, tx.q("INSERT INTO pairing_phrases ("+pairingPhraseColumns+") VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
 			bytesArg(p.Hash), p.DeviceID, timeArg(p.CreatedAt), timeArg(p.ExpiresAt), timeArg(p.UsedAt))
 		if err != nil {
 			return mapErr(err)

@@ -119,8 +119,8 @@ func latestVersion(t *testing.T, fsys fs.FS, dir string) uint {
 }
 
 func TestMigrations(t *testing.T) {
-	wantTables := []string{"api_keys", "audit_events", "backups", "connections", "devices", "pairing_phrases", "phone_verifications",
-		"rate_counters", "relying_parties", "request_targets", "requests", "sms_outbox", "totp_factors", "user_states"}
+	wantTables := []string{"api_keys", "audit_events", "backups", "connections", "devices", "guess_budgets", "pairing_phrases", "phone_verifications",
+		"rate_events", "rate_keys", "relying_parties", "request_targets", "requests", "sms_outbox", "totp_factors", "user_states"}
 	if a, b := latestVersion(t, migrations.Postgres, "postgres"), latestVersion(t, migrations.SQLite, "sqlite"); a != b {
 		t.Fatalf("postgres migrations end at %d, sqlite at %d", a, b)
 	}
@@ -172,9 +172,6 @@ func TestMigrations(t *testing.T) {
 				if err := s.CreateVerification(ctx, store.Verification{ID: "v", PhoneNumber: "+15550100"}); err != nil {
 					t.Fatalf("CreateVerification: %v", err)
 				}
-				if ok, err := s.IncrementCounter(ctx, "k", time.Unix(60, 0), 1); err != nil || !ok {
-					t.Fatalf("IncrementCounter = %v, %v", ok, err)
-				}
 				if _, err := s.AddOutboxMessage(ctx, store.OutboxMessage{PhoneNumber: "+15550100", Body: "b"}); err != nil {
 					t.Fatalf("AddOutboxMessage: %v", err)
 				}
@@ -199,14 +196,11 @@ func TestMigrations(t *testing.T) {
 					t.Fatalf("UpdateUserState: %v", err)
 				}
 				// Version 4: backups, TOTP factors, transfers and TOTP user state.
-				if err := s.PutBackup(ctx, store.Backup{PhoneNumber: "+15550100", DeviceID: "d", Blob: []byte("b")}); err != nil {
+				if err := s.PutBackup(ctx, store.Backup{PhoneNumber: "+15550100", DeviceID: "d", Blob: []byte("b")}, 0); err != nil {
 					t.Fatalf("PutBackup: %v", err)
 				}
 				lock := time.Unix(300, 0).UTC()
-				if n, err := s.AddBackupFailure(ctx, "+15550100", func(int) time.Time { return lock }); err != nil || n != 1 {
-					t.Fatalf("AddBackupFailure = %d, %v", n, err)
-				}
-				if b, err := s.GetBackup(ctx, "+15550100"); err != nil || !b.LockedUntil.Equal(lock) {
+				if b, err := s.GetBackup(ctx, "+15550100"); err != nil || b.Version != 1 {
 					t.Fatalf("GetBackup = %+v, %v", b, err)
 				}
 				if err := s.CreateTOTPFactor(ctx, store.TOTPFactor{ID: "f", RelyingPartyID: "rp-1", UserRef: "u", Kind: store.TOTPKindConnection, ConnectionID: "c", Status: store.TOTPPending}); err != nil {
@@ -229,6 +223,16 @@ func TestMigrations(t *testing.T) {
 				}
 				if u, err := s.GetUserState(ctx, "rp-1", "u"); err != nil || u.ConsecutiveFailures != 1 || u.TOTPFailures != 2 || !u.TOTPLockedUntil.Equal(lock) {
 					t.Fatalf("GetUserState = %+v, %v", u, err)
+				}
+				// Version 5: rolling rate limits, guess budgets, one phrase per device.
+				if _, err := s.TakeRate(ctx, time.Unix(60, 0), store.RateLimit{Key: "k", Window: time.Hour, Max: 1}); err != nil {
+					t.Fatalf("TakeRate: %v", err)
+				}
+				if _, err := s.SpendGuess(ctx, store.GuessBudget{Key: "k", Max: 1}, time.Unix(60, 0)); err != nil {
+					t.Fatalf("SpendGuess: %v", err)
+				}
+				if err := s.PutPairingPhrase(ctx, store.PairingPhrase{Hash: []byte("h2"), DeviceID: "d", CreatedAt: time.Unix(60, 0), ExpiresAt: time.Unix(720, 0)}); err != nil {
+					t.Fatalf("PutPairingPhrase: %v", err)
 				}
 			}
 			gone := func() {
@@ -322,8 +326,10 @@ func TestMigration4Down(t *testing.T) {
 			}); err != nil {
 				t.Fatalf("UpdateUserState: %v", err)
 			}
-			if err := s.PutBackup(ctx, store.Backup{PhoneNumber: "+15550100"}); err != nil {
-				t.Fatalf("PutBackup: %v", err)
+			// The backups table of version 4, written raw: the store speaks
+			// the latest schema.
+			if _, err := raw.ExecContext(ctx, "INSERT INTO backups (phone_number) VALUES ('+15550100')"); err != nil {
+				t.Fatalf("insert backup: %v", err)
 			}
 
 			if err := s.MigrateSteps(ctx, -1); err != nil {
@@ -367,8 +373,8 @@ func TestMigration4Down(t *testing.T) {
 				}
 			}
 
-			if err := s.MigrateSteps(ctx, 1); err != nil {
-				t.Fatalf("migrate one step up: %v", err)
+			if err := s.MigrateUp(ctx); err != nil {
+				t.Fatalf("migrate up: %v", err)
 			}
 			u, err := s.GetUserState(ctx, "rp-1", "u")
 			if err != nil {

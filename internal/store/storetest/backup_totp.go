@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,11 +27,12 @@ func newBackup(phoneNumber, deviceID string) store.Backup {
 	}
 }
 
-func mustBackup(t *testing.T, s store.Store, b store.Backup) store.Backup {
+func mustBackup(t *testing.T, s store.Store, b store.Backup, version int64) store.Backup {
 	t.Helper()
-	if err := s.PutBackup(ctxT(t), b); err != nil {
-		t.Fatalf("PutBackup(%q): %v", b.PhoneNumber, err)
+	if err := s.PutBackup(ctxT(t), b, version); err != nil {
+		t.Fatalf("PutBackup(%q, %d): %v", b.PhoneNumber, version, err)
 	}
+	b.Version = version + 1
 	return b
 }
 
@@ -48,166 +47,86 @@ func getBackup(t *testing.T, s store.Store, phoneNumber string) store.Backup {
 
 func testBackupPutGet(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
-	b := mustBackup(t, s, newBackup("+4915112345678", "d1"))
+	b := mustBackup(t, s, newBackup("+4915112345678", "d1"), 0)
 	got := getBackup(t, s, b.PhoneNumber)
 	wantEqual(t, "GetBackup", got, b)
 	got.Blob[0] ^= 0xff // Get returns a copy
 	wantEqual(t, "GetBackup after changing a copy", getBackup(t, s, b.PhoneNumber), b)
-	other := mustBackup(t, s, newBackup("+4930123456", "d9"))
+	other := mustBackup(t, s, newBackup("+4930123456", "d9"), 0)
 
-	// Put replaces every field, failures and lock-out included.
+	// A second first put is a conflict: someone stored one meanwhile.
+	wantErr(t, "PutBackup at version 0 over a backup", s.PutBackup(ctx, newBackup(b.PhoneNumber, "d7"), 0), store.ErrConflict)
+	// Put replaces every field at the version it names, and only there.
 	repl := store.Backup{
-		PhoneNumber:    b.PhoneNumber,
-		DeviceID:       "d2",
-		Blob:           []byte("newer blob"),
-		SealedShare:    []byte("newer share"),
-		Verifier:       []byte("newer verifier"),
-		FailedAttempts: 4,
-		LockedUntil:    t3,
-		CreatedAt:      t1,
-		UpdatedAt:      t2,
+		PhoneNumber: b.PhoneNumber,
+		DeviceID:    "d2",
+		Blob:        []byte("newer blob"),
+		SealedShare: []byte("newer share"),
+		Verifier:    []byte("newer verifier"),
+		CreatedAt:   t1,
+		UpdatedAt:   t2,
 	}
-	mustBackup(t, s, repl)
+	wantErr(t, "PutBackup at an old version", s.PutBackup(ctx, repl, 7), store.ErrConflict)
+	wantEqual(t, "backup after a lost put", getBackup(t, s, b.PhoneNumber), b)
+	repl = mustBackup(t, s, repl, 1)
 	wantEqual(t, "replaced backup", getBackup(t, s, b.PhoneNumber), repl)
-	// And back to empty values.
-	bare := store.Backup{PhoneNumber: b.PhoneNumber}
-	mustBackup(t, s, bare)
-	wantEqual(t, "backup replaced by empty values", getBackup(t, s, b.PhoneNumber), bare)
 	wantEqual(t, "another number's backup", getBackup(t, s, other.PhoneNumber), other)
 
 	_, err := s.GetBackup(ctx, "+10000000000")
 	wantErr(t, "GetBackup unknown", err, store.ErrNotFound)
 
-	if err := s.DeleteBackup(ctx, b.PhoneNumber); err != nil {
+	wantErr(t, "DeleteBackup at an old version", s.DeleteBackup(ctx, b.PhoneNumber, 1), store.ErrConflict)
+	if err := s.DeleteBackup(ctx, b.PhoneNumber, 2); err != nil {
 		t.Fatalf("DeleteBackup: %v", err)
 	}
 	_, err = s.GetBackup(ctx, b.PhoneNumber)
 	wantErr(t, "GetBackup after delete", err, store.ErrNotFound)
-	wantErr(t, "second DeleteBackup", s.DeleteBackup(ctx, b.PhoneNumber), store.ErrNotFound)
-	wantErr(t, "DeleteBackup unknown", s.DeleteBackup(ctx, "+10000000000"), store.ErrNotFound)
+	wantErr(t, "second DeleteBackup", s.DeleteBackup(ctx, b.PhoneNumber, 2), store.ErrNotFound)
+	wantErr(t, "DeleteBackup unknown", s.DeleteBackup(ctx, "+10000000000", 1), store.ErrNotFound)
+	wantErr(t, "PutBackup over a deleted backup", s.PutBackup(ctx, repl, 2), store.ErrConflict)
 	wantEqual(t, "another number's backup after delete", getBackup(t, s, other.PhoneNumber), other)
 
 	// A deleted number can be stored again.
-	mustBackup(t, s, b)
+	b = mustBackup(t, s, b, 0)
 	wantEqual(t, "backup stored again", getBackup(t, s, b.PhoneNumber), b)
 }
 
-// lockFor is a lock-out rule for tests: n failures lock until t0 + n minutes,
-// and the first two do not lock at all.
-func lockFor(n int) time.Time {
-	if n <= 2 {
-		return time.Time{}
-	}
-	return t0.Add(time.Duration(n) * time.Minute)
-}
-
-func testBackupFailures(t *testing.T, s store.Store) {
+// testConcurrentPutBackup: of racers replacing one version, one wins; a
+// wipe racing a replacement leaves either the wipe or the replacement, never
+// a resurrected backup.
+func testConcurrentPutBackup(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
-	b := mustBackup(t, s, newBackup("+4915112345678", "d1"))
-	other := mustBackup(t, s, newBackup("+4930123456", "d2"))
-
-	var seen []int
-	add := func() int {
-		t.Helper()
-		n, err := s.AddBackupFailure(ctx, b.PhoneNumber, func(n int) time.Time {
-			seen = append(seen, n)
-			return lockFor(n)
-		})
-		if err != nil {
-			t.Fatalf("AddBackupFailure: %v", err)
-		}
-		return n
-	}
-	for want := 1; want <= 4; want++ {
-		if got := add(); got != want {
-			t.Errorf("AddBackupFailure returned %d, want %d", got, want)
-		}
-		got := getBackup(t, s, b.PhoneNumber)
-		wantEqual(t, fmt.Sprintf("FailedAttempts after %d failures", want), got.FailedAttempts, want)
-		wantEqual(t, fmt.Sprintf("LockedUntil after %d failures", want), got.LockedUntil, lockFor(want))
-	}
-	wantEqual(t, "counts lockedUntil was called with", seen, []int{1, 2, 3, 4})
-	want := b
-	want.FailedAttempts, want.LockedUntil = 4, lockFor(4)
-	wantEqual(t, "backup after failures", getBackup(t, s, b.PhoneNumber), want)
-	wantEqual(t, "another number's backup", getBackup(t, s, other.PhoneNumber), other)
-
-	called := false
-	_, err := s.AddBackupFailure(ctx, "+10000000000", func(int) time.Time { called = true; return t3 })
-	wantErr(t, "AddBackupFailure unknown", err, store.ErrNotFound)
-	if called {
-		t.Error("AddBackupFailure of an unknown number called lockedUntil")
-	}
-
-	if err := s.ResetBackupFailures(ctx, b.PhoneNumber); err != nil {
-		t.Fatalf("ResetBackupFailures: %v", err)
-	}
-	wantEqual(t, "backup after reset", getBackup(t, s, b.PhoneNumber), b)
-	if got := add(); got != 1 {
-		t.Errorf("AddBackupFailure after reset returned %d, want 1", got)
-	}
-	// Resetting twice, or a number with no failures, is fine.
-	for range 2 {
-		if err := s.ResetBackupFailures(ctx, b.PhoneNumber); err != nil {
-			t.Fatalf("ResetBackupFailures: %v", err)
-		}
-	}
-	wantEqual(t, "backup after second reset", getBackup(t, s, b.PhoneNumber), b)
-	if err := s.ResetBackupFailures(ctx, "+10000000000"); err != nil && !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("ResetBackupFailures unknown: %v", err)
-	}
-	if _, err := s.GetBackup(ctx, "+10000000000"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("ResetBackupFailures of an unknown number created a backup: %v", err)
-	}
-
-	// Put stores the failures and lock-out it is given, and counting goes on
-	// from there.
-	locked := newBackup("+4917000000000", "d3")
-	locked.FailedAttempts, locked.LockedUntil = 7, t2
-	mustBackup(t, s, locked)
-	wantEqual(t, "backup put with failures", getBackup(t, s, locked.PhoneNumber), locked)
-	n, err := s.AddBackupFailure(ctx, locked.PhoneNumber, lockFor)
-	if err != nil || n != 8 {
-		t.Errorf("AddBackupFailure after put with 7 failures = %d, %v; want 8", n, err)
-	}
-	wantEqual(t, "LockedUntil after the 8th failure", getBackup(t, s, locked.PhoneNumber).LockedUntil, lockFor(8))
-}
-
-func testConcurrentAddBackupFailure(t *testing.T, s store.Store) {
-	ctx := ctxT(t)
-	b := mustBackup(t, s, newBackup("+4915112345678", "d1"))
-	counts := make([]int, racers)
-	var mu sync.Mutex
-	var seen []int
+	b := mustBackup(t, s, newBackup("+4915112345678", "d1"), 0)
 	errs := race(func(i int) error {
-		var err error
-		counts[i], err = s.AddBackupFailure(ctx, b.PhoneNumber, func(n int) time.Time {
-			mu.Lock()
-			seen = append(seen, n)
-			mu.Unlock()
-			return lockFor(n)
-		})
-		return err
+		r := b
+		r.DeviceID = fmt.Sprintf("d-%d", i)
+		if i%2 == 1 {
+			return s.DeleteBackup(ctx, b.PhoneNumber, b.Version)
+		}
+		return s.PutBackup(ctx, r, b.Version)
 	})
+	wins := 0
 	for i, err := range errs {
-		if err != nil {
-			t.Errorf("racer %d: %v", i, err)
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound):
+			t.Errorf("racer %d: %v, want nil, ErrConflict or (after a winning delete) ErrNotFound", i, err)
 		}
 	}
-	want := make([]int, racers)
-	for i := range want {
-		want[i] = i + 1
+	wantEqual(t, "winners", wins, 1)
+	got, err := s.GetBackup(ctx, b.PhoneNumber)
+	for i, e := range errs {
+		if e != nil {
+			continue
+		}
+		if i%2 == 1 {
+			wantErr(t, "backup after the winning delete", err, store.ErrNotFound)
+		} else if err != nil || got.DeviceID != fmt.Sprintf("d-%d", i) || got.Version != 2 {
+			t.Errorf("backup after the winning put: %+v, %v", got, err)
+		}
 	}
-	slices.Sort(counts)
-	wantEqual(t, "counts returned to racers", counts, want)
-	slices.Sort(seen)
-	wantEqual(t, "counts lockedUntil was called with", seen, want)
-	got := getBackup(t, s, b.PhoneNumber)
-	wantEqual(t, "FailedAttempts after racing", got.FailedAttempts, racers)
-	wantEqual(t, "LockedUntil after racing", got.LockedUntil, lockFor(racers))
 }
-
-// TOTP factors.
 
 func newTOTPFactor(id, rpID, userRef string, created time.Time) store.TOTPFactor {
 	return store.TOTPFactor{
@@ -654,7 +573,7 @@ func testUserStateTOTP(t *testing.T, s store.Store) {
 
 func testInTxBackupTOTPRollback(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
-	b := mustBackup(t, s, newBackup("+4915112345678", "d1"))
+	b := mustBackup(t, s, newBackup("+4915112345678", "d1"), 0)
 	f1 := mustActiveTOTPFactor(t, s, newTOTPFactor("f1", "rp-1", "alice", t0), t1)
 	f2 := mustTOTPFactor(t, s, newTOTPFactor("f2", "rp-1", "alice", t0))
 	fc := mustActiveTOTPFactor(t, s, newConnectionFactor("fc", "c1", t0), t1)
@@ -662,14 +581,13 @@ func testInTxBackupTOTPRollback(t *testing.T, s store.Store) {
 
 	errBoom := errors.New("boom")
 	err := s.InTx(ctx, func(tx store.Store) error {
-		if err := tx.PutBackup(ctx, newBackup("+4930123456", "d2")); err != nil {
+		if err := tx.PutBackup(ctx, newBackup("+4930123456", "d2"), 0); err != nil {
 			return err
 		}
-		if n, err := tx.AddBackupFailure(ctx, b.PhoneNumber, lockFor); err != nil || n != 1 {
-			return fmt.Errorf("AddBackupFailure = %d, %w", n, err)
-		}
-		if n, err := tx.AddBackupFailure(ctx, b.PhoneNumber, lockFor); err != nil || n != 2 {
-			return fmt.Errorf("AddBackupFailure = %d, %w", n, err)
+		repl := b
+		repl.DeviceID = "d2"
+		if err := tx.PutBackup(ctx, repl, b.Version); err != nil {
+			return err
 		}
 		if err := tx.CreateTOTPFactor(ctx, newTOTPFactor("f3", "rp-1", "alice", t1)); err != nil {
 			return err
@@ -693,7 +611,7 @@ func testInTxBackupTOTPRollback(t *testing.T, s store.Store) {
 			return err
 		}
 		// The transaction sees its own writes.
-		if got, err := tx.GetBackup(ctx, b.PhoneNumber); err != nil || got.FailedAttempts != 2 {
+		if got, err := tx.GetBackup(ctx, b.PhoneNumber); err != nil || got.DeviceID != "d2" || got.Version != 2 {
 			return fmt.Errorf("GetBackup in transaction = %+v, %w", got, err)
 		}
 		if got, err := tx.GetTOTPFactor(ctx, "f1"); err != nil || got.LastUsedStep != 100 {
@@ -715,7 +633,7 @@ func testInTxBackupTOTPRollback(t *testing.T, s store.Store) {
 	}
 	_, err = s.GetBackup(ctx, "+4930123456")
 	wantErr(t, "rolled-back backup", err, store.ErrNotFound)
-	wantEqual(t, "backup whose failures rolled back", getBackup(t, s, b.PhoneNumber), b)
+	wantEqual(t, "backup whose replacement rolled back", getBackup(t, s, b.PhoneNumber), b)
 	_, err = s.GetTOTPFactor(ctx, "f3")
 	wantErr(t, "rolled-back factor", err, store.ErrNotFound)
 	wantEqual(t, "factor whose step rolled back", getTOTPFactor(t, s, "f1"), f1)
@@ -726,7 +644,7 @@ func testInTxBackupTOTPRollback(t *testing.T, s store.Store) {
 
 	// Committed, the same calls stick.
 	err = s.InTx(ctx, func(tx store.Store) error {
-		if _, err := tx.AddBackupFailure(ctx, b.PhoneNumber, lockFor); err != nil {
+		if err := tx.DeleteBackup(ctx, b.PhoneNumber, b.Version); err != nil {
 			return err
 		}
 		if err := tx.UseTOTPStep(ctx, "f1", 100); err != nil {
@@ -737,25 +655,22 @@ func testInTxBackupTOTPRollback(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatalf("InTx: %v", err)
 	}
-	wantEqual(t, "committed failure", getBackup(t, s, b.PhoneNumber).FailedAttempts, 1)
+	_, err = s.GetBackup(ctx, b.PhoneNumber)
+	wantErr(t, "committed delete", err, store.ErrNotFound)
 	wantEqual(t, "committed step", getTOTPFactor(t, s, "f1").LastUsedStep, int64(100))
 	wantEqual(t, "committed transfer", getConnection(t, s, "c1").DeviceID, "d2")
 }
 
 func testCancelledContextBackupTOTP(t *testing.T, s store.Store) {
-	b := mustBackup(t, s, newBackup("+4915112345678", "d1"))
+	b := mustBackup(t, s, newBackup("+4915112345678", "d1"), 0)
 	mustActiveTOTPFactor(t, s, newTOTPFactor("f1", "rp-1", "alice", t0), t1)
 	mustActiveConnection(t, s, newConnection("c1", "rp-1", "alice", "d1", t0), t1)
 	ctx, cancel := context.WithCancel(ctxT(t))
 	cancel()
-	called := false
-	if _, err := s.AddBackupFailure(ctx, b.PhoneNumber, func(int) time.Time { called = true; return t3 }); err == nil || errors.Is(err, store.ErrNotFound) {
-		t.Errorf("AddBackupFailure with cancelled ctx: %v, want a context error", err)
+	if err := s.DeleteBackup(ctx, b.PhoneNumber, b.Version); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteBackup with cancelled ctx: %v, want a context error", err)
 	}
-	if called {
-		t.Error("AddBackupFailure with cancelled ctx called lockedUntil")
-	}
-	if err := s.PutBackup(ctx, newBackup("+4930123456", "d2")); err == nil {
+	if err := s.PutBackup(ctx, newBackup("+4930123456", "d2"), 0); err == nil {
 		t.Error("PutBackup with cancelled ctx succeeded")
 	}
 	if err := s.UseTOTPStep(ctx, "f1", 100); err == nil || errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {

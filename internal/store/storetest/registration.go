@@ -3,7 +3,6 @@ package storetest
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -224,23 +223,27 @@ func testVerificationAttempts(t *testing.T, s store.Store) {
 	mustVerification(t, s, newVerification("v1", phoneA, t0))
 	mustVerification(t, s, newVerification("v2", phoneA, t0))
 	for want := 1; want <= 3; want++ {
-		n, err := s.AddVerificationAttempt(ctx, "v1")
+		n, err := s.AddVerificationAttempt(ctx, "v1", 100)
 		if err != nil {
 			t.Fatalf("AddVerificationAttempt: %v", err)
 		}
 		wantEqual(t, "attempts returned", n, want)
 	}
 	wantEqual(t, "attempts stored", getVerification(t, s, "v1").Attempts, 3)
+	// The cap is the caller's: at maxAttempts it refuses and counts nothing.
+	_, err := s.AddVerificationAttempt(ctx, "v1", 3)
+	wantErr(t, "AddVerificationAttempt at the cap", err, store.ErrConflict)
+	wantEqual(t, "attempts after a refusal", getVerification(t, s, "v1").Attempts, 3)
 	wantEqual(t, "attempts of another verification", getVerification(t, s, "v2").Attempts, 0)
 
-	_, err := s.AddVerificationAttempt(ctx, "nope")
+	_, err = s.AddVerificationAttempt(ctx, "nope", 100)
 	wantErr(t, "AddVerificationAttempt unknown", err, store.ErrNotFound)
 
 	// A used verification is not an unused one: it takes no more attempts.
 	if err := s.UseVerification(ctx, "v2", t1, 5); err != nil {
 		t.Fatalf("UseVerification: %v", err)
 	}
-	_, err = s.AddVerificationAttempt(ctx, "v2")
+	_, err = s.AddVerificationAttempt(ctx, "v2", 100)
 	wantErr(t, "AddVerificationAttempt used", err, store.ErrNotFound)
 	wantEqual(t, "attempts of used verification", getVerification(t, s, "v2").Attempts, 0)
 }
@@ -276,7 +279,7 @@ func testVerificationUse(t *testing.T, s store.Store) {
 	// Out of attempts when Attempts >= maxAttempts.
 	mustVerification(t, s, newVerification("v3", phoneA, t0))
 	for range maxAttempts {
-		if _, err := s.AddVerificationAttempt(ctx, "v3"); err != nil {
+		if _, err := s.AddVerificationAttempt(ctx, "v3", 100); err != nil {
 			t.Fatalf("AddVerificationAttempt: %v", err)
 		}
 	}
@@ -296,6 +299,26 @@ func testVerificationUse(t *testing.T, s store.Store) {
 	wantErr(t, "UseVerification unknown", s.UseVerification(ctx, "nope", t1, maxAttempts), store.ErrNotFound)
 }
 
+func testConcurrentAddVerificationAttempt(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	mustVerification(t, s, newVerification("v1", phoneA, t0))
+	errs := releaseTogether(manyRacers, func(int) error {
+		_, err := s.AddVerificationAttempt(ctx, "v1", 5)
+		return err
+	})
+	added := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			added++
+		case !errors.Is(err, store.ErrConflict):
+			t.Errorf("racer %d: %v", i, err)
+		}
+	}
+	wantEqual(t, "attempts admitted", added, 5)
+	wantEqual(t, "attempts stored", getVerification(t, s, "v1").Attempts, 5)
+}
+
 func testConcurrentUseVerification(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
 	mustVerification(t, s, newVerification("v1", phoneA, t0))
@@ -309,132 +332,6 @@ func testConcurrentUseVerification(t *testing.T, s store.Store) {
 			wantEqual(t, "UsedAt is the winner's", v.UsedAt, t1.Add(time.Duration(i)*time.Second))
 		}
 	}
-}
-
-func counterValue(t *testing.T, s store.Store, key string, window time.Time) int {
-	t.Helper()
-	n, err := s.CounterValue(ctxT(t), key, window)
-	if err != nil {
-		t.Fatalf("CounterValue(%q, %v): %v", key, window, err)
-	}
-	return n
-}
-
-func increment(t *testing.T, s store.Store, key string, window time.Time, limit int) bool {
-	t.Helper()
-	ok, err := s.IncrementCounter(ctxT(t), key, window, limit)
-	if err != nil {
-		t.Fatalf("IncrementCounter(%q, %v, %d): %v", key, window, limit, err)
-	}
-	return ok
-}
-
-func testCounterIncrement(t *testing.T, s store.Store) {
-	w0, w1 := t0, t0.Add(time.Hour)
-	wantEqual(t, "value of missing counter", counterValue(t, s, "sms:"+phoneA, w0), 0)
-
-	var got []bool
-	for range 5 {
-		got = append(got, increment(t, s, "sms:"+phoneA, w0, 3))
-	}
-	wantEqual(t, "increments up to limit 3", got, []bool{true, true, true, false, false})
-	wantEqual(t, "value at limit", counterValue(t, s, "sms:"+phoneA, w0), 3)
-
-	// Other windows and other keys count on their own.
-	if !increment(t, s, "sms:"+phoneA, w1, 3) {
-		t.Error("increment in a new window refused")
-	}
-	if !increment(t, s, "sms:"+phoneB, w0, 3) {
-		t.Error("increment of another key refused")
-	}
-	if !increment(t, s, "SMS:"+phoneA, w0, 3) {
-		t.Error("increment of a key differing in case refused")
-	}
-	wantEqual(t, "value in new window", counterValue(t, s, "sms:"+phoneA, w1), 1)
-	wantEqual(t, "value of other key", counterValue(t, s, "sms:"+phoneB, w0), 1)
-	wantEqual(t, "value at limit unchanged", counterValue(t, s, "sms:"+phoneA, w0), 3)
-
-	// The limit is the caller's: a higher one lets the counter go on.
-	if !increment(t, s, "sms:"+phoneA, w0, 4) {
-		t.Error("increment below a raised limit refused")
-	}
-	wantEqual(t, "value after raised limit", counterValue(t, s, "sms:"+phoneA, w0), 4)
-
-	// A limit of 0 allows nothing and creates nothing.
-	if increment(t, s, "ip:192.0.2.7", w0, 0) {
-		t.Error("increment with limit 0 allowed")
-	}
-	wantEqual(t, "value after limit 0", counterValue(t, s, "ip:192.0.2.7", w0), 0)
-	if !increment(t, s, "ip:192.0.2.7", w0, 1) {
-		t.Error("increment with limit 1 refused")
-	}
-	if increment(t, s, "ip:192.0.2.7", w0, 1) {
-		t.Error("second increment with limit 1 allowed")
-	}
-}
-
-func testConcurrentIncrementCounter(t *testing.T, s store.Store) {
-	ctx := ctxT(t)
-	const (
-		callers = 32
-		limit   = 10
-	)
-	oks := make([]bool, callers)
-	errs := make([]error, callers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range callers {
-		wg.Go(func() {
-			<-start
-			oks[i], errs[i] = s.IncrementCounter(ctx, "racy", t0, limit)
-		})
-	}
-	close(start)
-	wg.Wait()
-	allowed := 0
-	for i := range callers {
-		if errs[i] != nil {
-			t.Errorf("caller %d: %v", i, errs[i])
-		}
-		if oks[i] {
-			allowed++
-		}
-	}
-	wantEqual(t, "increments allowed", allowed, limit)
-	wantEqual(t, "counter value", counterValue(t, s, "racy", t0), limit)
-}
-
-func testCounterDeleteBefore(t *testing.T, s store.Store) {
-	ctx := ctxT(t)
-	for _, key := range []string{"a", "b"} {
-		for _, w := range []time.Time{t0, t1, t2} {
-			if !increment(t, s, key, w, 5) {
-				t.Fatalf("increment %q at %v refused", key, w)
-			}
-		}
-	}
-	deleteBefore := func(at time.Time, want int64) {
-		t.Helper()
-		n, err := s.DeleteCountersBefore(ctx, at)
-		if err != nil {
-			t.Fatalf("DeleteCountersBefore(%v): %v", at, err)
-		}
-		wantEqual(t, fmt.Sprintf("deleted before %v", at), n, want)
-	}
-	deleteBefore(t0, 0)
-	deleteBefore(t1, 2) // windows starting at t0; t1 itself is kept
-	deleteBefore(t1, 0)
-	for _, key := range []string{"a", "b"} {
-		wantEqual(t, "deleted counter "+key, counterValue(t, s, key, t0), 0)
-		wantEqual(t, "kept counter "+key, counterValue(t, s, key, t1), 1)
-		wantEqual(t, "kept counter "+key, counterValue(t, s, key, t2), 1)
-	}
-	// A deleted counter starts over.
-	if !increment(t, s, "a", t0, 1) {
-		t.Error("increment of deleted counter refused")
-	}
-	deleteBefore(t3, 5)
-	wantEqual(t, "counter after deleting all", counterValue(t, s, "a", t2), 0)
 }
 
 func outboxIDs(ms []store.OutboxMessage) []int64 {
@@ -502,17 +399,20 @@ func testInTxRegistrationRollback(t *testing.T, s store.Store) {
 		if err := tx.CreateVerification(ctx, newVerification("v2", phoneA, t1)); err != nil {
 			return err
 		}
-		if _, err := tx.AddVerificationAttempt(ctx, "v2"); err != nil {
+		if _, err := tx.AddVerificationAttempt(ctx, "v2", 100); err != nil {
 			return err
 		}
 		if err := tx.RevokeDevice(ctx, "d1", t1); err != nil {
 			return err
 		}
-		if ok, err := tx.IncrementCounter(ctx, "k", t0, 5); err != nil || !ok {
-			return fmt.Errorf("IncrementCounter = %v, %w", ok, err)
+		if _, err := tx.TakeRate(ctx, t0, store.RateLimit{Key: "k", Window: time.Hour, Max: 5}); err != nil {
+			return fmt.Errorf("TakeRate: %w", err)
 		}
-		if n, err := tx.CounterValue(ctx, "k", t0); err != nil || n != 1 {
-			return fmt.Errorf("CounterValue in transaction = %d, %w", n, err)
+		if n, err := tx.CountRate(ctx, "k", t0, time.Hour); err != nil || n != 1 {
+			return fmt.Errorf("CountRate in transaction = %d, %w", n, err)
+		}
+		if _, err := tx.SpendGuess(ctx, store.GuessBudget{Key: "g", Max: 3}, t0); err != nil {
+			return fmt.Errorf("SpendGuess: %w", err)
 		}
 		if _, err := tx.AddOutboxMessage(ctx, store.OutboxMessage{PhoneNumber: phoneA, Body: "x", CreatedAt: t1}); err != nil {
 			return err
@@ -534,7 +434,10 @@ func testInTxRegistrationRollback(t *testing.T, s store.Store) {
 	if !d.RevokedAt.IsZero() {
 		t.Errorf("rolled-back device revocation is visible: %v", d.RevokedAt)
 	}
-	wantEqual(t, "rolled-back counter", counterValue(t, s, "k", t0), 0)
+	wantEqual(t, "rolled-back rate event", countRate(t, s, "k", t0, time.Hour), 0)
+	if g, err := s.GetGuesses(ctx, "g"); err != nil || g.Failures != 0 {
+		t.Errorf("rolled-back guess: %+v, %v", g, err)
+	}
 	ms, err := s.ListOutboxMessages(ctx, "", 10)
 	if err != nil {
 		t.Fatalf("ListOutboxMessages: %v", err)

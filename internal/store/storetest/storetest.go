@@ -43,8 +43,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Verification/Latest", testVerificationLatest},
 		{"Verification/Attempts", testVerificationAttempts},
 		{"Verification/Use", testVerificationUse},
-		{"Counter/Increment", testCounterIncrement},
-		{"Counter/DeleteBefore", testCounterDeleteBefore},
+		{"Rate/Take", testRateTake},
+		{"Rate/SharedKeys", testRateSharedKeys},
+		{"Rate/GiveBack", testRateGiveBack},
+		{"Rate/DeleteBefore", testRateDeleteBefore},
+		{"Guess/Spend", testGuessSpend},
+		{"Guess/DeleteBefore", testGuessDeleteBefore},
 		{"Outbox", testOutbox},
 		{"Audit/Append", testAuditAppend},
 		{"Audit/Filter", testAuditFilter},
@@ -59,7 +63,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Concurrent/CreateSameName", testConcurrentCreateSameName},
 		{"Concurrent/RevokeDevice", testConcurrentRevokeDevice},
 		{"Concurrent/UseVerification", testConcurrentUseVerification},
-		{"Concurrent/IncrementCounter", testConcurrentIncrementCounter},
+		{"Concurrent/TakeRate", testConcurrentTakeRate},
+		{"Concurrent/AddVerificationAttempt", testConcurrentAddVerificationAttempt},
+		{"Concurrent/SpendGuess", testConcurrentSpendGuess},
+		{"Concurrent/PutPairingPhrase", testConcurrentPutPairingPhrase},
 		{"PairingPhrase/Claim", testPairingPhraseClaim},
 		{"PairingPhrase/Put", testPairingPhrasePut},
 		{"Connection/CreateGet", testConnectionCreateGet},
@@ -82,7 +89,6 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Concurrent/ExpireRequests", testConcurrentExpireRequests},
 		{"Concurrent/UpdateUserState", testConcurrentUpdateUserState},
 		{"Backup/PutGet", testBackupPutGet},
-		{"Backup/Failures", testBackupFailures},
 		{"TOTPFactor/CreateGet", testTOTPFactorCreateGet},
 		{"TOTPFactor/List", testTOTPFactorList},
 		{"TOTPFactor/Activate", testTOTPFactorActivate},
@@ -93,7 +99,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UserState/TOTP", testUserStateTOTP},
 		{"InTx/BackupTOTPRollback", testInTxBackupTOTPRollback},
 		{"Context/CancelledBackupTOTP", testCancelledContextBackupTOTP},
-		{"Concurrent/AddBackupFailure", testConcurrentAddBackupFailure},
+		{"Concurrent/PutBackup", testConcurrentPutBackup},
 		{"Concurrent/UseTOTPStep", testConcurrentUseTOTPStep},
 		{"Concurrent/TransferConnection", testConcurrentTransferConnection},
 	}
@@ -842,8 +848,11 @@ func testCancelledContext(t *testing.T, s store.Store) {
 	if _, err := s.ListAuditEvents(ctx, store.AuditFilter{Limit: 1}); err == nil {
 		t.Error("ListAuditEvents with cancelled ctx succeeded")
 	}
-	if _, err := s.IncrementCounter(ctx, "k", t0, 10); err == nil {
-		t.Error("IncrementCounter with cancelled ctx succeeded")
+	if _, err := s.TakeRate(ctx, t0, store.RateLimit{Key: "k", Window: time.Hour, Max: 10}); err == nil {
+		t.Error("TakeRate with cancelled ctx succeeded")
+	}
+	if _, err := s.SpendGuess(ctx, store.GuessBudget{Key: "k", Max: 10}, t0); err == nil {
+		t.Error("SpendGuess with cancelled ctx succeeded")
 	}
 	if err := s.UseVerification(ctx, "v1", t0, 10); err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Errorf("UseVerification with cancelled ctx: %v, want a context error", err)

@@ -1989,7 +1989,9 @@ func (x *RestoreBackupResponse) GetReplacedDeviceId() string {
 }
 
 type DeleteBackupRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The backup's passcode; may be empty only on the phone that made it.
+	Passcode      string `protobuf:"bytes,1,opt,name=passcode,proto3" json:"passcode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2022,6 +2024,13 @@ func (x *DeleteBackupRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use DeleteBackupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteBackupRequest) Descriptor() ([]byte, []int) {
 	return file_pushauth_v1_device_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DeleteBackupRequest) GetPasscode() string {
+	if x != nil {
+		return x.Passcode
+	}
+	return ""
 }
 
 type DeleteBackupResponse struct {
@@ -2303,8 +2312,9 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\tkey_share\x18\x02 \x01(\fR\bkeyShare\x12D\n" +
 	"\x11moved_connections\x18\x03 \x03(\v2\x17.pushauth.v1.ConnectionR\x10movedConnections\x12A\n" +
 	"\x0fneeds_repairing\x18\x04 \x03(\v2\x18.pushauth.v1.NotRestoredR\x0eneedsRepairing\x12,\n" +
-	"\x12replaced_device_id\x18\x05 \x01(\tR\x10replacedDeviceId\"\x15\n" +
-	"\x13DeleteBackupRequest\"\x16\n" +
+	"\x12replaced_device_id\x18\x05 \x01(\tR\x10replacedDeviceId\"J\n" +
+	"\x13DeleteBackupRequest\x123\n" +
+	"\bpasscode\x18\x01 \x01(\tB\x17\xbaH\x14r\x122\x10^([0-9]{4,12})?$R\bpasscode\"\x16\n" +
 	"\x14DeleteBackupResponse\"\x16\n" +
 	"\x14GetBackupInfoRequest\"\xd0\x01\n" +
 	"\x15GetBackupInfoResponse\x12\x16\n" +

@@ -87,7 +87,9 @@ type DeviceServiceClient interface {
 	// relying parties allow it to this device and revokes the old one. Wrong
 	// passcodes lock it for longer each time; the fifth wipes the backup.
 	RestoreBackup(ctx context.Context, in *RestoreBackupRequest, opts ...grpc.CallOption) (*RestoreBackupResponse, error)
-	// DeleteBackup removes this number's backup.
+	// DeleteBackup removes this number's backup. It needs the backup's
+	// passcode (counted like a restore's), except from the phone that made
+	// the backup, which holds everything the backup holds.
 	DeleteBackup(ctx context.Context, in *DeleteBackupRequest, opts ...grpc.CallOption) (*DeleteBackupResponse, error)
 	// GetBackupInfo says whether this number has a backup and how many
 	// passcode attempts are left.
@@ -321,7 +323,9 @@ type DeviceServiceServer interface {
 	// relying parties allow it to this device and revokes the old one. Wrong
 	// passcodes lock it for longer each time; the fifth wipes the backup.
 	RestoreBackup(context.Context, *RestoreBackupRequest) (*RestoreBackupResponse, error)
-	// DeleteBackup removes this number's backup.
+	// DeleteBackup removes this number's backup. It needs the backup's
+	// passcode (counted like a restore's), except from the phone that made
+	// the backup, which holds everything the backup holds.
 	DeleteBackup(context.Context, *DeleteBackupRequest) (*DeleteBackupResponse, error)
 	// GetBackupInfo says whether this number has a backup and how many
 	// passcode attempts are left.

@@ -92,8 +92,14 @@ type RelyingPartyPolicy struct {
 	AllowLocationAutomation bool `protobuf:"varint,3,opt,name=allow_location_automation,json=allowLocationAutomation,proto3" json:"allow_location_automation,omitempty"`
 	// Whether a backup restore may move this relying party's connections to a new phone.
 	AllowBackupRestore bool `protobuf:"varint,4,opt,name=allow_backup_restore,json=allowBackupRestore,proto3" json:"allow_backup_restore,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// At most this many login requests to one user in any minute (push
+	// bombing); 0 takes the server's default (5).
+	ApprovalsPerMinute int32 `protobuf:"varint,5,opt,name=approvals_per_minute,json=approvalsPerMinute,proto3" json:"approvals_per_minute,omitempty"`
+	// At most this many login requests to one user in any hour; 0 takes the
+	// server's default (30).
+	ApprovalsPerHour int32 `protobuf:"varint,6,opt,name=approvals_per_hour,json=approvalsPerHour,proto3" json:"approvals_per_hour,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RelyingPartyPolicy) Reset() {
@@ -152,6 +158,20 @@ func (x *RelyingPartyPolicy) GetAllowBackupRestore() bool {
 		return x.AllowBackupRestore
 	}
 	return false
+}
+
+func (x *RelyingPartyPolicy) GetApprovalsPerMinute() int32 {
+	if x != nil {
+		return x.ApprovalsPerMinute
+	}
+	return 0
+}
+
+func (x *RelyingPartyPolicy) GetApprovalsPerHour() int32 {
+	if x != nil {
+		return x.ApprovalsPerHour
+	}
+	return 0
 }
 
 // RelyingParty is a login server (for example a customer portal) that asks
@@ -247,13 +267,16 @@ var File_pushauth_v1_policy_proto protoreflect.FileDescriptor
 
 const file_pushauth_v1_policy_proto_rawDesc = "" +
 	"\n" +
-	"\x18pushauth/v1/policy.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x02\n" +
+	"\x18pushauth/v1/policy.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x03\n" +
 	"\x12RelyingPartyPolicy\x12R\n" +
 	"\x0fnumber_matching\x18\x01 \x01(\x0e2\x1f.pushauth.v1.NumberMatchingModeB\b\xbaH\x05\x82\x01\x02\x10\x01R\x0enumberMatching\x12M\n" +
 	"\fapproval_ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0f\xbaH\f\xaa\x01\t\"\x03\b\xd8\x042\x02\b\n" +
 	"R\vapprovalTtl\x12:\n" +
 	"\x19allow_location_automation\x18\x03 \x01(\bR\x17allowLocationAutomation\x120\n" +
-	"\x14allow_backup_restore\x18\x04 \x01(\bR\x12allowBackupRestore\"\x88\x02\n" +
+	"\x14allow_backup_restore\x18\x04 \x01(\bR\x12allowBackupRestore\x12<\n" +
+	"\x14approvals_per_minute\x18\x05 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xe8\a(\x00R\x12approvalsPerMinute\x129\n" +
+	"\x12approvals_per_hour\x18\x06 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xa0\x8d\x06(\x00R\x10approvalsPerHour\"\x88\x02\n" +
 	"\fRelyingParty\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
