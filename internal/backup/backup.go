@@ -45,9 +45,9 @@ func DefaultConfig() Config {
 
 // Service stores and restores backups.
 type Service struct {
-	cfg   Config
-	store store.Store
-	keys  *keyring.Keyring
+	cfg    Config
+	store  store.Store
+	keys   *keyring.Keyring
 	pub    approval.Publisher
 	now    func() time.Time
 	log    *slog.Logger
