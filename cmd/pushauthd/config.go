@@ -77,28 +77,33 @@ type Config struct {
 	PairingTTL      time.Duration `yaml:"pairing_ttl" help:"how long a pairing phrase stays valid"`
 	MaxPendingLogin int           `yaml:"max_pending_logins" help:"pending logins per user and relying party; a new one supersedes the oldest"`
 	FraudMute       time.Duration `yaml:"fraud_mute" help:"how long pushes to a user stay muted after a fraud report"`
+	// Push bombing: login requests to one user in any minute and hour.
+	ApprovalsPerMinute int `yaml:"approvals_per_minute" help:"login requests to one user in any minute (a relying party's policy may set its own)"`
+	ApprovalsPerHour   int `yaml:"approvals_per_hour" help:"login requests to one user in any hour (a relying party's policy may set its own)"`
 }
 
 // DefaultConfig is the configuration when nothing is given.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:         "./data",
-		GRPCAddr:        "127.0.0.1:8470",
-		OpsAddr:         "127.0.0.1:8471",
-		LogLevel:        "info",
-		LogFormat:       "json",
-		ShutdownTimeout: 15 * time.Second,
-		HealthInterval:  5 * time.Second,
-		SweepInterval:   time.Second,
-		PairingTTL:      10 * time.Minute,
-		MaxPendingLogin: 1,
-		FraudMute:       time.Hour,
-		LinkBaseURL:     "https://pushauth.example",
-		AppName:         "pushauth",
-		AllowedRegions:  []string{"NL", "BE", "LU", "DE", "FR", "GB", "IE"},
-		VerificationTTL: 10 * time.Minute,
-		SMSProvider:     "outbox",
-		APNsEnvironment: "production",
+		DataDir:            "./data",
+		GRPCAddr:           "127.0.0.1:8470",
+		OpsAddr:            "127.0.0.1:8471",
+		LogLevel:           "info",
+		LogFormat:          "json",
+		ShutdownTimeout:    15 * time.Second,
+		HealthInterval:     5 * time.Second,
+		SweepInterval:      time.Second,
+		PairingTTL:         10 * time.Minute,
+		MaxPendingLogin:    1,
+		ApprovalsPerMinute: 5,
+		ApprovalsPerHour:   30,
+		FraudMute:          time.Hour,
+		LinkBaseURL:        "https://pushauth.example",
+		AppName:            "pushauth",
+		AllowedRegions:     []string{"NL", "BE", "LU", "DE", "FR", "GB", "IE"},
+		VerificationTTL:    10 * time.Minute,
+		SMSProvider:        "outbox",
+		APNsEnvironment:    "production",
 
 		SMSResendCooldown:    30 * time.Second,
 		SMSPerNumberHour:     5,
@@ -430,6 +435,12 @@ func (c Config) Validate() error {
 	}
 	if c.PairingTTL < time.Minute || c.PairingTTL > time.Hour {
 		bad("pairing_ttl", "must be between 1m and 1h")
+	}
+	if c.ApprovalsPerMinute < 1 {
+		bad("approvals_per_minute", "must be at least 1")
+	}
+	if c.ApprovalsPerHour < c.ApprovalsPerMinute {
+		bad("approvals_per_hour", "must be at least approvals_per_minute")
 	}
 	if c.MaxPendingLogin < 1 {
 		bad("max_pending_logins", "must be at least 1")

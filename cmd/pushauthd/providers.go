@@ -96,5 +96,6 @@ func approvalConfig(cfg Config) approval.Config {
 	c := approval.DefaultConfig()
 	c.MaxPendingPerUser = cfg.MaxPendingLogin
 	c.FraudMute = cfg.FraudMute
+	c.ApprovalsPerMinute, c.ApprovalsPerHour = cfg.ApprovalsPerMinute, cfg.ApprovalsPerHour
 	return c
 }
