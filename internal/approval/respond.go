@@ -121,6 +121,13 @@ func sameDecision(a, b []byte) bool {
 func (e *Engine) finish(ctx context.Context, r store.Request, d store.Decision, actor string) error {
 	var others []store.Connection
 	err := e.store.InTx(ctx, func(tx store.Store) error {
+		if d.DecidedBy != "" {
+			// In the deciding transaction, so a removal cannot slip between
+			// the check and the decision.
+			if err := e.mayDecide(ctx, tx, r, d.DecidedBy); err != nil {
+				return err
+			}
+		}
 		if err := tx.DecideRequest(ctx, d); err != nil {
 			return err
 		}

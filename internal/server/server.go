@@ -78,8 +78,11 @@ type Server struct {
 	// Engine runs requests; its sweeper and push results are wired by the
 	// caller (RunSweeper, PushResult).
 	Engine *approval.Engine
-	hub    *events.Hub
-	queue  *push.Queue
+	// Revocations ends this replica's streams of revoked credentials; a
+	// credential cache can hook into it (OnRevoke).
+	Revocations *events.Revocations
+	hub         *events.Hub
+	queue       *push.Queue
 }
 
 // Run works the push queue and sweeps expired requests until ctx ends.
@@ -89,7 +92,10 @@ func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
 }
 
 // Close releases what New started besides the gRPC server.
-func (s *Server) Close() { s.hub.Close() }
+func (s *Server) Close() {
+	s.hub.Close()
+	s.Revocations.Close()
+}
 
 // New wires the services onto a gRPC server.
 func New(o Options) (*Server, error) {
@@ -104,7 +110,7 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("request validator: %w", err)
 	}
 	metrics := NewMetrics(o.Version)
-	rps := relyingparty.New(o.Store, o.Now)
+	rps := relyingparty.New(o.Store, o.Now, o.Bus)
 	devices := registration.NewDevices(o.Store, o.Now)
 	reg := registration.New(o.Registration, o.Store, o.SMS, o.Keys, o.Now, o.Logger, metrics.smsRefused)
 	if o.PairingTTL == 0 {
@@ -126,6 +132,12 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("request hub: %w", err)
 	}
+	revocations, err := events.NewRevocations(o.Bus.Conn(), o.Logger)
+	if err != nil {
+		hub.Close()
+		return nil, fmt.Errorf("revocations: %w", err)
+	}
+	guard := auth.NewGuard(revocations, o.Store, o.Recheck)
 	phrases := pairing.New(o.Store, o.Keys, o.Now, o.PairingTTL, o.Pairing)
 	pusher := &queuePusher{}
 	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, o.Bus, pusher, o.Now, o.Logger)
@@ -173,8 +185,8 @@ func New(o Options) (*Server, error) {
 	}
 	backups := backup.New(o.Backup, o.Store, o.Keys, o.Bus, o.Now, o.Logger)
 	codes := totp.New(o.TOTP, o.Store, o.Keys, o.Now)
-	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New(engine, codes, hub, o.Recheck))
-	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices, engine, o.Store, o.Bus, backups, codes))
+	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New(engine, codes, hub, o.Recheck, guard))
+	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices, engine, o.Store, o.Bus, backups, codes, guard))
 
 	h := newHealth(o.Checks, []string{
 		pushauthv1.AdminService_ServiceDesc.ServiceName,
@@ -183,7 +195,7 @@ func New(o Options) (*Server, error) {
 	}, o.Logger)
 	healthpb.RegisterHealthServer(g, h.srv)
 	reflection.Register(g)
-	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, hub: hub, queue: queue}, nil
+	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, hub: hub, queue: queue}, nil
 }
 
 // OpsHandler serves /metrics, /healthz (the process is alive) and /readyz
