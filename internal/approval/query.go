@@ -3,7 +3,6 @@ package approval
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/pushauth/pushauth/internal/audit"
@@ -244,28 +243,6 @@ func (e *Engine) RemoveUserDevice(ctx context.Context, actor, rpID, userRef, dev
 		}
 	}
 	return fault.New(fault.NotFound, "no such device for this user")
-}
-
-func (e *Engine) removeConnection(ctx context.Context, actor string, c store.Connection) error {
-	now := e.clock()
-	err := e.store.InTx(ctx, func(tx store.Store) error {
-		if err := tx.RemoveConnection(ctx, c.ID, now); err != nil {
-			return err
-		}
-		if err := tx.RemoveConnectionTOTPFactors(ctx, c.ID, now); err != nil {
-			return err
-		}
-		return audit.Write(ctx, tx, now, audit.Entry{Actor: actor, Action: "connection.removed", RelyingPartyID: c.RelyingPartyID, Target: c.ID,
-			Details: map[string]string{"device_id": c.DeviceID, "user_ref": c.UserRef}})
-	})
-	if errors.Is(err, store.ErrConflict) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("remove connection: %w", err)
-	}
-	e.publishRelyingParty(ctx, c.RelyingPartyID, RelyingPartyEvent{Type: "device_removed", UserRef: c.UserRef, DeviceID: c.DeviceID, Time: now})
-	return nil
 }
 
 // DeviceKey returns the public key of a device connected to one of the

@@ -138,6 +138,13 @@ func (e *Engine) finish(ctx context.Context, r store.Request, d store.Decision, 
 func (e *Engine) finishTx(ctx context.Context, tx store.Store, r store.Request, d store.Decision, actor string) ([]store.Connection, error) {
 	var others []store.Connection
 	err := func() error {
+		if d.DecidedBy != "" {
+			// In the deciding transaction, so a removal cannot slip between
+			// the check and the decision.
+			if err := e.mayDecide(ctx, tx, r, d.DecidedBy); err != nil {
+				return err
+			}
+		}
 		if err := tx.DecideRequest(ctx, d); err != nil {
 			return err
 		}

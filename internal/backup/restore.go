@@ -120,6 +120,10 @@ func (s *Service) Restore(ctx context.Context, dev store.Device, passcode string
 	if err != nil {
 		return Restored{}, fmt.Errorf("restore: %w", err)
 	}
+	// Every replica ends the old phone's open streams.
+	if err := events.AnnounceRevocation(ctx, s.pub, events.Revocation{Kind: events.RevokedDevice, ID: old}); err != nil {
+		s.log.WarnContext(ctx, "announce revocation of the replaced device", "device_id", old, "err", err)
+	}
 	for _, c := range out.Moved {
 		ev, _ := json.Marshal(approval.RelyingPartyEvent{Type: "connection_restored", UserRef: c.UserRef, DeviceID: dev.ID, Time: now})
 		if err := s.pub.Publish(ctx, "pushauth.events."+c.RelyingPartyID, ev); err != nil {

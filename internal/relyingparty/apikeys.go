@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/pushauth/pushauth/internal/audit"
+	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/secret"
 	"github.com/pushauth/pushauth/internal/store"
@@ -92,6 +94,13 @@ func (s *Service) RevokeAPIKey(ctx context.Context, actor, idOrPrefix string) (s
 	})
 	if err != nil && !errors.Is(err, store.ErrConflict) {
 		return store.APIKey{}, fmt.Errorf("revoke api key: %w", err)
+	}
+	// Also when it was revoked already: a repeat re-sends a lost notice.
+	if s.pub != nil {
+		if err := events.AnnounceRevocation(ctx, s.pub, events.Revocation{Kind: events.RevokedAPIKey, ID: k.ID}); err != nil {
+			// Open streams still end at their next recheck.
+			slog.WarnContext(ctx, "announce api key revocation", "api_key_id", k.ID, "err", err)
+		}
 	}
 	return s.store.GetAPIKey(ctx, k.ID)
 }

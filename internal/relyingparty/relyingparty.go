@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pushauth/pushauth/internal/audit"
+	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/secret"
 	"github.com/pushauth/pushauth/internal/store"
@@ -33,11 +34,13 @@ const touchEvery = time.Minute
 type Service struct {
 	store store.Store
 	now   func() time.Time
+	pub   events.Publisher // nil: revocations are not announced
 }
 
-// New returns a Service on st, reading time from now.
-func New(st store.Store, now func() time.Time) *Service {
-	return &Service{store: st, now: now}
+// New returns a Service on st, reading time from now. pub announces revoked
+// keys to every replica (see events.Revocations); nil announces nothing.
+func New(st store.Store, now func() time.Time, pub events.Publisher) *Service {
+	return &Service{store: st, now: now, pub: pub}
 }
 
 // DefaultPolicy is the policy of a relying party that asked for nothing.

@@ -58,7 +58,7 @@ func forEachBackend(t *testing.T, f func(t *testing.T, e env)) {
 			c := &clock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			t.Cleanup(cancel)
-			f(t, env{svc: relyingparty.New(st, c.Now), store: st, clock: c, ctx: ctx})
+			f(t, env{svc: relyingparty.New(st, c.Now, nil), store: st, clock: c, ctx: ctx})
 		})
 	}
 }

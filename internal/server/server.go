@@ -82,8 +82,11 @@ type Server struct {
 	// Engine runs requests; its sweeper and push results are wired by the
 	// caller (RunSweeper, PushResult).
 	Engine *approval.Engine
-	hub    *events.Hub
-	queue  *push.Queue
+	// Revocations ends this replica's streams of revoked credentials; a
+	// credential cache can hook into it (OnRevoke).
+	Revocations *events.Revocations
+	hub         *events.Hub
+	queue       *push.Queue
 }
 
 // Run works the push queue and sweeps expired requests until ctx ends.
@@ -93,7 +96,10 @@ func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
 }
 
 // Close releases what New started besides the gRPC server.
-func (s *Server) Close() { s.hub.Close() }
+func (s *Server) Close() {
+	s.hub.Close()
+	s.Revocations.Close()
+}
 
 // New wires the services onto a gRPC server.
 func New(o Options) (*Server, error) {
@@ -109,7 +115,7 @@ func New(o Options) (*Server, error) {
 	}
 	metrics := NewMetrics(o.Version)
 	metrics.also = o.SecretChecks
-	rps := relyingparty.New(o.Store, o.Now)
+	rps := relyingparty.New(o.Store, o.Now, o.Bus)
 	devices := registration.NewDevices(o.Store, o.Now)
 	reg := registration.New(o.Registration, o.Store, o.SMS, o.Keys, o.Now, o.Logger, metrics.smsRefused, metrics)
 	if o.PairingTTL == 0 {
@@ -131,6 +137,12 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("request hub: %w", err)
 	}
+	revocations, err := events.NewRevocations(o.Bus.Conn(), o.Logger)
+	if err != nil {
+		hub.Close()
+		return nil, fmt.Errorf("revocations: %w", err)
+	}
+	guard := auth.NewGuard(revocations, o.Store, o.Recheck)
 	phrases := pairing.New(o.Store, o.Keys, o.Now, o.PairingTTL, o.Pairing, metrics)
 	pusher := &queuePusher{}
 	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, o.Bus, pusher, o.Now, o.Logger)
@@ -178,8 +190,8 @@ func New(o Options) (*Server, error) {
 	}
 	backups := backup.New(o.Backup, o.Store, o.Keys, o.Bus, o.Now, o.Logger, metrics)
 	codes := totp.New(o.TOTP, o.Store, o.Keys, o.Now, metrics)
-	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New(engine, codes, hub, o.Recheck))
-	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices, engine, o.Store, o.Bus, backups, codes))
+	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New(engine, codes, hub, o.Recheck, guard))
+	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices, engine, o.Store, o.Bus, backups, codes, guard))
 
 	h := newHealth(o.Checks, []string{
 		pushauthv1.AdminService_ServiceDesc.ServiceName,
@@ -188,7 +200,7 @@ func New(o Options) (*Server, error) {
 	}, o.Logger)
 	healthpb.RegisterHealthServer(g, h.srv)
 	reflection.Register(g)
-	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, hub: hub, queue: queue}, nil
+	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, hub: hub, queue: queue}, nil
 }
 
 // OpsHandler serves /metrics, /healthz (the process is alive) and /readyz

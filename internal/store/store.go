@@ -53,6 +53,7 @@ type Store interface {
 	Backups
 	TOTPFactors
 	Audit
+	TargetRemovals
 }
 
 // NumberMatching is the relying party's number-matching mode.
@@ -446,6 +447,7 @@ const (
 	ReasonSuperseded     = "SUPERSEDED"
 	ReasonTimeout        = "TIMEOUT"
 	ReasonCancelled      = "CANCELLED"
+	ReasonDeviceRemoved  = "DEVICE_REMOVED" // every target device was revoked or disconnected
 )
 
 // RequestContext is what the phone shows about a login.
@@ -488,6 +490,9 @@ const (
 	DeliveryFailed = "FAILED" // transient failures still retried, or gave up
 	DeliveryDead   = "DEAD"   // the push token is dead
 	DeliveryMuted  = "MUTED"  // not pushed: the user reported fraud
+	// DeliveryRemoved: the device was revoked or its connection removed
+	// while the request was pending; it may no longer answer it.
+	DeliveryRemoved = "REMOVED"
 )
 
 // RequestTarget is one device a request was sent to.
@@ -522,7 +527,8 @@ type Requests interface {
 	// ListRequestTargets returns a request's targets in device-ID order.
 	ListRequestTargets(ctx context.Context, requestID string) ([]RequestTarget, error)
 	// ListDevicePendingRequests returns the PENDING requests targeting a
-	// device that have not expired at now, oldest first.
+	// device (with a target not REMOVED) that have not expired at now,
+	// oldest first.
 	ListDevicePendingRequests(ctx context.Context, deviceID string, now time.Time) ([]Request, error)
 	// ListUserPendingRequests returns the PENDING requests of kind for a
 	// relying party's user that have not expired at now, oldest first.
@@ -651,4 +657,29 @@ type TOTPFactors interface {
 	// if there is no ACTIVE factor with this ID, ErrConflict on a replay: of
 	// concurrent callers with the same step exactly one gets nil.
 	UseTOTPStep(ctx context.Context, id string, step int64) error
+}
+
+// TargetFilter selects the pending requests whose targets TargetRemovals
+// removes. DeviceID is required; empty other fields do not filter.
+type TargetFilter struct {
+	DeviceID       string
+	RelyingPartyID string
+	UserRef        string
+	Kind           string
+}
+
+// TargetRemovals take revoked devices and removed connections off pending
+// requests, so those phones can no longer answer them.
+type TargetRemovals interface {
+	// RemoveTargets sets Delivery = REMOVED, Detail = detail and UpdatedAt =
+	// at on the targets of f.DeviceID on the PENDING requests not expired at
+	// at that match f and are not REMOVED yet, and returns those requests
+	// (oldest first). The caller decides what becomes of a request that has
+	// no other target left.
+	RemoveTargets(ctx context.Context, f TargetFilter, detail string, at time.Time) ([]Request, error)
+	// LockActiveConnection returns the ACTIVE connection of a relying
+	// party's user on deviceID, or ErrNotFound. Inside InTx it holds the
+	// row until the transaction ends, so a removal, revocation or transfer
+	// of the connection runs wholly before or after the caller.
+	LockActiveConnection(ctx context.Context, relyingPartyID, userRef, deviceID string) (Connection, error)
 }

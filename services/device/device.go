@@ -32,6 +32,7 @@ type Server struct {
 	bus     Subscriber
 	backups *backup.Service
 	totp    *totp.Service
+	guard   *auth.Guard
 }
 
 // Subscriber delivers one subject's messages; events.Bus is one.
@@ -39,10 +40,11 @@ type Subscriber interface {
 	Subscribe(subject string, buf int) (<-chan []byte, func(), error)
 }
 
-// New returns the DeviceService.
+// New returns the DeviceService. guard ends the WatchRequests streams of
+// revoked devices and sets how often they re-check (nil: never).
 func New(reg *registration.Service, devices *registration.Devices, engine *approval.Engine, rps store.RelyingParties, bus Subscriber,
-	backups *backup.Service, codes *totp.Service) *Server {
-	return &Server{reg: reg, devices: devices, engine: engine, rps: rps, bus: bus, backups: backups, totp: codes}
+	backups *backup.Service, codes *totp.Service, guard *auth.Guard) *Server {
+	return &Server{reg: reg, devices: devices, engine: engine, rps: rps, bus: bus, backups: backups, totp: codes, guard: guard}
 }
 
 // caller returns the calling device or an error for a call without one.

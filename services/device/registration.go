@@ -98,13 +98,19 @@ func (s *Server) UpdateDevice(ctx context.Context, req *pushauthv1.UpdateDeviceR
 	return &pushauthv1.UpdateDeviceResponse{Device: wire.Device(dev)}, nil
 }
 
-// DeregisterDevice revokes the calling device.
+// DeregisterDevice revokes the calling device, takes it off pending
+// requests and ends its open streams.
 func (s *Server) DeregisterDevice(ctx context.Context, _ *pushauthv1.DeregisterDeviceRequest) (*pushauthv1.DeregisterDeviceResponse, error) {
 	id, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.devices.Deregister(ctx, id); err != nil {
+		return nil, err
+	}
+	// Off its pending requests, and its open streams end on every replica.
+	// Repeating the call after a failure here finishes the job.
+	if err := s.engine.DeviceRevoked(ctx, "device:"+id, id); err != nil {
 		return nil, err
 	}
 	return &pushauthv1.DeregisterDeviceResponse{}, nil

@@ -156,9 +156,13 @@ func (s *Server) connectionSeed(ctx context.Context, r store.Request) (*pushauth
 }
 
 // WatchRequests streams news for the device: first every pending request,
-// then new ones, closures and notices as they happen on any replica.
+// then new ones, closures and notices as they happen on any replica. It
+// re-lists the pending requests on every recheck tick, so a lost message
+// only costs latency, and ends with Unauthenticated when the device is
+// revoked (see auth.Guard).
 func (s *Server) WatchRequests(_ *pushauthv1.WatchRequestsRequest, stream pushauthv1.DeviceService_WatchRequestsServer) error {
-	ctx := stream.Context()
+	ctx, lease := s.guard.Stream(stream.Context())
+	defer lease.Stop()
 	id, err := caller(ctx)
 	if err != nil {
 		return err
@@ -172,13 +176,28 @@ func (s *Server) WatchRequests(_ *pushauthv1.WatchRequestsRequest, stream pushau
 		return fault.Wrap(fault.Unavailable, err, "cannot watch right now; try again")
 	}
 	defer cancel()
+	var tick <-chan time.Time
+	if d := s.guard.Interval(); d > 0 {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		tick = t.C
+	}
 	shown := map[string]bool{}
-	sendPending := func() error {
+	closed := func(requestID string) error {
+		delete(shown, requestID)
+		return stream.Send(&pushauthv1.WatchRequestsResponse{Event: &pushauthv1.WatchRequestsResponse_ClosedRequestId{ClosedRequestId: requestID}})
+	}
+	// resync sends the pending requests not shown yet, and closes the shown
+	// ones no longer pending for this device (decided, expired, or its
+	// target removed).
+	resync := func() error {
 		rs, err := s.engine.ListPending(ctx, id)
 		if err != nil {
 			return err
 		}
+		pending := make(map[string]bool, len(rs))
 		for _, r := range rs {
+			pending[r.ID] = true
 			if shown[r.ID] {
 				continue
 			}
@@ -191,39 +210,48 @@ func (s *Server) WatchRequests(_ *pushauthv1.WatchRequestsRequest, stream pushau
 			}
 			shown[r.ID] = true
 		}
+		for rid := range shown {
+			if !pending[rid] {
+				if err := closed(rid); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	}
 	// Subscribed first, then listed: nothing created in between is missed.
-	if err := sendPending(); err != nil {
-		return err
+	if err := resync(); err != nil {
+		return lease.Err(err)
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return lease.Err(nil)
+		case <-tick:
+			if err := lease.Recheck(ctx); err != nil {
+				return err
+			}
+			if err := resync(); err != nil {
+				return lease.Err(err)
+			}
 		case b := <-news:
 			var n approval.DeviceNews
 			if json.Unmarshal(b, &n) != nil {
 				continue
 			}
-			var ev *pushauthv1.WatchRequestsResponse
+			var err error
 			switch n.Type {
 			case approval.NewsRequest:
-				if err := sendPending(); err != nil {
-					return err
-				}
+				err = resync()
 			case approval.NewsClosed:
 				if shown[n.RequestID] {
-					delete(shown, n.RequestID)
-					ev = &pushauthv1.WatchRequestsResponse{Event: &pushauthv1.WatchRequestsResponse_ClosedRequestId{ClosedRequestId: n.RequestID}}
+					err = closed(n.RequestID)
 				}
 			case approval.NewsNotice:
-				ev = &pushauthv1.WatchRequestsResponse{Event: &pushauthv1.WatchRequestsResponse_Notice{Notice: n.Notice}}
+				err = stream.Send(&pushauthv1.WatchRequestsResponse{Event: &pushauthv1.WatchRequestsResponse_Notice{Notice: n.Notice}})
 			}
-			if ev != nil {
-				if err := stream.Send(ev); err != nil {
-					return err
-				}
+			if err != nil {
+				return lease.Err(err)
 			}
 		}
 	}

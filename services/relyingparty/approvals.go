@@ -55,9 +55,11 @@ func (s *Server) CancelRequest(ctx context.Context, req *pushauthv1.CancelReques
 	return &pushauthv1.CancelRequestResponse{Request: wire.Request(r)}, nil
 }
 
-// WaitRequest streams progress, then the final request.
+// WaitRequest streams progress, then the final request. It ends with
+// Unauthenticated if the API key is revoked meanwhile (see auth.Guard).
 func (s *Server) WaitRequest(req *pushauthv1.WaitRequestRequest, stream pushauthv1.RelyingPartyService_WaitRequestServer) error {
-	ctx := stream.Context()
+	ctx, lease := s.guard.Stream(stream.Context())
+	defer lease.Stop()
 	rp, _, err := caller(ctx)
 	if err != nil {
 		return err
@@ -67,6 +69,10 @@ func (s *Server) WaitRequest(req *pushauthv1.WaitRequestRequest, stream pushauth
 	sent := map[string]string{} // device id + kind -> detail sent
 	queued := false
 	progress := func(targets []store.RequestTarget) error {
+		// Called on every read, recheck ticks included.
+		if err := lease.Recheck(ctx); err != nil {
+			return err
+		}
 		for _, t := range targets {
 			for _, p := range progressOf(t) {
 				key := t.DeviceID + "/" + p.GetKind().String()
@@ -88,7 +94,7 @@ func (s *Server) WaitRequest(req *pushauthv1.WaitRequestRequest, stream pushauth
 	}
 	r, err := s.engine.Wait(ctx, s.hub, rp.ID, req.GetRequestId(), tick.C, progress)
 	if err != nil {
-		return err
+		return lease.Err(err)
 	}
 	return stream.Send(&pushauthv1.WaitRequestResponse{Event: &pushauthv1.WaitRequestResponse_Result{Result: wire.Request(r)}})
 }
@@ -103,7 +109,7 @@ func progressOf(t store.RequestTarget) []*pushauthv1.Progress {
 	case store.DeliverySent:
 		out = append(out, &pushauthv1.Progress{Kind: pushauthv1.Progress_KIND_QUEUED, Time: at},
 			&pushauthv1.Progress{Kind: pushauthv1.Progress_KIND_SENT, DeviceId: t.DeviceID, Time: at})
-	case store.DeliveryFailed, store.DeliveryDead, store.DeliveryMuted:
+	case store.DeliveryFailed, store.DeliveryDead, store.DeliveryMuted, store.DeliveryRemoved:
 		detail := t.Detail
 		if t.Delivery == store.DeliveryMuted {
 			detail = "pushes muted after a fraud report; the app still lists the request"

@@ -26,11 +26,14 @@ type Server struct {
 	// recheck is how often a waiter re-reads its request in case a NATS
 	// message was lost.
 	recheck time.Duration
+	// guard ends a waiter whose API key is revoked.
+	guard *auth.Guard
 }
 
-// New returns the RelyingPartyService. hub carries decision news to waiters.
-func New(engine *approval.Engine, codes *totp.Service, hub *events.Hub, recheck time.Duration) *Server {
-	return &Server{engine: engine, totp: codes, hub: hub, recheck: recheck}
+// New returns the RelyingPartyService. hub carries decision news to waiters;
+// guard ends the streams of revoked keys (nil: none are ended).
+func New(engine *approval.Engine, codes *totp.Service, hub *events.Hub, recheck time.Duration, guard *auth.Guard) *Server {
+	return &Server{engine: engine, totp: codes, hub: hub, recheck: recheck, guard: guard}
 }
 
 func caller(ctx context.Context) (store.RelyingParty, string, error) {

@@ -21,7 +21,8 @@ var (
 		store.ReasonUser: pushauthv1.DecisionReason_DECISION_REASON_USER, store.ReasonLocationRule: pushauthv1.DecisionReason_DECISION_REASON_LOCATION_RULE,
 		store.ReasonNumberMismatch: pushauthv1.DecisionReason_DECISION_REASON_NUMBER_MISMATCH, store.ReasonFraudReport: pushauthv1.DecisionReason_DECISION_REASON_FRAUD_REPORT,
 		store.ReasonSuperseded: pushauthv1.DecisionReason_DECISION_REASON_SUPERSEDED, store.ReasonTimeout: pushauthv1.DecisionReason_DECISION_REASON_TIMEOUT,
-		store.ReasonCancelled: pushauthv1.DecisionReason_DECISION_REASON_CANCELLED,
+		store.ReasonCancelled:     pushauthv1.DecisionReason_DECISION_REASON_CANCELLED,
+		store.ReasonDeviceRemoved: pushauthv1.DecisionReason_DECISION_REASON_DEVICE_REMOVED,
 	}
 )
 

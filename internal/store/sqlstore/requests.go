@@ -422,9 +422,9 @@ func (s *Store) ListRequestTargets(ctx context.Context, requestID string) ([]sto
 func (s *Store) ListDevicePendingRequests(ctx context.Context, deviceID string, now time.Time) ([]store.Request, error) {
 	return s.queryRequests(ctx, "list device pending requests", "SELECT "+qualify("r", requestColumns)+
 		` FROM requests r JOIN request_targets t ON t.request_id = r.id
-		WHERE t.device_id = ? AND r.status = ? AND r.expires_at > ?
+		WHERE t.device_id = ? AND t.delivery <> ? AND r.status = ? AND r.expires_at > ?
 		ORDER BY r.created_at NULLS FIRST, r.id`,
-		deviceID, store.StatusPending, now.UnixMicro())
+		deviceID, store.DeliveryRemoved, store.StatusPending, now.UnixMicro())
 }
 
 // ListUserPendingRequests implements store.Requests. Oldest is by CreatedAt,

@@ -102,6 +102,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Concurrent/PutBackup", testConcurrentPutBackup},
 		{"Concurrent/UseTOTPStep", testConcurrentUseTOTPStep},
 		{"Concurrent/TransferConnection", testConcurrentTransferConnection},
+		{"Revocation/RemoveTargets", testRemoveTargets},
+		{"Revocation/LockActiveConnection", testLockActiveConnection},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

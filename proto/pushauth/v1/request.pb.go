@@ -154,6 +154,9 @@ const (
 	DecisionReason_DECISION_REASON_TIMEOUT DecisionReason = 6
 	// The relying party cancelled it.
 	DecisionReason_DECISION_REASON_CANCELLED DecisionReason = 7
+	// Every phone it was sent to was revoked or disconnected from the user
+	// before answering (status CANCELLED).
+	DecisionReason_DECISION_REASON_DEVICE_REMOVED DecisionReason = 8
 )
 
 // Enum value maps for DecisionReason.
@@ -167,6 +170,7 @@ var (
 		5: "DECISION_REASON_SUPERSEDED",
 		6: "DECISION_REASON_TIMEOUT",
 		7: "DECISION_REASON_CANCELLED",
+		8: "DECISION_REASON_DEVICE_REMOVED",
 	}
 	DecisionReason_value = map[string]int32{
 		"DECISION_REASON_UNSPECIFIED":     0,
@@ -177,6 +181,7 @@ var (
 		"DECISION_REASON_SUPERSEDED":      5,
 		"DECISION_REASON_TIMEOUT":         6,
 		"DECISION_REASON_CANCELLED":       7,
+		"DECISION_REASON_DEVICE_REMOVED":  8,
 	}
 )
 
@@ -781,7 +786,7 @@ const file_pushauth_v1_request_proto_rawDesc = "" +
 	"\x17REQUEST_STATUS_APPROVED\x10\x02\x12\x19\n" +
 	"\x15REQUEST_STATUS_DENIED\x10\x03\x12\x1a\n" +
 	"\x16REQUEST_STATUS_EXPIRED\x10\x04\x12\x1c\n" +
-	"\x18REQUEST_STATUS_CANCELLED\x10\x05*\x91\x02\n" +
+	"\x18REQUEST_STATUS_CANCELLED\x10\x05*\xb5\x02\n" +
 	"\x0eDecisionReason\x12\x1f\n" +
 	"\x1bDECISION_REASON_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14DECISION_REASON_USER\x10\x01\x12!\n" +
@@ -790,7 +795,8 @@ const file_pushauth_v1_request_proto_rawDesc = "" +
 	"\x1cDECISION_REASON_FRAUD_REPORT\x10\x04\x12\x1e\n" +
 	"\x1aDECISION_REASON_SUPERSEDED\x10\x05\x12\x1b\n" +
 	"\x17DECISION_REASON_TIMEOUT\x10\x06\x12\x1d\n" +
-	"\x19DECISION_REASON_CANCELLED\x10\a*h\n" +
+	"\x19DECISION_REASON_CANCELLED\x10\a\x12\"\n" +
+	"\x1eDECISION_REASON_DEVICE_REMOVED\x10\b*h\n" +
 	"\bDecision\x12\x18\n" +
 	"\x14DECISION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10DECISION_APPROVE\x10\x01\x12\x11\n" +

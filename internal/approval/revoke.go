@@ -1,0 +1,134 @@
+package approval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/pushauth/pushauth/internal/audit"
+	"github.com/pushauth/pushauth/internal/events"
+	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/store"
+)
+
+// What a phone taken off a pending request is told, through the target's
+// detail that the relying party's waiter sees.
+const (
+	detailConnectionRemoved = "the phone was disconnected from this account"
+	detailDeviceRevoked     = "the phone is no longer registered"
+)
+
+// removeConnection removes c and, in the same transaction, takes its device
+// off the user's pending logins at the relying party; then it ends those
+// left without a phone, tells the device and every replica.
+func (e *Engine) removeConnection(ctx context.Context, actor string, c store.Connection) error {
+	now := e.clock()
+	var dropped []store.Request
+	err := e.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.RemoveConnection(ctx, c.ID, now); err != nil {
+			return err
+		}
+		if err := tx.RemoveConnectionTOTPFactors(ctx, c.ID, now); err != nil {
+			return err
+		}
+		var err error
+		dropped, err = tx.RemoveTargets(ctx, store.TargetFilter{DeviceID: c.DeviceID, RelyingPartyID: c.RelyingPartyID, UserRef: c.UserRef, Kind: store.KindLogin},
+			detailConnectionRemoved, now)
+		if err != nil {
+			return err
+		}
+		return audit.Write(ctx, tx, now, audit.Entry{Actor: actor, Action: "connection.removed", RelyingPartyID: c.RelyingPartyID, Target: c.ID,
+			Details: map[string]string{"device_id": c.DeviceID, "user_ref": c.UserRef, "pending_requests": fmt.Sprint(len(dropped))}})
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove connection: %w", err)
+	}
+	e.targetsRemoved(ctx, actor, c.DeviceID, dropped)
+	e.announceRevocation(ctx, events.Revocation{Kind: events.RevokedConnection, ID: c.ID, DeviceID: c.DeviceID})
+	e.publishRelyingParty(ctx, c.RelyingPartyID, RelyingPartyEvent{Type: "device_removed", UserRef: c.UserRef, DeviceID: c.DeviceID, Time: now})
+	return nil
+}
+
+// DeviceRevoked finishes a device's revocation (deregistration), which the
+// registration service has written: the device is taken off every pending
+// request, requests left without a phone end CANCELLED (DEVICE_REMOVED), and
+// every replica is told to end the device's open streams. It is idempotent.
+func (e *Engine) DeviceRevoked(ctx context.Context, actor, deviceID string) error {
+	dropped, err := e.store.RemoveTargets(ctx, store.TargetFilter{DeviceID: deviceID}, detailDeviceRevoked, e.clock())
+	if err != nil {
+		// The notice still goes out: the streams must end either way, and
+		// the phone can no longer answer (its credential is revoked).
+		e.announceRevocation(ctx, events.Revocation{Kind: events.RevokedDevice, ID: deviceID})
+		return fmt.Errorf("take revoked device off pending requests: %w", err)
+	}
+	e.targetsRemoved(ctx, actor, deviceID, dropped)
+	e.announceRevocation(ctx, events.Revocation{Kind: events.RevokedDevice, ID: deviceID})
+	return nil
+}
+
+// targetsRemoved follows up requests whose target on deviceID was just
+// removed: one with no other target left is cancelled (which tells its
+// waiter and devices), the others' waiters see the progress, and the device
+// is told the request is closed for it.
+func (e *Engine) targetsRemoved(ctx context.Context, actor, deviceID string, rs []store.Request) {
+	for _, r := range rs {
+		targets, err := e.store.ListRequestTargets(ctx, r.ID)
+		if err != nil {
+			e.log.WarnContext(ctx, "list targets of a request whose device was removed", "request_id", r.ID, "err", err)
+			continue
+		}
+		left := 0
+		for _, t := range targets {
+			if t.Delivery != store.DeliveryRemoved {
+				left++
+			}
+		}
+		if left == 0 {
+			d := store.Decision{RequestID: r.ID, Status: store.StatusCancelled, Reason: store.ReasonDeviceRemoved, At: e.clock()}
+			err := e.finish(ctx, r, d, actor)
+			if err == nil || errors.Is(err, store.ErrConflict) {
+				continue // finish told everyone; or it was decided meanwhile
+			}
+			e.log.WarnContext(ctx, "cancel a request whose devices were removed", "request_id", r.ID, "err", err)
+		}
+		e.publishDevice(ctx, deviceID, DeviceNews{Type: NewsClosed, RequestID: r.ID})
+		e.publishRequest(ctx, r.ID, NewsProgress)
+	}
+}
+
+// announceRevocation tells every replica, which end what n revoked.
+func (e *Engine) announceRevocation(ctx context.Context, n events.Revocation) {
+	if err := events.AnnounceRevocation(ctx, e.pub, n); err != nil {
+		e.log.WarnContext(ctx, "announce revocation", "kind", n.Kind, "id", n.ID, "err", err)
+	}
+}
+
+// Why a phone may not answer a request it was sent.
+var (
+	errDisconnected = fault.New(fault.PermissionDenied, "this phone is no longer connected to the account, so it cannot answer this request; the request stays open for the user's other phones")
+	errDeviceGone   = fault.New(fault.PermissionDenied, "this phone is no longer registered, so it cannot answer this request")
+)
+
+// mayDecide checks, inside the deciding transaction tx, that deviceID is
+// still registered and, for a login, still connected to the user: it locks
+// the connection, so a concurrent removal, revocation or transfer happens
+// wholly before (and the decision is refused) or after the decision.
+func (e *Engine) mayDecide(ctx context.Context, tx store.Store, r store.Request, deviceID string) error {
+	if r.Kind == store.KindLogin {
+		_, err := tx.LockActiveConnection(ctx, r.RelyingPartyID, r.UserRef, deviceID)
+		if errors.Is(err, store.ErrNotFound) {
+			return errDisconnected
+		}
+		if err != nil {
+			return err
+		}
+	}
+	dev, err := tx.GetDevice(ctx, deviceID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !dev.RevokedAt.IsZero()) {
+		return errDeviceGone
+	}
+	return err
+}
