@@ -9,6 +9,7 @@ import (
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/devicekey"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/pii"
 	"github.com/pushauth/pushauth/internal/secret"
 	"github.com/pushauth/pushauth/internal/store"
 )
@@ -89,7 +90,7 @@ func (s *Service) Complete(ctx context.Context, p CompleteParams) (store.Device,
 	} else {
 		ok = s.keys.Matches("sms-code", v.ID+":"+p.Code, v.CodeHash)
 	}
-	masked := Mask(v.PhoneNumber)
+	masked := pii.MaskPhone(v.PhoneNumber)
 	if !ok {
 		return store.Device{}, "", s.wrongCode(ctx, v, masked, now)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pushauth/pushauth/internal/pii"
 	"github.com/pushauth/pushauth/internal/store"
 )
 
@@ -33,7 +34,7 @@ func (s *Store) PutBackup(ctx context.Context, b store.Backup) error {
 		b.PhoneNumber, b.DeviceID, bytesArg(b.Blob), bytesArg(b.SealedShare), bytesArg(b.Verifier),
 		b.FailedAttempts, timeArg(b.LockedUntil), timeArg(b.CreatedAt), timeArg(b.UpdatedAt))
 	if err != nil {
-		return fmt.Errorf("put backup of %q: %w", b.PhoneNumber, mapErr(err))
+		return fmt.Errorf("put backup of %s: %w", pii.MaskPhone(b.PhoneNumber), mapErr(err))
 	}
 	return nil
 }
@@ -42,7 +43,7 @@ func (s *Store) PutBackup(ctx context.Context, b store.Backup) error {
 func (s *Store) GetBackup(ctx context.Context, phoneNumber string) (store.Backup, error) {
 	b, err := scanBackup(s.r.QueryRowContext(ctx, s.q("SELECT "+backupColumns+" FROM backups WHERE phone_number = ?"), phoneNumber))
 	if err != nil {
-		return store.Backup{}, fmt.Errorf("get backup of %q: %w", phoneNumber, mapErr(err))
+		return store.Backup{}, fmt.Errorf("get backup of %s: %w", pii.MaskPhone(phoneNumber), mapErr(err))
 	}
 	return b, nil
 }
@@ -51,12 +52,12 @@ func (s *Store) GetBackup(ctx context.Context, phoneNumber string) (store.Backup
 func (s *Store) DeleteBackup(ctx context.Context, phoneNumber string) error {
 	res, err := s.w.ExecContext(ctx, s.q("DELETE FROM backups WHERE phone_number = ?"), phoneNumber)
 	if err != nil {
-		return fmt.Errorf("delete backup of %q: %w", phoneNumber, mapErr(err))
+		return fmt.Errorf("delete backup of %s: %w", pii.MaskPhone(phoneNumber), mapErr(err))
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("delete backup of %q: %w", phoneNumber, err)
+		return fmt.Errorf("delete backup of %s: %w", pii.MaskPhone(phoneNumber), err)
 	} else if n == 0 {
-		return fmt.Errorf("delete backup of %q: %w", phoneNumber, store.ErrNotFound)
+		return fmt.Errorf("delete backup of %s: %w", pii.MaskPhone(phoneNumber), store.ErrNotFound)
 	}
 	return nil
 }
@@ -83,7 +84,7 @@ func (s *Store) AddBackupFailure(ctx context.Context, phoneNumber string, locked
 		return mapErr(err)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("add backup failure to %q: %w", phoneNumber, err)
+		return 0, fmt.Errorf("add backup failure to %s: %w", pii.MaskPhone(phoneNumber), err)
 	}
 	return n, nil
 }
@@ -93,12 +94,12 @@ func (s *Store) AddBackupFailure(ctx context.Context, phoneNumber string, locked
 func (s *Store) ResetBackupFailures(ctx context.Context, phoneNumber string) error {
 	res, err := s.w.ExecContext(ctx, s.q("UPDATE backups SET failed_attempts = 0, locked_until = NULL WHERE phone_number = ?"), phoneNumber)
 	if err != nil {
-		return fmt.Errorf("reset backup failures of %q: %w", phoneNumber, mapErr(err))
+		return fmt.Errorf("reset backup failures of %s: %w", pii.MaskPhone(phoneNumber), mapErr(err))
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("reset backup failures of %q: %w", phoneNumber, err)
+		return fmt.Errorf("reset backup failures of %s: %w", pii.MaskPhone(phoneNumber), err)
 	} else if n == 0 {
-		return fmt.Errorf("reset backup failures of %q: %w", phoneNumber, store.ErrNotFound)
+		return fmt.Errorf("reset backup failures of %s: %w", pii.MaskPhone(phoneNumber), store.ErrNotFound)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushauth/pushauth/internal/pii"
 	"github.com/pushauth/pushauth/internal/store"
 )
 
@@ -373,7 +374,7 @@ func (s *Store) LatestVerification(ctx context.Context, phoneNumber string) (sto
 	v, err := scanVerification(s.r.QueryRowContext(ctx, s.q("SELECT "+verificationColumns+
 		" FROM phone_verifications WHERE phone_number = ? ORDER BY created_at DESC NULLS LAST, id DESC LIMIT 1"), phoneNumber))
 	if err != nil {
-		return store.Verification{}, fmt.Errorf("latest verification of %q: %w", phoneNumber, mapErr(err))
+		return store.Verification{}, fmt.Errorf("latest verification of %s: %w", pii.MaskPhone(phoneNumber), mapErr(err))
 	}
 	return v, nil
 }
@@ -443,11 +444,11 @@ func (s *Store) IncrementCounter(ctx context.Context, key string, windowStart ti
 		ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counters.count + 1 WHERE rate_counters.count < ?`),
 		key, windowStart.UnixMicro(), limit)
 	if err != nil {
-		return false, fmt.Errorf("increment counter %q: %w", key, mapErr(err))
+		return false, fmt.Errorf("increment counter: %w", mapErr(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("increment counter %q: %w", key, err)
+		return false, fmt.Errorf("increment counter: %w", err)
 	}
 	return n > 0, nil
 }
@@ -461,7 +462,7 @@ func (s *Store) CounterValue(ctx context.Context, key string, windowStart time.T
 	case errors.Is(err, sql.ErrNoRows):
 		return 0, nil
 	case err != nil:
-		return 0, fmt.Errorf("counter value %q: %w", key, mapErr(err))
+		return 0, fmt.Errorf("counter value: %w", mapErr(err))
 	}
 	return n, nil
 }
