@@ -10,6 +10,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/secret"
 	"github.com/pushauth/pushauth/internal/store"
 )
@@ -22,6 +23,12 @@ type Created struct {
 
 // CreateApproval asks every active device of a user to confirm a login.
 func (e *Engine) CreateApproval(ctx context.Context, actor string, rp store.RelyingParty, userRef string, rc store.RequestContext) (Created, error) {
+	if err := checkSingleLine("user_ref", userRef); err != nil {
+		return Created{}, err
+	}
+	if err := checkContext(rc); err != nil {
+		return Created{}, err
+	}
 	now := e.clock()
 	us, err := e.store.GetUserState(ctx, rp.ID, userRef)
 	if err != nil {
@@ -78,6 +85,12 @@ func (e *Engine) CreateApproval(ctx context.Context, actor string, rp store.Rely
 // ClaimPairing turns a typed phrase into a PAIRING request to the phone that
 // shows it, with a pending connection it will activate.
 func (e *Engine) ClaimPairing(ctx context.Context, actor string, rp store.RelyingParty, phrase, userRef, label, clientAddress string, rc store.RequestContext) (store.Request, error) {
+	if err := checkSingleLine("user_ref", userRef, "account_label", label); err != nil {
+		return store.Request{}, err
+	}
+	if err := checkContext(rc); err != nil {
+		return store.Request{}, err
+	}
 	deviceID, err := e.phrases.Claim(ctx, rp.ID, userRef, phrase, clientAddress)
 	if err != nil {
 		return store.Request{}, err
@@ -189,7 +202,7 @@ func (e *Engine) insertTx(ctx context.Context, tx store.Store, actor string, r s
 	for i, d := range devices {
 		targets[i] = store.RequestTarget{RequestID: r.ID, DeviceID: d.ID, Delivery: delivery, UpdatedAt: now}
 		if d.PushTokenDead && !muted {
-			targets[i].Delivery, targets[i].Detail = store.DeliveryDead, "push token is dead; the app sees the request when opened"
+			targets[i].Delivery, targets[i].Detail = store.DeliveryDead, push.ReasonTokenInvalid.Detail()
 		}
 	}
 	if err := tx.CreateRequest(ctx, r, targets); err != nil {
@@ -222,7 +235,7 @@ func (e *Engine) announce(ctx context.Context, r store.Request, devices []store.
 			// ListPendingRequests; the waiter sees the failure.
 			e.log.ErrorContext(ctx, "queue pushes", "request_id", r.ID, "err", err)
 			for _, d := range live {
-				_ = e.store.UpdateTargetDelivery(ctx, r.ID, d.ID, store.DeliveryFailed, "could not queue the push", e.clock())
+				_ = e.store.UpdateTargetDelivery(ctx, r.ID, d.ID, store.DeliveryFailed, push.ReasonQueueFailed.Detail(), e.clock())
 			}
 		}
 	}
