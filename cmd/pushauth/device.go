@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/pushauth/pushauth/internal/pii"
 	"github.com/pushauth/pushauth/internal/registration"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
@@ -350,7 +351,7 @@ func (r *registerRun) fromOutbox(ctx context.Context, e164 string) (proof, error
 		return proof{}, err
 	}
 	for _, m := range resp.GetMessages() {
-		if e164 == "" && registration.Mask(m.GetPhoneNumber()) != r.st.MaskedPhoneNumber {
+		if e164 == "" && pii.MaskPhone(m.GetPhoneNumber()) != r.st.MaskedPhoneNumber {
 			continue
 		}
 		code, link := smsProof(m.GetBody())

@@ -11,6 +11,7 @@ import (
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/guess"
+	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/secret"
 	"github.com/pushauth/pushauth/internal/store"
 )
@@ -27,6 +28,12 @@ type Created struct {
 // bombing), superseding the oldest pending request and the insert, so
 // parallel calls for one user cannot pass any of them.
 func (e *Engine) CreateApproval(ctx context.Context, actor string, rp store.RelyingParty, userRef string, rc store.RequestContext) (Created, error) {
+	if err := checkSingleLine("user_ref", userRef); err != nil {
+		return Created{}, err
+	}
+	if err := checkContext(rc); err != nil {
+		return Created{}, err
+	}
 	now := e.clock()
 	devices, label, err := e.activeDevices(ctx, rp.ID, userRef)
 	if err != nil {
@@ -134,6 +141,12 @@ func (e *Engine) approvalLimits(rp store.RelyingParty, userRef string) []store.R
 // ClaimPairing turns a typed phrase into a PAIRING request to the phone that
 // shows it, with a pending connection it will activate.
 func (e *Engine) ClaimPairing(ctx context.Context, actor string, rp store.RelyingParty, phrase, userRef, label, clientAddress string, rc store.RequestContext) (store.Request, error) {
+	if err := checkSingleLine("user_ref", userRef, "account_label", label); err != nil {
+		return store.Request{}, err
+	}
+	if err := checkContext(rc); err != nil {
+		return store.Request{}, err
+	}
 	deviceID, err := e.phrases.Claim(ctx, rp.ID, userRef, phrase, clientAddress)
 	if err != nil {
 		return store.Request{}, err
@@ -218,7 +231,7 @@ func (e *Engine) insertTx(ctx context.Context, tx store.Store, actor string, r s
 	for i, d := range devices {
 		targets[i] = store.RequestTarget{RequestID: r.ID, DeviceID: d.ID, Delivery: delivery, UpdatedAt: now}
 		if d.PushTokenDead && !muted {
-			targets[i].Delivery, targets[i].Detail = store.DeliveryDead, "push token is dead; the app sees the request when opened"
+			targets[i].Delivery, targets[i].Detail = store.DeliveryDead, push.ReasonTokenInvalid.Detail()
 		}
 	}
 	if err := tx.CreateRequest(ctx, r, targets); err != nil {
@@ -251,7 +264,7 @@ func (e *Engine) announce(ctx context.Context, r store.Request, devices []store.
 			// ListPendingRequests; the waiter sees the failure.
 			e.log.ErrorContext(ctx, "queue pushes", "request_id", r.ID, "err", err)
 			for _, d := range live {
-				_ = e.store.UpdateTargetDelivery(ctx, r.ID, d.ID, store.DeliveryFailed, "could not queue the push", e.clock())
+				_ = e.store.UpdateTargetDelivery(ctx, r.ID, d.ID, store.DeliveryFailed, push.ReasonQueueFailed.Detail(), e.clock())
 			}
 		}
 	}

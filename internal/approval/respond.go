@@ -30,6 +30,9 @@ var errNotYours = fault.New(fault.NotFound, "request not found")
 // Respond applies a device's signed decision. The first valid decision wins;
 // the same device repeating its decision gets the stored result.
 func (e *Engine) Respond(ctx context.Context, dev store.Device, resp Response) (store.Request, error) {
+	if err := checkRuleID(resp); err != nil {
+		return store.Request{}, err
+	}
 	r, err := e.deviceRequest(ctx, dev.ID, resp.RequestID)
 	if err != nil {
 		return store.Request{}, err

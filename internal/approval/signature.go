@@ -3,10 +3,13 @@ package approval
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
+	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/store"
 )
 
@@ -86,4 +89,53 @@ func FieldsFor(r store.Request, deviceID, decision, answer string, auto bool, ru
 		LocationRuleID: ruleID,
 		SignedAt:       signedAt,
 	}
+}
+
+// SingleLine reports whether s holds no control character (U+0000–U+001F,
+// U+007F–U+009F) and no line or paragraph separator (U+2028, U+2029). Every
+// field of a signed string must, so that no value can end its line and
+// forge the next one (a second "decision=" line, say).
+func SingleLine(s string) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return false
+		}
+	}
+	return true
+}
+
+// checkSingleLine refuses the first of name/value pairs that is not
+// SingleLine, naming its request field. The protos declare the same rule;
+// this keeps the domain safe whoever calls it.
+func checkSingleLine(pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !SingleLine(pairs[i+1]) {
+			return fault.Invalid(pairs[i], "must be a single line without control characters (U+0000–U+001F, U+007F–U+009F, U+2028, U+2029)")
+		}
+	}
+	return nil
+}
+
+// checkContext applies checkSingleLine to what enters the context hash.
+func checkContext(c store.RequestContext) error {
+	return checkSingleLine("context.app_name", c.AppName, "context.ip_address", c.IPAddress,
+		"context.location", c.Location, "context.browser", c.Browser, "context.action", c.Action)
+}
+
+// locationRuleID is the form of a location rule's id: short, and nothing a
+// signed string could trip over.
+var locationRuleID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// checkRuleID refuses a location rule id that is malformed or comes
+// without auto_approved.
+func checkRuleID(resp Response) error {
+	switch {
+	case resp.LocationRuleID == "":
+		return nil
+	case !resp.AutoApproved:
+		return fault.Invalid("location_rule_id", "must be empty unless auto_approved is true")
+	case !locationRuleID.MatchString(resp.LocationRuleID):
+		return fault.Invalid("location_rule_id", "must be 1 to 64 letters, digits, '_' or '-'")
+	}
+	return nil
 }

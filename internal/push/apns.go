@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -114,16 +115,27 @@ func (a *APNs) Send(ctx context.Context, j Job) error {
 			return temporary(fmt.Errorf("push: apns: %w", ctx.Err()), 0)
 		}
 		// Network, TLS or HTTP/2 trouble: the next attempt may well work.
+		// The error quotes the URL, whose path is the device token.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = strings.ReplaceAll(ue.URL, j.PushToken, redactToken(j.PushToken))
+		}
 		return temporary(fmt.Errorf("push: apns: %w", err), 0)
 	}
 	return classifyAPNs(resp, after)
 }
 
-// classifyAPNs maps an APNs response to the package's error classes.
+// classifyAPNs maps an APNs response to the package's error classes and a
+// Reason.
 func classifyAPNs(r *apns2.Response, after time.Duration) error {
 	if r.Sent() {
 		return nil
 	}
+	return withReason(apnsReason(r.StatusCode, r.Reason), apnsClass(r, after))
+}
+
+// apnsClass maps a failed APNs response to the package's error classes.
+func apnsClass(r *apns2.Response, after time.Duration) error {
 	err := fmt.Errorf("push: apns: status %d %s", r.StatusCode, r.Reason)
 	switch {
 	case r.StatusCode == http.StatusGone,

@@ -89,6 +89,12 @@ func (f *fakeAPNs) push(w http.ResponseWriter, r *http.Request) {
 	case "wrong-topic":
 		w.WriteHeader(400)
 		_, _ = io.WriteString(w, `{"reason":"DeviceTokenNotForTopic"}`)
+	case "bad-topic":
+		w.WriteHeader(400)
+		_, _ = io.WriteString(w, `{"reason":"BadTopic"}`)
+	case "odd":
+		w.WriteHeader(400)
+		_, _ = io.WriteString(w, `{"reason":"`+oddProviderText+`"}`)
 	default:
 		w.WriteHeader(200)
 	}
@@ -208,12 +214,15 @@ func TestAPNsErrors(t *testing.T) {
 		token      string
 		dead, temp bool
 		retryAfter time.Duration
+		reason     Reason
 	}{
-		{token: "dead-unregistered", dead: true},
-		{token: "dead-baddevicetoken", dead: true},
-		{token: "busy", temp: true, retryAfter: 12 * time.Second},
-		{token: "down", temp: true},
-		{token: "wrong-topic"},
+		{token: "dead-unregistered", dead: true, reason: ReasonTokenInvalid},
+		{token: "dead-baddevicetoken", dead: true, reason: ReasonTokenInvalid},
+		{token: "busy", temp: true, retryAfter: 12 * time.Second, reason: ReasonRateLimited},
+		{token: "down", temp: true, reason: ReasonProviderUnavailable},
+		{token: "wrong-topic", reason: ReasonRejected},
+		{token: "bad-topic", reason: ReasonNotConfigured},
+		{token: "odd", reason: ReasonRejected},
 	} {
 		t.Run(tc.token, func(t *testing.T) {
 			err := s.Send(t.Context(), apnsJob(tc.token))
@@ -230,6 +239,7 @@ func TestAPNsErrors(t *testing.T) {
 			if errors.As(err, &te) && te.RetryAfter != tc.retryAfter {
 				t.Errorf("RetryAfter = %v, want %v", te.RetryAfter, tc.retryAfter)
 			}
+			checkReason(t, err, tc.reason)
 		})
 	}
 }
@@ -237,9 +247,16 @@ func TestAPNsErrors(t *testing.T) {
 func TestAPNsUnreachableIsTemporary(t *testing.T) {
 	s, f := newTestAPNs(t)
 	f.srv.Close()
-	if err := s.Send(t.Context(), apnsJob("aabbcc")); !IsTemporary(err) {
+	const token = "aabbccddeeff00112233445566778899"
+	err := s.Send(t.Context(), apnsJob(token))
+	if !IsTemporary(err) {
 		t.Fatalf("Send = %v, want a temporary error", err)
 	}
+	// The transport error quotes the URL, whose path is the token.
+	if strings.Contains(err.Error(), token) {
+		t.Errorf("error %q holds the device token", err)
+	}
+	checkReason(t, err, ReasonProviderUnavailable)
 }
 
 func TestNewAPNsKeyFile(t *testing.T) {

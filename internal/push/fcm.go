@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -113,8 +114,15 @@ func (f *FCM) Send(ctx context.Context, j Job) error {
 	return classifyFCM(err)
 }
 
-// classifyFCM maps an SDK error to the package's error classes.
+// classifyFCM maps an SDK error to the package's error classes and a
+// Reason.
 func classifyFCM(err error) error {
+	c := fcmClass(err)
+	return withReason(fcmReason(err, errors.Is(c, ErrTokenDead)), c)
+}
+
+// fcmClass maps an SDK error to the package's error classes.
+func fcmClass(err error) error {
 	resp := errorutils.HTTPResponse(err)
 	wrapped := fmt.Errorf("push: fcm: %w", err)
 	switch {

@@ -146,6 +146,11 @@ func (f *fakeFCM) send(w http.ResponseWriter, r *http.Request) {
 		fcmErr(500, "INTERNAL", "INTERNAL", "")
 	case "tok-mismatch":
 		fcmErr(403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH", "")
+	case "tok-odd":
+		// Provider text no relying party should see: a line break, markup,
+		// a project name and the token itself.
+		w.WriteHeader(400)
+		_, _ = io.WriteString(w, `{"error":{"code":400,"message":"`+oddProviderText+` tok-odd","status":"FAILED_PRECONDITION"}}`)
 	default:
 		_, _ = io.WriteString(w, `{"name":"projects/`+r.PathValue("project")+`/messages/1"}`)
 	}
@@ -242,14 +247,16 @@ func TestFCMErrors(t *testing.T) {
 		token      string
 		dead, temp bool
 		retryAfter time.Duration
+		reason     Reason
 	}{
-		{token: "tok-unregistered", dead: true},
-		{token: "tok-malformed", dead: true},
-		{token: "tok-badmessage"},
-		{token: "tok-mismatch"},
-		{token: "tok-unavailable", temp: true, retryAfter: 300 * time.Second},
-		{token: "tok-quota", temp: true, retryAfter: 7 * time.Second},
-		{token: "tok-internal", temp: true},
+		{token: "tok-unregistered", dead: true, reason: ReasonTokenInvalid},
+		{token: "tok-malformed", dead: true, reason: ReasonTokenInvalid},
+		{token: "tok-badmessage", reason: ReasonRejected},
+		{token: "tok-mismatch", reason: ReasonNotConfigured},
+		{token: "tok-unavailable", temp: true, retryAfter: 300 * time.Second, reason: ReasonProviderUnavailable},
+		{token: "tok-quota", temp: true, retryAfter: 7 * time.Second, reason: ReasonRateLimited},
+		{token: "tok-internal", temp: true, reason: ReasonProviderUnavailable},
+		{token: "tok-odd", reason: ReasonRejected},
 	} {
 		t.Run(tc.token, func(t *testing.T) {
 			before := f.sendCount()
@@ -270,9 +277,10 @@ func TestFCMErrors(t *testing.T) {
 			if errors.As(err, &te) && te.RetryAfter != tc.retryAfter {
 				t.Errorf("RetryAfter = %v, want %v", te.RetryAfter, tc.retryAfter)
 			}
-			if strings.Contains(err.Error(), tc.token) {
+			if tc.token != "tok-odd" && strings.Contains(err.Error(), tc.token) {
 				t.Errorf("error %q names the token", err)
 			}
+			checkReason(t, err, tc.reason)
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -363,6 +364,8 @@ func (q *Queue) handle(ctx context.Context, m jetstream.Msg) {
 			q.finish(rctx, m, j, Result{Outcome: Failed, Attempt: attempt,
 				Err: fmt.Errorf("push: giving up after %d attempts: %w", attempt, err)})
 		default:
+			q.logger.Info("push: retrying", "attempt", attempt, "request_id", j.RequestID, "device_id", j.DeviceID,
+				"sender", q.sender.Name(), "reason", ReasonOf(err), "retry_in", delay, "err", logErr(err, j.PushToken))
 			// Reported before the Nak so a quick redelivery's outcome
 			// cannot overtake it.
 			q.onResult(rctx, j, Result{Outcome: Retrying, Attempt: attempt, Err: err, RetryIn: delay})
@@ -391,8 +394,13 @@ func (q *Queue) finish(ctx context.Context, m jetstream.Msg, j Job, r Result) {
 	if r.Outcome != Sent {
 		lvl = slog.LevelInfo
 	}
-	q.logger.Log(ctx, lvl, "push: job done", "outcome", r.Outcome, "attempt", r.Attempt,
-		"request_id", j.RequestID, "device_id", j.DeviceID, "sender", q.sender.Name(), "err", r.Err)
+	attrs := []any{"outcome", r.Outcome, "attempt", r.Attempt, "request_id", j.RequestID, "device_id", j.DeviceID, "sender", q.sender.Name()}
+	if r.Err != nil {
+		// The provider's own text, for operators only; it never reaches a
+		// relying party (see Reason).
+		attrs = append(attrs, "reason", ReasonOf(r.Err), "err", logErr(r.Err, j.PushToken))
+	}
+	q.logger.Log(ctx, lvl, "push: job done", attrs...)
 	q.onResult(ctx, j, r)
 }
 
@@ -410,4 +418,14 @@ func backoff(attempt int, lo, hi time.Duration) time.Duration {
 	}
 	ceil = min(ceil, hi)
 	return time.Duration(rand.Int64N(int64(ceil) + 1))
+}
+
+// logErr is err's text for the log, with the job's push token shortened in
+// case a provider quoted it.
+func logErr(err error, token string) string {
+	s := err.Error()
+	if token != "" {
+		s = strings.ReplaceAll(s, token, redactToken(token))
+	}
+	return s
 }

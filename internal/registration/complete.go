@@ -9,6 +9,7 @@ import (
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/devicekey"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/pii"
 	"github.com/pushauth/pushauth/internal/secret"
 	"github.com/pushauth/pushauth/internal/store"
 )
@@ -75,7 +76,7 @@ func (s *Service) Complete(ctx context.Context, p CompleteParams) (store.Device,
 	if !devicekey.Verify(pub, ProofMessage(v.ID, p.PublicKey), p.ProofSignature) {
 		return store.Device{}, "", fault.New(fault.PermissionDenied, "device.proof_signature does not verify: sign the registration string (docs/registration.md) with the registered key")
 	}
-	masked := Mask(v.PhoneNumber)
+	masked := pii.MaskPhone(v.PhoneNumber)
 	attempts, ticket, err := s.spendTry(ctx, v, now)
 	if err != nil {
 		return store.Device{}, "", err

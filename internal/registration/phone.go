@@ -8,6 +8,7 @@ import (
 	"github.com/nyaruka/phonenumbers"
 
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/pii"
 )
 
 // Phone is a parsed, normalised phone number.
@@ -61,14 +62,10 @@ func ParsePhone(input, defaultRegion string, allowed []string) (Phone, error) {
 	return Phone{E164: phonenumbers.Format(num, phonenumbers.E164), Region: numRegion}, nil
 }
 
-// Mask keeps the country prefix and the last two digits: "+31*******78".
-// Logs and audit events use it instead of the number.
-func Mask(e164 string) string {
-	if len(e164) < 6 {
-		return "***"
-	}
-	return e164[:3] + strings.Repeat("*", len(e164)-5) + e164[len(e164)-2:]
-}
+// Mask is pii.MaskPhone, kept so code written against it still builds.
+//
+// Deprecated: use pii.MaskPhone, the one masking of phone numbers.
+func Mask(e164 string) string { return pii.MaskPhone(e164) }
 
 // numberPrefix is the number without its last four digits: the unit of the
 // per-prefix limit that stops pumping through ranges of numbers.

@@ -16,6 +16,7 @@ import (
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/keyring"
+	"github.com/pushauth/pushauth/internal/pii"
 	"github.com/pushauth/pushauth/internal/secret"
 	"github.com/pushauth/pushauth/internal/sms"
 	"github.com/pushauth/pushauth/internal/store"
@@ -133,7 +134,7 @@ func (s *Service) Start(ctx context.Context, p StartParams) (Started, error) {
 	}
 	v.CodeHash = s.keys.Hash("sms-code", v.ID+":"+code)
 	v.LinkHash = s.keys.Hash("sms-link", link)
-	masked := Mask(phone.E164)
+	masked := pii.MaskPhone(phone.E164)
 
 	err = s.store.InTx(ctx, func(tx store.Store) error {
 		// Counters first: their row locks serialise concurrent starts for the

@@ -33,22 +33,18 @@ func (p *queuePusher) Push(ctx context.Context, r store.Request, devices []store
 	return p.q.Enqueue(ctx, jobs...)
 }
 
-// pushResult turns the queue's report into progress on the request.
+// pushResult turns the queue's report into progress on the request. Only a
+// reason and its fixed sentence are recorded: the provider's text can hold
+// anything, and the queue has logged it already.
 func pushResult(engine *approval.Engine) func(context.Context, push.Job, push.Result) {
 	return func(ctx context.Context, j push.Job, r push.Result) {
-		detail := ""
-		if r.Err != nil {
-			detail = r.Err.Error()
-		}
 		switch r.Outcome {
 		case push.Sent:
 			engine.PushResult(ctx, j.RequestID, j.DeviceID, j.PushToken, approval.PushSent, "")
 		case push.Dead:
-			engine.PushResult(ctx, j.RequestID, j.DeviceID, j.PushToken, approval.PushDead, "the push token is dead: "+detail)
-		case push.Retrying:
-			engine.PushResult(ctx, j.RequestID, j.DeviceID, j.PushToken, approval.PushFailed, "push failed, retrying: "+detail)
-		case push.Failed:
-			engine.PushResult(ctx, j.RequestID, j.DeviceID, j.PushToken, approval.PushFailed, "push failed: "+detail)
+			engine.PushResult(ctx, j.RequestID, j.DeviceID, j.PushToken, approval.PushDead, push.ReasonTokenInvalid.Detail())
+		case push.Retrying, push.Failed:
+			engine.PushResult(ctx, j.RequestID, j.DeviceID, j.PushToken, approval.PushFailed, push.ReasonOf(r.Err).Detail())
 		}
 	}
 }

@@ -78,7 +78,7 @@ func TestMessageBirdSend(t *testing.T) {
 			want: &wantErr{status: 400, code: "25", contains: []string{"not enough balance; bad originator"}}},
 		{name: "bad key is permanent and scrubbed", status: 401,
 			body: `{"errors":[{"code":2,"description":"Request not allowed (incorrect access_key ` + testKey + `) for 31612345678","parameter":"access_key"}]}`,
-			want: &wantErr{status: 401, code: "2", contains: []string{"[redacted]", "+31******78"}}},
+			want: &wantErr{status: 401, code: "2", contains: []string{"[redacted]", "+31*******78"}}},
 		{name: "echoed body is scrubbed", status: 400,
 			body: `{"errors":[{"code":"body_invalid","description":"` + testBody + `","parameter":"body"}]}`,
 			want: &wantErr{status: 400, code: "body_invalid", contains: []string{"[body]"}}},

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pushauth/pushauth/internal/pii"
 )
 
 // Message is one SMS.
@@ -24,12 +26,12 @@ type Message struct {
 // String masks the number and hides the body, so printing a Message with %v
 // by mistake leaks neither.
 func (m Message) String() string {
-	return "sms to " + MaskNumber(m.To) + " (" + strconv.Itoa(len(m.Body)) + " bytes)"
+	return "sms to " + pii.MaskPhone(m.To) + " (" + strconv.Itoa(len(m.Body)) + " bytes)"
 }
 
 // LogValue keeps the code out of logs when a Message is passed to slog.
 func (m Message) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("to", MaskNumber(m.To)), slog.Int("body_len", len(m.Body)))
+	return slog.GroupValue(slog.String("to", pii.MaskPhone(m.To)), slog.Int("body_len", len(m.Body)))
 }
 
 // Sender sends an SMS through one provider.
@@ -121,32 +123,12 @@ func validE164(s string) bool { return e164.MatchString(s) }
 // checkMessage is the validation every provider does first.
 func checkMessage(provider string, m Message) error {
 	if !validE164(m.To) {
-		return &Error{Provider: provider, Code: "invalid_recipient", Message: "recipient " + MaskNumber(m.To) + " is not an E.164 number"}
+		return &Error{Provider: provider, Code: "invalid_recipient", Message: "recipient " + pii.MaskPhone(m.To) + " is not an E.164 number"}
 	}
 	if strings.TrimSpace(m.Body) == "" {
 		return &Error{Provider: provider, Code: "empty_body", Message: "message body is empty"}
 	}
 	return nil
-}
-
-// MaskNumber keeps the "+", the first two digits and the last two of a
-// number, "+31******78", for logs and errors. The mask has a fixed width so
-// it does not reveal the number's length.
-func MaskNumber(e164 string) string {
-	var digits []byte
-	for i := 0; i < len(e164); i++ {
-		if c := e164[i]; c >= '0' && c <= '9' {
-			digits = append(digits, c)
-		}
-	}
-	prefix := ""
-	if strings.HasPrefix(strings.TrimSpace(e164), "+") {
-		prefix = "+"
-	}
-	if len(digits) < 7 {
-		return prefix + "******"
-	}
-	return prefix + string(digits[:2]) + "******" + string(digits[len(digits)-2:])
 }
 
 // digitRun matches anything that could be a phone number or a code: six or
@@ -174,7 +156,7 @@ func scrub(s string, m Message, secrets ...string) string {
 		}
 	}
 	if m.To != "" {
-		masked := MaskNumber(m.To)
+		masked := pii.MaskPhone(m.To)
 		pairs = append(pairs, m.To, masked)
 		if d := strings.TrimPrefix(m.To, "+"); d != "" {
 			pairs = append(pairs, d, masked)

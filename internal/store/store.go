@@ -228,10 +228,11 @@ type LimitError struct {
 }
 
 func (e *LimitError) Error() string {
+	// The key is left out: keys hold phone numbers and addresses.
 	if e.Exhausted {
-		return fmt.Sprintf("limit %q: every try spent", e.Key)
+		return fmt.Sprintf("limit %d: every try spent", e.Index)
 	}
-	return fmt.Sprintf("limit %q: refused until %s", e.Key, e.Until.Format(time.RFC3339))
+	return fmt.Sprintf("limit %d: refused until %s", e.Index, e.Until.Format(time.RFC3339))
 }
 
 // Is makes errors.Is(err, ErrLimited) true for a *LimitError.

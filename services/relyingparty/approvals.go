@@ -110,11 +110,12 @@ func progressOf(t store.RequestTarget) []*pushauthv1.Progress {
 		out = append(out, &pushauthv1.Progress{Kind: pushauthv1.Progress_KIND_QUEUED, Time: at},
 			&pushauthv1.Progress{Kind: pushauthv1.Progress_KIND_SENT, DeviceId: t.DeviceID, Time: at})
 	case store.DeliveryFailed, store.DeliveryDead, store.DeliveryMuted, store.DeliveryRemoved:
-		detail := t.Detail
-		if t.Delivery == store.DeliveryMuted {
-			detail = "pushes muted after a fraud report; the app still lists the request"
+		reason, detail := wire.DeliveryFailure(t)
+		if t.Delivery == store.DeliveryRemoved {
+			detail = t.Detail // the service's own words, never a provider's
 		}
-		out = append(out, &pushauthv1.Progress{Kind: pushauthv1.Progress_KIND_DELIVERY_FAILED, DeviceId: t.DeviceID, Time: at, Detail: detail})
+		out = append(out, &pushauthv1.Progress{Kind: pushauthv1.Progress_KIND_DELIVERY_FAILED, DeviceId: t.DeviceID, Time: at,
+			Detail: detail, FailureReason: reason})
 	}
 	if !t.SeenAt.IsZero() {
 		out = append(out, &pushauthv1.Progress{Kind: pushauthv1.Progress_KIND_SEEN, DeviceId: t.DeviceID, Time: timestamppb.New(t.SeenAt)})

@@ -373,7 +373,8 @@ func TestFraudReport(t *testing.T) {
 		w.a.Clock.Advance(10 * time.Second)
 		c = w.login(t)
 		wt := w.wait(t, c.GetRequestId())
-		if p := wt.until(t, pushauthv1.Progress_KIND_DELIVERY_FAILED); !strings.Contains(p.GetDetail(), "muted") {
+		if p := wt.until(t, pushauthv1.Progress_KIND_DELIVERY_FAILED); !strings.Contains(p.GetDetail(), "muted") ||
+			p.GetFailureReason() != pushauthv1.DeliveryFailureReason_DELIVERY_FAILURE_REASON_MUTED {
 			t.Fatalf("progress %v", p)
 		}
 		if dr := w.b.Pending(t, w.phone); dr.GetId() != c.GetRequestId() {

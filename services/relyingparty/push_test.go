@@ -60,7 +60,8 @@ func TestPushThroughFCM(t *testing.T) {
 			t.Fatal(err)
 		}
 		wt = w.wait(t, c.GetRequestId())
-		if p := wt.until(t, pushauthv1.Progress_KIND_DELIVERY_FAILED); !strings.Contains(p.GetDetail(), "dead") {
+		if p := wt.until(t, pushauthv1.Progress_KIND_DELIVERY_FAILED); !strings.Contains(p.GetDetail(), "dead") ||
+			p.GetFailureReason() != pushauthv1.DeliveryFailureReason_DELIVERY_FAILURE_REASON_TOKEN_INVALID {
 			t.Fatalf("progress %v", p)
 		}
 		devs, err := ts.RP.ListUserDevices(ctx, &pushauthv1.ListUserDevicesRequest{UserRef: "piet"})

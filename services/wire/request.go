@@ -4,6 +4,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pushauth/pushauth/internal/approval"
+	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/store"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
@@ -78,4 +79,29 @@ func DeviceRequest(r store.Request, rp store.RelyingParty) *pushauthv1.DeviceReq
 		ContextSha256:             approval.ContextHash(r.Context, r.AccountLabel),
 		LocationAutomationAllowed: rp.Policy.AllowLocationAutomation && r.Kind == store.KindLogin,
 	}
+}
+
+var failureReasons = map[push.Reason]pushauthv1.DeliveryFailureReason{
+	push.ReasonTokenInvalid:        pushauthv1.DeliveryFailureReason_DELIVERY_FAILURE_REASON_TOKEN_INVALID,
+	push.ReasonProviderUnavailable: pushauthv1.DeliveryFailureReason_DELIVERY_FAILURE_REASON_PROVIDER_UNAVAILABLE,
+	push.ReasonRateLimited:         pushauthv1.DeliveryFailureReason_DELIVERY_FAILURE_REASON_RATE_LIMITED,
+	push.ReasonRejected:            pushauthv1.DeliveryFailureReason_DELIVERY_FAILURE_REASON_REJECTED,
+	push.ReasonNotConfigured:       pushauthv1.DeliveryFailureReason_DELIVERY_FAILURE_REASON_NOT_CONFIGURED,
+	push.ReasonQueueFailed:         pushauthv1.DeliveryFailureReason_DELIVERY_FAILURE_REASON_QUEUE_FAILED,
+	push.ReasonMuted:               pushauthv1.DeliveryFailureReason_DELIVERY_FAILURE_REASON_MUTED,
+}
+
+// DeliveryFailure is what a relying party sees of a target whose push did
+// not go out: a reason and its fixed sentence. The stored detail is read
+// only for its reason code, so nothing a push provider wrote (nor a detail
+// stored by an older version) reaches the relying party.
+func DeliveryFailure(t store.RequestTarget) (pushauthv1.DeliveryFailureReason, string) {
+	r := push.ParseDetail(t.Detail)
+	switch {
+	case t.Delivery == store.DeliveryMuted:
+		r = push.ReasonMuted
+	case t.Delivery == store.DeliveryDead && r == push.ReasonUnspecified:
+		r = push.ReasonTokenInvalid
+	}
+	return failureReasons[r], r.Message()
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/pushauth/pushauth/internal/pii"
 	"github.com/pushauth/pushauth/internal/store"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
@@ -67,22 +68,9 @@ func Device(d store.Device) *pushauthv1.Device {
 		Platform:          p,
 		Name:              d.Name,
 		AppVersion:        d.AppVersion,
-		MaskedPhoneNumber: MaskPhone(d.PhoneNumber),
+		MaskedPhoneNumber: pii.MaskPhone(d.PhoneNumber),
 		CreateTime:        timestamppb.New(d.CreatedAt),
 		LastSeenTime:      OptionalTime(d.LastSeenAt),
 		PushTokenDead:     d.PushTokenDead,
 	}
-}
-
-// MaskPhone keeps the country prefix and the last two digits of an E.164
-// number: "+31612345678" becomes "+31*******78".
-func MaskPhone(e164 string) string {
-	if len(e164) < 6 {
-		return "***"
-	}
-	b := []byte(e164)
-	for i := 3; i < len(b)-2; i++ {
-		b[i] = '*'
-	}
-	return string(b)
 }

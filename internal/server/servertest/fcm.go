@@ -19,13 +19,19 @@ import (
 
 // FakeFCM is a local server speaking FCM HTTP v1 and Google's token
 // endpoint, so the real FCM client library pushes to it offline. Push
-// tokens starting with "dead-" are answered UNREGISTERED; others succeed.
+// tokens starting with "dead-" are answered UNREGISTERED, tokens starting
+// with "odd-" are refused with OddFCMText as the error message (a provider
+// error no relying party should see); others succeed.
 type FakeFCM struct {
 	URL string
 	// Pushes receives the data of every push that reached it.
 	Pushes chan map[string]string
 	key    *rsa.PrivateKey
 }
+
+// OddFCMText is the error text the fake FCM answers "odd-" tokens with: a
+// line break, markup and an internal project name, followed by the token.
+const OddFCMText = "Project proj-internal-7 quota\n<b>exceeded</b> for"
 
 // NewFakeFCM starts a fake FCM for the test.
 func NewFakeFCM(t testing.TB) *FakeFCM {
@@ -49,6 +55,12 @@ func NewFakeFCM(t testing.TB) *FakeFCM {
 		}
 		_ = json.NewDecoder(r.Body).Decode(&body)
 		w.Header().Set("Content-Type", "application/json")
+		if strings.HasPrefix(body.Message.Token, "odd-") {
+			w.WriteHeader(http.StatusBadRequest)
+			msg, _ := json.Marshal(OddFCMText + " " + body.Message.Token)
+			_, _ = io.WriteString(w, `{"error":{"code":400,"message":`+string(msg)+`,"status":"FAILED_PRECONDITION"}}`)
+			return
+		}
 		if strings.HasPrefix(body.Message.Token, "dead-") {
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = io.WriteString(w, `{"error":{"code":404,"message":"not found","status":"NOT_FOUND","details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"UNREGISTERED"}]}}`)

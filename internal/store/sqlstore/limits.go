@@ -90,7 +90,7 @@ func (s *Store) TakeRate(ctx context.Context, now time.Time, limits ...store.Rat
 		if errors.Is(err, store.ErrLimited) {
 			return store.RateTicket{}, err
 		}
-		return store.RateTicket{}, fmt.Errorf("take rate %s: %w", strings.Join(keys, ", "), err)
+		return store.RateTicket{}, fmt.Errorf("take rate: %w", err)
 	}
 	return t, nil
 }
@@ -116,7 +116,7 @@ func (s *Store) CountRate(ctx context.Context, key string, now time.Time, window
 	var n int
 	if err := s.r.QueryRowContext(ctx, s.q("SELECT count(*) FROM rate_events WHERE key = ? AND at > ?"),
 		key, now.Add(-window).UnixMicro()).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count rate %q: %w", key, mapErr(err))
+		return 0, fmt.Errorf("count rate: %w", mapErr(err))
 	}
 	return n, nil
 }
@@ -189,7 +189,7 @@ func (s *Store) SpendGuess(ctx context.Context, b store.GuessBudget, now time.Ti
 		if errors.Is(err, store.ErrLimited) {
 			return store.GuessState{}, err
 		}
-		return store.GuessState{}, fmt.Errorf("spend guess %q: %w", b.Key, err)
+		return store.GuessState{}, fmt.Errorf("spend guess: %w", err)
 	}
 	return g, nil
 }
@@ -205,7 +205,7 @@ func scanGuess(sc scanner) (store.GuessState, error) {
 // ResetGuesses implements store.Guesses: a budget at zero is no row.
 func (s *Store) ResetGuesses(ctx context.Context, key string, _ time.Time) error {
 	if _, err := s.w.ExecContext(ctx, s.q("DELETE FROM guess_budgets WHERE key = ?"), key); err != nil {
-		return fmt.Errorf("reset guesses %q: %w", key, mapErr(err))
+		return fmt.Errorf("reset guesses: %w", mapErr(err))
 	}
 	return nil
 }
@@ -218,7 +218,7 @@ func (s *Store) GetGuesses(ctx context.Context, key string) (store.GuessState, e
 	case errors.Is(err, sql.ErrNoRows):
 		return store.GuessState{Key: key}, nil
 	case err != nil:
-		return store.GuessState{}, fmt.Errorf("get guesses %q: %w", key, mapErr(err))
+		return store.GuessState{}, fmt.Errorf("get guesses: %w", mapErr(err))
 	}
 	return g, nil
 }

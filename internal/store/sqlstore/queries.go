@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushauth/pushauth/internal/pii"
 	"github.com/pushauth/pushauth/internal/store"
 )
 
@@ -377,7 +378,7 @@ func (s *Store) LatestVerification(ctx context.Context, phoneNumber string) (sto
 	v, err := scanVerification(s.r.QueryRowContext(ctx, s.q("SELECT "+verificationColumns+
 		" FROM phone_verifications WHERE phone_number = ? ORDER BY created_at DESC NULLS LAST, id DESC LIMIT 1"), phoneNumber))
 	if err != nil {
-		return store.Verification{}, fmt.Errorf("latest verification of %q: %w", phoneNumber, mapErr(err))
+		return store.Verification{}, fmt.Errorf("latest verification of %s: %w", pii.MaskPhone(phoneNumber), mapErr(err))
 	}
 	return v, nil
 }

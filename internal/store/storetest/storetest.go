@@ -104,6 +104,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Concurrent/TransferConnection", testConcurrentTransferConnection},
 		{"Revocation/RemoveTargets", testRemoveTargets},
 		{"Revocation/LockActiveConnection", testLockActiveConnection},
+		{"Errors/HideNumbers", testErrorsHideNumbers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

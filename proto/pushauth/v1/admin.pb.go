@@ -25,10 +25,12 @@ const (
 )
 
 type CreateRelyingPartyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	DisplayName   string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	Policy        *RelyingPartyPolicy    `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Shown on the phone; the default app_name of pairing requests, so it
+	// enters the signed decision string and must be single-line.
+	DisplayName   string              `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Policy        *RelyingPartyPolicy `protobuf:"bytes,3,opt,name=policy,proto3" json:"policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1228,10 +1230,10 @@ var File_pushauth_v1_admin_proto protoreflect.FileDescriptor
 
 const file_pushauth_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17pushauth/v1/admin.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pushauth/v1/policy.proto\"\xb5\x01\n" +
+	"\x17pushauth/v1/admin.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pushauth/v1/policy.proto\"\xd3\x01\n" +
 	"\x19CreateRelyingPartyRequest\x121\n" +
-	"\x04name\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[a-z][a-z0-9-]{1,62}$R\x04name\x12,\n" +
-	"\fdisplay_name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\vdisplayName\x127\n" +
+	"\x04name\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[a-z][a-z0-9-]{1,62}$R\x04name\x12J\n" +
+	"\fdisplay_name\x18\x02 \x01(\tB'\xbaH$r\"\x10\x01\x18d2\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\vdisplayName\x127\n" +
 	"\x06policy\x18\x03 \x01(\v2\x1f.pushauth.v1.RelyingPartyPolicyR\x06policy\"\\\n" +
 	"\x1aCreateRelyingPartyResponse\x12>\n" +
 	"\rrelying_party\x18\x01 \x01(\v2\x19.pushauth.v1.RelyingPartyR\frelyingParty\"H\n" +

@@ -648,7 +648,7 @@ type Device struct {
 	Platform   Platform               `protobuf:"varint,2,opt,name=platform,proto3,enum=pushauth.v1.Platform" json:"platform,omitempty"`
 	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	AppVersion string                 `protobuf:"bytes,4,opt,name=app_version,json=appVersion,proto3" json:"app_version,omitempty"`
-	// The phone number with all but the last digits masked, e.g. "+31******78".
+	// The phone number with all but the last digits masked, e.g. "+31*******78".
 	MaskedPhoneNumber string                 `protobuf:"bytes,5,opt,name=masked_phone_number,json=maskedPhoneNumber,proto3" json:"masked_phone_number,omitempty"`
 	CreateTime        *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	LastSeenTime      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_seen_time,json=lastSeenTime,proto3" json:"last_seen_time,omitempty"`
@@ -1463,7 +1463,9 @@ type RespondToRequestRequest struct {
 	// The number the user typed, when the request asks for one.
 	NumberAnswer string `protobuf:"bytes,3,opt,name=number_answer,json=numberAnswer,proto3" json:"number_answer,omitempty"`
 	// Set when a location rule on the phone approved without a tap.
-	AutoApproved   bool   `protobuf:"varint,4,opt,name=auto_approved,json=autoApproved,proto3" json:"auto_approved,omitempty"`
+	AutoApproved bool `protobuf:"varint,4,opt,name=auto_approved,json=autoApproved,proto3" json:"auto_approved,omitempty"`
+	// The id of the location rule that approved: 1 to 64 letters, digits, '_'
+	// or '-'. Must be empty unless auto_approved is true.
 	LocationRuleId string `protobuf:"bytes,5,opt,name=location_rule_id,json=locationRuleId,proto3" json:"location_rule_id,omitempty"`
 	// When the phone signed; must be within 5 minutes of the server's clock.
 	SignedTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=signed_time,json=signedTime,proto3" json:"signed_time,omitempty"`
@@ -2189,7 +2191,7 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12;\n" +
 	"\vresend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"resendTime\"\xa6\x02\n" +
+	"resendTime\"\xc4\x02\n" +
 	"\x12DeviceRegistration\x12)\n" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fB\n" +
@@ -2199,12 +2201,12 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bplatform\x12)\n" +
 	"\n" +
 	"push_token\x18\x04 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80\bR\tpushToken\x12\x1d\n" +
-	"\x04name\x18\x05 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\x04name\x12(\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80\bR\tpushToken\x12;\n" +
+	"\x04name\x18\x05 \x01(\tB'\xbaH$r\"\x10\x01\x18d2\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\x04name\x12(\n" +
 	"\vapp_version\x18\x06 \x01(\tB\a\xbaH\x04r\x02\x182R\n" +
-	"appVersion\"\xfc\x01\n" +
-	" CompletePhoneVerificationRequest\x122\n" +
-	"\x0fverification_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x0everificationId\x12'\n" +
+	"appVersion\"\x9a\x02\n" +
+	" CompletePhoneVerificationRequest\x12P\n" +
+	"\x0fverification_id\x18\x01 \x01(\tB'\xbaH$r\"\x10\x01\x18@2\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\x0everificationId\x12'\n" +
 	"\x04code\x18\x02 \x01(\tB\x11\xbaH\x0er\f2\n" +
 	"^[0-9]{6}$H\x00R\x04code\x12*\n" +
 	"\n" +
@@ -2213,11 +2215,11 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\x05proof\x12\x05\xbaH\x02\b\x01\"}\n" +
 	"!CompletePhoneVerificationResponse\x12+\n" +
 	"\x06device\x18\x01 \x01(\v2\x13.pushauth.v1.DeviceR\x06device\x12+\n" +
-	"\x11device_credential\x18\x02 \x01(\tR\x10deviceCredential\"\xc2\x01\n" +
+	"\x11device_credential\x18\x02 \x01(\tR\x10deviceCredential\"\xe0\x01\n" +
 	"\x13UpdateDeviceRequest\x12'\n" +
 	"\n" +
-	"push_token\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpushToken\x12\x1b\n" +
-	"\x04name\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18dR\x04name\x12(\n" +
+	"push_token\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpushToken\x129\n" +
+	"\x04name\x18\x02 \x01(\tB%\xbaH\"r \x18d2\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\x04name\x12(\n" +
 	"\vapp_version\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x182R\n" +
 	"appVersion\x12;\n" +
 	"\vupdate_mask\x18\x04 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
@@ -2271,15 +2273,15 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\arequest\x18\x01 \x01(\v2\x1a.pushauth.v1.DeviceRequestH\x00R\arequest\x12,\n" +
 	"\x11closed_request_id\x18\x02 \x01(\tH\x00R\x0fclosedRequestId\x12\x18\n" +
 	"\x06notice\x18\x03 \x01(\tH\x00R\x06noticeB\a\n" +
-	"\x05event\"\x82\x03\n" +
+	"\x05event\"\x9c\x03\n" +
 	"\x17RespondToRequestRequest\x12(\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\trequestId\x12=\n" +
 	"\bdecision\x18\x02 \x01(\x0e2\x15.pushauth.v1.DecisionB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\bdecision\x128\n" +
 	"\rnumber_answer\x18\x03 \x01(\tB\x13\xbaH\x10r\x0e2\f^[0-9]{0,6}$R\fnumberAnswer\x12#\n" +
-	"\rauto_approved\x18\x04 \x01(\bR\fautoApproved\x121\n" +
-	"\x10location_rule_id\x18\x05 \x01(\tB\a\xbaH\x04r\x02\x18@R\x0elocationRuleId\x12C\n" +
+	"\rauto_approved\x18\x04 \x01(\bR\fautoApproved\x12K\n" +
+	"\x10location_rule_id\x18\x05 \x01(\tB!\xbaH\x1er\x1c\x18@2\x18^([A-Za-z0-9_-]{1,64})?$R\x0elocationRuleId\x12C\n" +
 	"\vsigned_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01R\n" +
 	"signedTime\x12'\n" +
 	"\tsignature\x18\a \x01(\fB\t\xbaH\x06z\x04\x10\b\x18PR\tsignature\"~\n" +

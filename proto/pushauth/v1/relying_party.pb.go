@@ -31,8 +31,8 @@ const (
 	Progress_KIND_QUEUED Progress_Kind = 1
 	// The push provider accepted the push for device_id.
 	Progress_KIND_SENT Progress_Kind = 2
-	// The push to device_id failed; detail says why. The app still sees the
-	// request when opened.
+	// The push to device_id failed; failure_reason says why, and detail
+	// in a fixed sentence. The app still sees the request when opened.
 	Progress_KIND_DELIVERY_FAILED Progress_Kind = 3
 	// The app on device_id opened the request.
 	Progress_KIND_SEEN Progress_Kind = 4
@@ -1015,11 +1015,15 @@ func (x *WaitRequestRequest) GetRequestId() string {
 
 // Progress is news about a pending request.
 type Progress struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          Progress_Kind          `protobuf:"varint,1,opt,name=kind,proto3,enum=pushauth.v1.Progress_Kind" json:"kind,omitempty"`
-	DeviceId      string                 `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
-	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
-	Detail        string                 `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Kind     Progress_Kind          `protobuf:"varint,1,opt,name=kind,proto3,enum=pushauth.v1.Progress_Kind" json:"kind,omitempty"`
+	DeviceId string                 `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Time     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	// For KIND_DELIVERY_FAILED: a fixed, human-readable sentence for
+	// failure_reason. Never the push provider's own text.
+	Detail string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	// For KIND_DELIVERY_FAILED: why the push did not go out.
+	FailureReason DeliveryFailureReason `protobuf:"varint,5,opt,name=failure_reason,json=failureReason,proto3,enum=pushauth.v1.DeliveryFailureReason" json:"failure_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1080,6 +1084,13 @@ func (x *Progress) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *Progress) GetFailureReason() DeliveryFailureReason {
+	if x != nil {
+		return x.FailureReason
+	}
+	return DeliveryFailureReason_DELIVERY_FAILURE_REASON_UNSPECIFIED
 }
 
 type WaitRequestResponse struct {
@@ -1772,11 +1783,11 @@ const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"\rWhoAmIRequest\"v\n" +
 	"\x0eWhoAmIResponse\x12>\n" +
 	"\rrelying_party\x18\x01 \x01(\v2\x19.pushauth.v1.RelyingPartyR\frelyingParty\x12$\n" +
-	"\x0eapi_key_prefix\x18\x02 \x01(\tR\fapiKeyPrefix\"\xf6\x01\n" +
+	"\x0eapi_key_prefix\x18\x02 \x01(\tR\fapiKeyPrefix\"\x88\x02\n" +
 	"\x19ClaimPairingPhraseRequest\x12!\n" +
-	"\x06phrase\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x03\x18dR\x06phrase\x12:\n" +
-	"\buser_ref\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\xc8\x012\x13^[^\\x00-\\x1f\\x7f]*$R\auserRef\x12C\n" +
-	"\raccount_label\x18\x03 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18d2\x13^[^\\x00-\\x1f\\x7f]*$R\faccountLabel\x125\n" +
+	"\x06phrase\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x03\x18dR\x06phrase\x12C\n" +
+	"\buser_ref\x18\x02 \x01(\tB(\xbaH%r#\x10\x01\x18\xc8\x012\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\auserRef\x12L\n" +
+	"\raccount_label\x18\x03 \x01(\tB'\xbaH$r\"\x10\x01\x18d2\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\faccountLabel\x125\n" +
 	"\acontext\x18\x04 \x01(\v2\x1b.pushauth.v1.RequestContextR\acontext\"x\n" +
 	"\x1aClaimPairingPhraseResponse\x12\x1d\n" +
 	"\n" +
@@ -1808,9 +1819,9 @@ const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"\x14GetDeviceKeyResponse\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x1d\n" +
 	"\n" +
-	"public_key\x18\x02 \x01(\fR\tpublicKey\"\x8a\x01\n" +
-	"\x15CreateApprovalRequest\x12:\n" +
-	"\buser_ref\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\xc8\x012\x13^[^\\x00-\\x1f\\x7f]*$R\auserRef\x125\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\"\x93\x01\n" +
+	"\x15CreateApprovalRequest\x12C\n" +
+	"\buser_ref\x18\x01 \x01(\tB(\xbaH%r#\x10\x01\x18\xc8\x012\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\auserRef\x125\n" +
 	"\acontext\x18\x02 \x01(\v2\x1b.pushauth.v1.RequestContextR\acontext\"\xd6\x01\n" +
 	"\x16CreateApprovalResponse\x12\x1d\n" +
 	"\n" +
@@ -1831,12 +1842,13 @@ const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"\arequest\x18\x01 \x01(\v2\x14.pushauth.v1.RequestR\arequest\">\n" +
 	"\x12WaitRequestRequest\x12(\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\trequestId\"\x86\x02\n" +
+	"request_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\trequestId\"\xd1\x02\n" +
 	"\bProgress\x12.\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1a.pushauth.v1.Progress.KindR\x04kind\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12.\n" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
-	"\x06detail\x18\x04 \x01(\tR\x06detail\"e\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\x12I\n" +
+	"\x0efailure_reason\x18\x05 \x01(\x0e2\".pushauth.v1.DeliveryFailureReasonR\rfailureReason\"e\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vKIND_QUEUED\x10\x01\x12\r\n" +
@@ -1846,10 +1858,10 @@ const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"\x13WaitRequestResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.pushauth.v1.ProgressH\x00R\bprogress\x12.\n" +
 	"\x06result\x18\x02 \x01(\v2\x14.pushauth.v1.RequestH\x00R\x06resultB\a\n" +
-	"\x05event\"\x95\x01\n" +
-	"\x11EnrollTotpRequest\x12:\n" +
-	"\buser_ref\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\xc8\x012\x13^[^\\x00-\\x1f\\x7f]*$R\auserRef\x12D\n" +
-	"\raccount_label\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18d2\x14^[^\\x00-\\x1f\\x7f:]*$R\faccountLabel\"\x81\x01\n" +
+	"\x05event\"\xa7\x01\n" +
+	"\x11EnrollTotpRequest\x12C\n" +
+	"\buser_ref\x18\x01 \x01(\tB(\xbaH%r#\x10\x01\x18\xc8\x012\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\auserRef\x12M\n" +
+	"\raccount_label\x18\x02 \x01(\tB(\xbaH%r#\x10\x01\x18d2\x1d^[^\\p{Cc}\\x{2028}\\x{2029}:]*$R\faccountLabel\"\x81\x01\n" +
 	"\x12EnrollTotpResponse\x12\x1b\n" +
 	"\tfactor_id\x18\x01 \x01(\tR\bfactorId\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x1f\n" +
@@ -1965,6 +1977,7 @@ var file_pushauth_v1_relying_party_proto_goTypes = []any{
 	(Platform)(0),                      // 35: pushauth.v1.Platform
 	(NumberMatchingMode)(0),            // 36: pushauth.v1.NumberMatchingMode
 	(*Request)(nil),                    // 37: pushauth.v1.Request
+	(DeliveryFailureReason)(0),         // 38: pushauth.v1.DeliveryFailureReason
 }
 var file_pushauth_v1_relying_party_proto_depIdxs = []int32{
 	32, // 0: pushauth.v1.WhoAmIResponse.relying_party:type_name -> pushauth.v1.RelyingParty
@@ -1981,44 +1994,45 @@ var file_pushauth_v1_relying_party_proto_depIdxs = []int32{
 	37, // 11: pushauth.v1.CancelRequestResponse.request:type_name -> pushauth.v1.Request
 	0,  // 12: pushauth.v1.Progress.kind:type_name -> pushauth.v1.Progress.Kind
 	34, // 13: pushauth.v1.Progress.time:type_name -> google.protobuf.Timestamp
-	19, // 14: pushauth.v1.WaitRequestResponse.progress:type_name -> pushauth.v1.Progress
-	37, // 15: pushauth.v1.WaitRequestResponse.result:type_name -> pushauth.v1.Request
-	34, // 16: pushauth.v1.TotpFactor.create_time:type_name -> google.protobuf.Timestamp
-	5,  // 17: pushauth.v1.ListUserFactorsResponse.push_devices:type_name -> pushauth.v1.UserDevice
-	29, // 18: pushauth.v1.ListUserFactorsResponse.totp_factors:type_name -> pushauth.v1.TotpFactor
-	1,  // 19: pushauth.v1.RelyingPartyService.WhoAmI:input_type -> pushauth.v1.WhoAmIRequest
-	3,  // 20: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:input_type -> pushauth.v1.ClaimPairingPhraseRequest
-	6,  // 21: pushauth.v1.RelyingPartyService.ListUserDevices:input_type -> pushauth.v1.ListUserDevicesRequest
-	8,  // 22: pushauth.v1.RelyingPartyService.RemoveUserDevice:input_type -> pushauth.v1.RemoveUserDeviceRequest
-	10, // 23: pushauth.v1.RelyingPartyService.GetDeviceKey:input_type -> pushauth.v1.GetDeviceKeyRequest
-	12, // 24: pushauth.v1.RelyingPartyService.CreateApproval:input_type -> pushauth.v1.CreateApprovalRequest
-	14, // 25: pushauth.v1.RelyingPartyService.GetRequest:input_type -> pushauth.v1.GetRequestRequest
-	16, // 26: pushauth.v1.RelyingPartyService.CancelRequest:input_type -> pushauth.v1.CancelRequestRequest
-	18, // 27: pushauth.v1.RelyingPartyService.WaitRequest:input_type -> pushauth.v1.WaitRequestRequest
-	21, // 28: pushauth.v1.RelyingPartyService.EnrollTotp:input_type -> pushauth.v1.EnrollTotpRequest
-	23, // 29: pushauth.v1.RelyingPartyService.ConfirmTotp:input_type -> pushauth.v1.ConfirmTotpRequest
-	25, // 30: pushauth.v1.RelyingPartyService.RemoveTotp:input_type -> pushauth.v1.RemoveTotpRequest
-	27, // 31: pushauth.v1.RelyingPartyService.VerifyTotp:input_type -> pushauth.v1.VerifyTotpRequest
-	30, // 32: pushauth.v1.RelyingPartyService.ListUserFactors:input_type -> pushauth.v1.ListUserFactorsRequest
-	2,  // 33: pushauth.v1.RelyingPartyService.WhoAmI:output_type -> pushauth.v1.WhoAmIResponse
-	4,  // 34: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:output_type -> pushauth.v1.ClaimPairingPhraseResponse
-	7,  // 35: pushauth.v1.RelyingPartyService.ListUserDevices:output_type -> pushauth.v1.ListUserDevicesResponse
-	9,  // 36: pushauth.v1.RelyingPartyService.RemoveUserDevice:output_type -> pushauth.v1.RemoveUserDeviceResponse
-	11, // 37: pushauth.v1.RelyingPartyService.GetDeviceKey:output_type -> pushauth.v1.GetDeviceKeyResponse
-	13, // 38: pushauth.v1.RelyingPartyService.CreateApproval:output_type -> pushauth.v1.CreateApprovalResponse
-	15, // 39: pushauth.v1.RelyingPartyService.GetRequest:output_type -> pushauth.v1.GetRequestResponse
-	17, // 40: pushauth.v1.RelyingPartyService.CancelRequest:output_type -> pushauth.v1.CancelRequestResponse
-	20, // 41: pushauth.v1.RelyingPartyService.WaitRequest:output_type -> pushauth.v1.WaitRequestResponse
-	22, // 42: pushauth.v1.RelyingPartyService.EnrollTotp:output_type -> pushauth.v1.EnrollTotpResponse
-	24, // 43: pushauth.v1.RelyingPartyService.ConfirmTotp:output_type -> pushauth.v1.ConfirmTotpResponse
-	26, // 44: pushauth.v1.RelyingPartyService.RemoveTotp:output_type -> pushauth.v1.RemoveTotpResponse
-	28, // 45: pushauth.v1.RelyingPartyService.VerifyTotp:output_type -> pushauth.v1.VerifyTotpResponse
-	31, // 46: pushauth.v1.RelyingPartyService.ListUserFactors:output_type -> pushauth.v1.ListUserFactorsResponse
-	33, // [33:47] is the sub-list for method output_type
-	19, // [19:33] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	38, // 14: pushauth.v1.Progress.failure_reason:type_name -> pushauth.v1.DeliveryFailureReason
+	19, // 15: pushauth.v1.WaitRequestResponse.progress:type_name -> pushauth.v1.Progress
+	37, // 16: pushauth.v1.WaitRequestResponse.result:type_name -> pushauth.v1.Request
+	34, // 17: pushauth.v1.TotpFactor.create_time:type_name -> google.protobuf.Timestamp
+	5,  // 18: pushauth.v1.ListUserFactorsResponse.push_devices:type_name -> pushauth.v1.UserDevice
+	29, // 19: pushauth.v1.ListUserFactorsResponse.totp_factors:type_name -> pushauth.v1.TotpFactor
+	1,  // 20: pushauth.v1.RelyingPartyService.WhoAmI:input_type -> pushauth.v1.WhoAmIRequest
+	3,  // 21: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:input_type -> pushauth.v1.ClaimPairingPhraseRequest
+	6,  // 22: pushauth.v1.RelyingPartyService.ListUserDevices:input_type -> pushauth.v1.ListUserDevicesRequest
+	8,  // 23: pushauth.v1.RelyingPartyService.RemoveUserDevice:input_type -> pushauth.v1.RemoveUserDeviceRequest
+	10, // 24: pushauth.v1.RelyingPartyService.GetDeviceKey:input_type -> pushauth.v1.GetDeviceKeyRequest
+	12, // 25: pushauth.v1.RelyingPartyService.CreateApproval:input_type -> pushauth.v1.CreateApprovalRequest
+	14, // 26: pushauth.v1.RelyingPartyService.GetRequest:input_type -> pushauth.v1.GetRequestRequest
+	16, // 27: pushauth.v1.RelyingPartyService.CancelRequest:input_type -> pushauth.v1.CancelRequestRequest
+	18, // 28: pushauth.v1.RelyingPartyService.WaitRequest:input_type -> pushauth.v1.WaitRequestRequest
+	21, // 29: pushauth.v1.RelyingPartyService.EnrollTotp:input_type -> pushauth.v1.EnrollTotpRequest
+	23, // 30: pushauth.v1.RelyingPartyService.ConfirmTotp:input_type -> pushauth.v1.ConfirmTotpRequest
+	25, // 31: pushauth.v1.RelyingPartyService.RemoveTotp:input_type -> pushauth.v1.RemoveTotpRequest
+	27, // 32: pushauth.v1.RelyingPartyService.VerifyTotp:input_type -> pushauth.v1.VerifyTotpRequest
+	30, // 33: pushauth.v1.RelyingPartyService.ListUserFactors:input_type -> pushauth.v1.ListUserFactorsRequest
+	2,  // 34: pushauth.v1.RelyingPartyService.WhoAmI:output_type -> pushauth.v1.WhoAmIResponse
+	4,  // 35: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:output_type -> pushauth.v1.ClaimPairingPhraseResponse
+	7,  // 36: pushauth.v1.RelyingPartyService.ListUserDevices:output_type -> pushauth.v1.ListUserDevicesResponse
+	9,  // 37: pushauth.v1.RelyingPartyService.RemoveUserDevice:output_type -> pushauth.v1.RemoveUserDeviceResponse
+	11, // 38: pushauth.v1.RelyingPartyService.GetDeviceKey:output_type -> pushauth.v1.GetDeviceKeyResponse
+	13, // 39: pushauth.v1.RelyingPartyService.CreateApproval:output_type -> pushauth.v1.CreateApprovalResponse
+	15, // 40: pushauth.v1.RelyingPartyService.GetRequest:output_type -> pushauth.v1.GetRequestResponse
+	17, // 41: pushauth.v1.RelyingPartyService.CancelRequest:output_type -> pushauth.v1.CancelRequestResponse
+	20, // 42: pushauth.v1.RelyingPartyService.WaitRequest:output_type -> pushauth.v1.WaitRequestResponse
+	22, // 43: pushauth.v1.RelyingPartyService.EnrollTotp:output_type -> pushauth.v1.EnrollTotpResponse
+	24, // 44: pushauth.v1.RelyingPartyService.ConfirmTotp:output_type -> pushauth.v1.ConfirmTotpResponse
+	26, // 45: pushauth.v1.RelyingPartyService.RemoveTotp:output_type -> pushauth.v1.RemoveTotpResponse
+	28, // 46: pushauth.v1.RelyingPartyService.VerifyTotp:output_type -> pushauth.v1.VerifyTotpResponse
+	31, // 47: pushauth.v1.RelyingPartyService.ListUserFactors:output_type -> pushauth.v1.ListUserFactorsResponse
+	34, // [34:48] is the sub-list for method output_type
+	20, // [20:34] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_pushauth_v1_relying_party_proto_init() }

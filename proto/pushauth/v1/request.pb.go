@@ -266,8 +266,85 @@ func (Decision) EnumDescriptor() ([]byte, []int) {
 	return file_pushauth_v1_request_proto_rawDescGZIP(), []int{3}
 }
 
+// DeliveryFailureReason says why a push did not reach a phone, in terms a
+// login server can act on. The push provider's own text stays in the
+// server's log.
+type DeliveryFailureReason int32
+
+const (
+	DeliveryFailureReason_DELIVERY_FAILURE_REASON_UNSPECIFIED DeliveryFailureReason = 0
+	// The push token is no longer valid (app uninstalled, token rotated or
+	// malformed). No more pushes go to it until the app sends a new one.
+	DeliveryFailureReason_DELIVERY_FAILURE_REASON_TOKEN_INVALID DeliveryFailureReason = 1
+	// The push provider was unavailable or timed out.
+	DeliveryFailureReason_DELIVERY_FAILURE_REASON_PROVIDER_UNAVAILABLE DeliveryFailureReason = 2
+	// The push provider asked us to slow down.
+	DeliveryFailureReason_DELIVERY_FAILURE_REASON_RATE_LIMITED DeliveryFailureReason = 3
+	// The push provider refused the push for another reason.
+	DeliveryFailureReason_DELIVERY_FAILURE_REASON_REJECTED DeliveryFailureReason = 4
+	// No push provider is configured for the phone's platform, or its
+	// credentials were refused: the operator must fix the configuration.
+	DeliveryFailureReason_DELIVERY_FAILURE_REASON_NOT_CONFIGURED DeliveryFailureReason = 5
+	// The push could not be queued.
+	DeliveryFailureReason_DELIVERY_FAILURE_REASON_QUEUE_FAILED DeliveryFailureReason = 6
+	// Pushes to this user are muted after a fraud report.
+	DeliveryFailureReason_DELIVERY_FAILURE_REASON_MUTED DeliveryFailureReason = 7
+)
+
+// Enum value maps for DeliveryFailureReason.
+var (
+	DeliveryFailureReason_name = map[int32]string{
+		0: "DELIVERY_FAILURE_REASON_UNSPECIFIED",
+		1: "DELIVERY_FAILURE_REASON_TOKEN_INVALID",
+		2: "DELIVERY_FAILURE_REASON_PROVIDER_UNAVAILABLE",
+		3: "DELIVERY_FAILURE_REASON_RATE_LIMITED",
+		4: "DELIVERY_FAILURE_REASON_REJECTED",
+		5: "DELIVERY_FAILURE_REASON_NOT_CONFIGURED",
+		6: "DELIVERY_FAILURE_REASON_QUEUE_FAILED",
+		7: "DELIVERY_FAILURE_REASON_MUTED",
+	}
+	DeliveryFailureReason_value = map[string]int32{
+		"DELIVERY_FAILURE_REASON_UNSPECIFIED":          0,
+		"DELIVERY_FAILURE_REASON_TOKEN_INVALID":        1,
+		"DELIVERY_FAILURE_REASON_PROVIDER_UNAVAILABLE": 2,
+		"DELIVERY_FAILURE_REASON_RATE_LIMITED":         3,
+		"DELIVERY_FAILURE_REASON_REJECTED":             4,
+		"DELIVERY_FAILURE_REASON_NOT_CONFIGURED":       5,
+		"DELIVERY_FAILURE_REASON_QUEUE_FAILED":         6,
+		"DELIVERY_FAILURE_REASON_MUTED":                7,
+	}
+)
+
+func (x DeliveryFailureReason) Enum() *DeliveryFailureReason {
+	p := new(DeliveryFailureReason)
+	*p = x
+	return p
+}
+
+func (x DeliveryFailureReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeliveryFailureReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_pushauth_v1_request_proto_enumTypes[4].Descriptor()
+}
+
+func (DeliveryFailureReason) Type() protoreflect.EnumType {
+	return &file_pushauth_v1_request_proto_enumTypes[4]
+}
+
+func (x DeliveryFailureReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeliveryFailureReason.Descriptor instead.
+func (DeliveryFailureReason) EnumDescriptor() ([]byte, []int) {
+	return file_pushauth_v1_request_proto_rawDescGZIP(), []int{4}
+}
+
 // RequestContext is what the phone shows about the login. Every field is
-// single-line text.
+// single-line text: no control characters (U+0000–U+001F, U+007F–U+009F) and
+// no U+2028 or U+2029, because the fields enter the signed decision string.
 type RequestContext struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The app or service being logged in to, e.g. "Mijn Portal".
@@ -727,14 +804,14 @@ var File_pushauth_v1_request_proto protoreflect.FileDescriptor
 
 const file_pushauth_v1_request_proto_rawDesc = "" +
 	"\n" +
-	"\x19pushauth/v1/request.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pushauth/v1/policy.proto\"\xaf\x02\n" +
-	"\x0eRequestContext\x127\n" +
-	"\bapp_name\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x18d2\x13^[^\\x00-\\x1f\\x7f]*$R\aappName\x12:\n" +
+	"\x19pushauth/v1/request.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pushauth/v1/policy.proto\"\xd3\x02\n" +
+	"\x0eRequestContext\x12@\n" +
+	"\bapp_name\x18\x01 \x01(\tB%\xbaH\"r \x18d2\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\aappName\x12:\n" +
 	"\n" +
-	"ip_address\x18\x02 \x01(\tB\x1b\xbaH\x18r\x16\x18-2\x12^([0-9A-Fa-f.:]*)$R\tipAddress\x128\n" +
-	"\blocation\x18\x03 \x01(\tB\x1c\xbaH\x19r\x17\x18d2\x13^[^\\x00-\\x1f\\x7f]*$R\blocation\x127\n" +
-	"\abrowser\x18\x04 \x01(\tB\x1d\xbaH\x1ar\x18\x18\xc8\x012\x13^[^\\x00-\\x1f\\x7f]*$R\abrowser\x125\n" +
-	"\x06action\x18\x05 \x01(\tB\x1d\xbaH\x1ar\x18\x18\xc8\x012\x13^[^\\x00-\\x1f\\x7f]*$R\x06action\"e\n" +
+	"ip_address\x18\x02 \x01(\tB\x1b\xbaH\x18r\x16\x18-2\x12^([0-9A-Fa-f.:]*)$R\tipAddress\x12A\n" +
+	"\blocation\x18\x03 \x01(\tB%\xbaH\"r \x18d2\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\blocation\x12@\n" +
+	"\abrowser\x18\x04 \x01(\tB&\xbaH#r!\x18\xc8\x012\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\abrowser\x12>\n" +
+	"\x06action\x18\x05 \x01(\tB&\xbaH#r!\x18\xc8\x012\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\x06action\"e\n" +
 	"\x0eSignedDecision\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\x12\x1b\n" +
@@ -801,7 +878,16 @@ const file_pushauth_v1_request_proto_rawDesc = "" +
 	"\x14DECISION_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10DECISION_APPROVE\x10\x01\x12\x11\n" +
 	"\rDECISION_DENY\x10\x02\x12\x19\n" +
-	"\x15DECISION_REPORT_FRAUD\x10\x03B;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
+	"\x15DECISION_REPORT_FRAUD\x10\x03*\xe6\x02\n" +
+	"\x15DeliveryFailureReason\x12'\n" +
+	"#DELIVERY_FAILURE_REASON_UNSPECIFIED\x10\x00\x12)\n" +
+	"%DELIVERY_FAILURE_REASON_TOKEN_INVALID\x10\x01\x120\n" +
+	",DELIVERY_FAILURE_REASON_PROVIDER_UNAVAILABLE\x10\x02\x12(\n" +
+	"$DELIVERY_FAILURE_REASON_RATE_LIMITED\x10\x03\x12$\n" +
+	" DELIVERY_FAILURE_REASON_REJECTED\x10\x04\x12*\n" +
+	"&DELIVERY_FAILURE_REASON_NOT_CONFIGURED\x10\x05\x12(\n" +
+	"$DELIVERY_FAILURE_REASON_QUEUE_FAILED\x10\x06\x12!\n" +
+	"\x1dDELIVERY_FAILURE_REASON_MUTED\x10\aB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
 
 var (
 	file_pushauth_v1_request_proto_rawDescOnce sync.Once
@@ -815,36 +901,37 @@ func file_pushauth_v1_request_proto_rawDescGZIP() []byte {
 	return file_pushauth_v1_request_proto_rawDescData
 }
 
-var file_pushauth_v1_request_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_pushauth_v1_request_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_pushauth_v1_request_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_pushauth_v1_request_proto_goTypes = []any{
 	(RequestKind)(0),              // 0: pushauth.v1.RequestKind
 	(RequestStatus)(0),            // 1: pushauth.v1.RequestStatus
 	(DecisionReason)(0),           // 2: pushauth.v1.DecisionReason
 	(Decision)(0),                 // 3: pushauth.v1.Decision
-	(*RequestContext)(nil),        // 4: pushauth.v1.RequestContext
-	(*SignedDecision)(nil),        // 5: pushauth.v1.SignedDecision
-	(*Request)(nil),               // 6: pushauth.v1.Request
-	(*DeviceRequest)(nil),         // 7: pushauth.v1.DeviceRequest
-	(NumberMatchingMode)(0),       // 8: pushauth.v1.NumberMatchingMode
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(DeliveryFailureReason)(0),    // 4: pushauth.v1.DeliveryFailureReason
+	(*RequestContext)(nil),        // 5: pushauth.v1.RequestContext
+	(*SignedDecision)(nil),        // 6: pushauth.v1.SignedDecision
+	(*Request)(nil),               // 7: pushauth.v1.Request
+	(*DeviceRequest)(nil),         // 8: pushauth.v1.DeviceRequest
+	(NumberMatchingMode)(0),       // 9: pushauth.v1.NumberMatchingMode
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_pushauth_v1_request_proto_depIdxs = []int32{
 	0,  // 0: pushauth.v1.Request.kind:type_name -> pushauth.v1.RequestKind
 	1,  // 1: pushauth.v1.Request.status:type_name -> pushauth.v1.RequestStatus
 	2,  // 2: pushauth.v1.Request.reason:type_name -> pushauth.v1.DecisionReason
-	4,  // 3: pushauth.v1.Request.context:type_name -> pushauth.v1.RequestContext
-	8,  // 4: pushauth.v1.Request.number_matching:type_name -> pushauth.v1.NumberMatchingMode
-	9,  // 5: pushauth.v1.Request.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 6: pushauth.v1.Request.expire_time:type_name -> google.protobuf.Timestamp
-	9,  // 7: pushauth.v1.Request.decide_time:type_name -> google.protobuf.Timestamp
-	5,  // 8: pushauth.v1.Request.signed_decision:type_name -> pushauth.v1.SignedDecision
+	5,  // 3: pushauth.v1.Request.context:type_name -> pushauth.v1.RequestContext
+	9,  // 4: pushauth.v1.Request.number_matching:type_name -> pushauth.v1.NumberMatchingMode
+	10, // 5: pushauth.v1.Request.create_time:type_name -> google.protobuf.Timestamp
+	10, // 6: pushauth.v1.Request.expire_time:type_name -> google.protobuf.Timestamp
+	10, // 7: pushauth.v1.Request.decide_time:type_name -> google.protobuf.Timestamp
+	6,  // 8: pushauth.v1.Request.signed_decision:type_name -> pushauth.v1.SignedDecision
 	0,  // 9: pushauth.v1.DeviceRequest.kind:type_name -> pushauth.v1.RequestKind
 	1,  // 10: pushauth.v1.DeviceRequest.status:type_name -> pushauth.v1.RequestStatus
-	4,  // 11: pushauth.v1.DeviceRequest.context:type_name -> pushauth.v1.RequestContext
-	8,  // 12: pushauth.v1.DeviceRequest.number_matching:type_name -> pushauth.v1.NumberMatchingMode
-	9,  // 13: pushauth.v1.DeviceRequest.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 14: pushauth.v1.DeviceRequest.expire_time:type_name -> google.protobuf.Timestamp
+	5,  // 11: pushauth.v1.DeviceRequest.context:type_name -> pushauth.v1.RequestContext
+	9,  // 12: pushauth.v1.DeviceRequest.number_matching:type_name -> pushauth.v1.NumberMatchingMode
+	10, // 13: pushauth.v1.DeviceRequest.create_time:type_name -> google.protobuf.Timestamp
+	10, // 14: pushauth.v1.DeviceRequest.expire_time:type_name -> google.protobuf.Timestamp
 	15, // [15:15] is the sub-list for method output_type
 	15, // [15:15] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
@@ -863,7 +950,7 @@ func file_pushauth_v1_request_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushauth_v1_request_proto_rawDesc), len(file_pushauth_v1_request_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
