@@ -51,6 +51,7 @@ type Store interface {
 	Backups
 	TOTPFactors
 	Audit
+	Retention
 }
 
 // NumberMatching is the relying party's number-matching mode.
@@ -253,7 +254,8 @@ type AuditFilter struct {
 	Limit          int       // > 0
 }
 
-// Audit is the append-only audit log. There is no update or delete.
+// Audit is the append-only audit log. There is no update; only Retention
+// deletes events, once they are older than the audit retention period.
 type Audit interface {
 	// AppendAuditEvent inserts e and returns the ID it was given.
 	AppendAuditEvent(ctx context.Context, e AuditEvent) (int64, error)
@@ -558,4 +560,32 @@ type TOTPFactors interface {
 	// if there is no ACTIVE factor with this ID, ErrConflict on a replay: of
 	// concurrent callers with the same step exactly one gets nil.
 	UseTOTPStep(ctx context.Context, id string, step int64) error
+}
+
+// Retention deletes what pushauth no longer needs, so personal data (phone
+// numbers, client addresses, login context, SMS texts) is not kept forever.
+// Every method deletes at most limit (> 0) rows per call, oldest first, and
+// returns how many it deleted: a sweeper calls it again while it returns
+// limit, so no call holds locks for long. Rows are selected by cutoff, a time
+// the caller computes; a row exactly at cutoff is kept. Each method is
+// idempotent and safe to run on every replica at once: concurrent callers
+// never fail because another one deleted a row first, and each row is counted
+// by exactly one of them.
+type Retention interface {
+	// DeleteExpiredVerifications deletes verifications whose ExpiresAt is
+	// before cutoff (or not set), used or not.
+	DeleteExpiredVerifications(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	// DeleteFinishedRequests deletes requests that are not PENDING and were
+	// decided before cutoff, together with their targets, and returns how
+	// many requests it deleted. A PENDING request is never deleted.
+	DeleteFinishedRequests(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	// DeleteOutboxMessagesBefore deletes outbox messages created before
+	// cutoff (or without a creation time).
+	DeleteOutboxMessagesBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	// DeleteAuditEventsBefore deletes audit events whose Time is before
+	// cutoff. Events without a Time are kept.
+	DeleteAuditEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	// DeleteExpiredPairingPhrases deletes pairing phrases whose ExpiresAt is
+	// before cutoff (or not set), claimed or not.
+	DeleteExpiredPairingPhrases(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 }

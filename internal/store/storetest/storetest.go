@@ -96,6 +96,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Concurrent/AddBackupFailure", testConcurrentAddBackupFailure},
 		{"Concurrent/UseTOTPStep", testConcurrentUseTOTPStep},
 		{"Concurrent/TransferConnection", testConcurrentTransferConnection},
+		{"Retention", testRetention},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
