@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pushauth/pushauth/internal/keyring"
+	"github.com/pushauth/pushauth/internal/retention"
 )
 
 // Config is everything pushauthd can be told. Each field is settable, in
@@ -80,6 +81,13 @@ type Config struct {
 	// Push bombing: login requests to one user in any minute and hour.
 	ApprovalsPerMinute int `yaml:"approvals_per_minute" help:"login requests to one user in any minute (a relying party's policy may set its own)"`
 	ApprovalsPerHour   int `yaml:"approvals_per_hour" help:"login requests to one user in any hour (a relying party's policy may set its own)"`
+
+	RetentionInterval      time.Duration `yaml:"retention_interval" help:"how often each replica deletes data past its retention (jittered ±20%)"`
+	RetentionRequests      time.Duration `yaml:"retention_requests" help:"how long finished login and pairing requests (with IP, location, browser) are kept after their decision"`
+	RetentionVerifications time.Duration `yaml:"retention_verifications" help:"how long SMS verifications (phone number, client address) are kept after they expire"`
+	RetentionOutbox        time.Duration `yaml:"retention_outbox" help:"how long development outbox messages (plaintext codes) are kept"`
+	RetentionAudit         time.Duration `yaml:"retention_audit" help:"how long audit events are kept; at least retention_requests"`
+	RetentionCounters      time.Duration `yaml:"retention_counters" help:"how long rate-limit counters are kept after their window started; at least 24h, the longest window"`
 }
 
 // DefaultConfig is the configuration when nothing is given.
@@ -113,6 +121,13 @@ func DefaultConfig() Config {
 		SMSDailyBudget:       10000,
 		VerificationAttempts: 5,
 		VerificationFailures: 10,
+
+		RetentionInterval:      10 * time.Minute,
+		RetentionRequests:      30 * retention.Day,
+		RetentionVerifications: retention.Day,
+		RetentionOutbox:        retention.Day,
+		RetentionAudit:         400 * retention.Day,
+		RetentionCounters:      retention.Day,
 	}
 }
 
@@ -454,7 +469,46 @@ func (c Config) Validate() error {
 	if c.HealthInterval < 100*time.Millisecond {
 		bad("health_interval", "must be at least 100ms")
 	}
+	c.validateRetention(bad)
 	return errors.Join(errs...)
+}
+
+// validateRetention checks the retention_* settings.
+func (c Config) validateRetention(bad func(key, format string, args ...any)) {
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"retention_interval", c.RetentionInterval}, {"retention_requests", c.RetentionRequests},
+		{"retention_verifications", c.RetentionVerifications}, {"retention_outbox", c.RetentionOutbox},
+		{"retention_audit", c.RetentionAudit}, {"retention_counters", c.RetentionCounters}} {
+		if d.v <= 0 {
+			bad(d.key, "must be positive, got %s", d.v)
+		}
+	}
+	if c.RetentionInterval > 0 && c.RetentionInterval < time.Second {
+		bad("retention_interval", "must be at least 1s")
+	}
+	if c.RetentionAudit < c.RetentionRequests {
+		bad("retention_audit", "must be at least retention_requests (%s), so a request's audit trail outlives it", c.RetentionRequests)
+	}
+	if c.RetentionCounters > 0 && c.RetentionCounters < retention.Day {
+		bad("retention_counters", "must be at least 24h, the longest rate-limit window")
+	}
+	if c.RetentionVerifications > 0 && c.RetentionVerifications < c.SMSResendCooldown {
+		bad("retention_verifications", "must be at least sms_resend_cooldown (%s): the cooldown is read from the last verification", c.SMSResendCooldown)
+	}
+}
+
+// retentionConfig is the sweeper's configuration from c.
+func (c Config) retentionConfig() retention.Config {
+	return retention.Config{
+		Period:        c.RetentionInterval,
+		Requests:      c.RetentionRequests,
+		Verifications: c.RetentionVerifications,
+		Outbox:        c.RetentionOutbox,
+		Audit:         c.RetentionAudit,
+		Counters:      c.RetentionCounters,
+	}
 }
 
 // databaseURL is database_url, or SQLite in the data directory.

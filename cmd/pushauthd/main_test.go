@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pushauth/pushauth/internal/store/storetest"
+	"github.com/pushauth/pushauth/migrations"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
 
@@ -213,9 +217,23 @@ func TestRunFailsClearly(t *testing.T) {
 func TestMigrateSubcommand(t *testing.T) {
 	getenv, environ := env(nil)
 	dir := t.TempDir()
+	// The newest migration embedded, so adding one does not break this test.
+	entries, err := fs.ReadDir(migrations.SQLite, "sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := 0
+	for _, e := range entries {
+		n, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+		if err != nil {
+			t.Fatalf("migration %s: %v", e.Name(), err)
+		}
+		latest = max(latest, n)
+	}
+	v := fmt.Sprintf("schema version %d", latest)
 	for _, step := range []struct {
 		verb, want string
-	}{{"up", "schema version 5 (sqlite)"}, {"version", "schema version 5"}, {"down", "schema version 0"}, {"up", "schema version 5"}} {
+	}{{"up", v + " (sqlite)"}, {"version", v}, {"down", "schema version 0"}, {"up", v}} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), []string{"migrate", step.verb, "--data-dir", dir}, getenv, environ, &stdout, &stderr, nil); code != 0 {
 			t.Fatalf("migrate %s: exit %d: %s", step.verb, code, stderr.String())

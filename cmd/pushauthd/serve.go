@@ -86,6 +86,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 		PushSender: pushSender,
 		PairingTTL: cfg.PairingTTL,
 		Approval:   approvalConfig(cfg),
+		Retention:  cfg.retentionConfig(),
 		SMS:        sender,
 		Outbox:     cfg.SMSProvider == "outbox",
 		Registration: registration.Config{

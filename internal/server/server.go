@@ -30,6 +30,7 @@ import (
 	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/registration"
 	"github.com/pushauth/pushauth/internal/relyingparty"
+	"github.com/pushauth/pushauth/internal/retention"
 	"github.com/pushauth/pushauth/internal/sms"
 	"github.com/pushauth/pushauth/internal/store"
 	"github.com/pushauth/pushauth/internal/totp"
@@ -72,6 +73,9 @@ type Options struct {
 	// SecretChecks is told of every secret compared, besides the metrics;
 	// may be nil (tests count guesses with it).
 	SecretChecks guess.Observer
+	// Retention says how long old data is kept; zero fields take
+	// retention.DefaultConfig().
+	Retention retention.Config
 }
 
 // Server is an assembled, not yet listening, pushauth server.
@@ -87,11 +91,16 @@ type Server struct {
 	Revocations *events.Revocations
 	hub         *events.Hub
 	queue       *push.Queue
+
+	// Retention deletes old data; Run starts it.
+	Retention *retention.Sweeper
 }
 
-// Run works the push queue and sweeps expired requests until ctx ends.
+// Run works the push queue, sweeps expired requests and deletes old data
+// until ctx ends.
 func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
 	go s.Engine.RunSweeper(ctx, sweepEvery)
+	go s.Retention.Run(ctx)
 	return s.queue.Run(ctx)
 }
 
@@ -132,6 +141,10 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Bus == nil {
 		return nil, fmt.Errorf("server: Options.Bus is required")
+	}
+	sweeper, err := retention.New(o.Retention, o.Store, o.Now, o.Logger)
+	if err != nil {
+		return nil, err
 	}
 	hub, err := events.NewHub(o.Bus.Conn(), events.RequestPrefix, o.Logger)
 	if err != nil {
@@ -200,7 +213,7 @@ func New(o Options) (*Server, error) {
 	}, o.Logger)
 	healthpb.RegisterHealthServer(g, h.srv)
 	reflection.Register(g)
-	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, hub: hub, queue: queue}, nil
+	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub, queue: queue}, nil
 }
 
 // OpsHandler serves /metrics, /healthz (the process is alive) and /readyz

@@ -54,6 +54,7 @@ type Store interface {
 	TOTPFactors
 	Audit
 	TargetRemovals
+	Retention
 }
 
 // NumberMatching is the relying party's number-matching mode.
@@ -349,7 +350,8 @@ type AuditFilter struct {
 	Limit          int       // > 0
 }
 
-// Audit is the append-only audit log. There is no update or delete.
+// Audit is the append-only audit log. There is no update; only Retention
+// deletes events, once they are older than the audit retention period.
 type Audit interface {
 	// AppendAuditEvent inserts e and returns the ID it was given.
 	AppendAuditEvent(ctx context.Context, e AuditEvent) (int64, error)
@@ -683,4 +685,32 @@ type TargetRemovals interface {
 	// row until the transaction ends, so a removal, revocation or transfer
 	// of the connection runs wholly before or after the caller.
 	LockActiveConnection(ctx context.Context, relyingPartyID, userRef, deviceID string) (Connection, error)
+}
+
+// Retention deletes what pushauth no longer needs, so personal data (phone
+// numbers, client addresses, login context, SMS texts) is not kept forever.
+// Every method deletes at most limit (> 0) rows per call, oldest first, and
+// returns how many it deleted: a sweeper calls it again while it returns
+// limit, so no call holds locks for long. Rows are selected by cutoff, a time
+// the caller computes; a row exactly at cutoff is kept. Each method is
+// idempotent and safe to run on every replica at once: concurrent callers
+// never fail because another one deleted a row first, and each row is counted
+// by exactly one of them.
+type Retention interface {
+	// DeleteExpiredVerifications deletes verifications whose ExpiresAt is
+	// before cutoff (or not set), used or not.
+	DeleteExpiredVerifications(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	// DeleteFinishedRequests deletes requests that are not PENDING and were
+	// decided before cutoff, together with their targets, and returns how
+	// many requests it deleted. A PENDING request is never deleted.
+	DeleteFinishedRequests(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	// DeleteOutboxMessagesBefore deletes outbox messages created before
+	// cutoff (or without a creation time).
+	DeleteOutboxMessagesBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	// DeleteAuditEventsBefore deletes audit events whose Time is before
+	// cutoff. Events without a Time are kept.
+	DeleteAuditEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	// DeleteExpiredPairingPhrases deletes pairing phrases whose ExpiresAt is
+	// before cutoff (or not set), claimed or not.
+	DeleteExpiredPairingPhrases(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 }

@@ -105,6 +105,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Revocation/RemoveTargets", testRemoveTargets},
 		{"Revocation/LockActiveConnection", testLockActiveConnection},
 		{"Errors/HideNumbers", testErrorsHideNumbers},
+		{"Retention", testRetention},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
