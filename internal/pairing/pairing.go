@@ -122,7 +122,15 @@ func (p *Phrases) Claim(ctx context.Context, relyingPartyID, userRef, phrase, cl
 			return "", fault.Exhausted(fmt.Sprintf("too many unknown pairing phrases; try again in %s", retry.Round(time.Second)), retry)
 		}
 	}
-	pp, err := p.store.ClaimPairingPhrase(ctx, p.keys.Hash("pairing-phrase", Normalize(phrase)), now)
+	// Look up under every key, so phrases shown just before a key rotation
+	// (or by a replica not yet rotated) are still found.
+	var pp store.PairingPhrase
+	var err error
+	for _, h := range p.keys.Hashes("pairing-phrase", Normalize(phrase)) {
+		if pp, err = p.store.ClaimPairingPhrase(ctx, h, now); !errors.Is(err, store.ErrNotFound) {
+			break
+		}
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		for _, k := range keys {
 			if _, err := p.store.IncrementCounter(ctx, k.key, hour, 1<<30); err != nil {
