@@ -37,7 +37,7 @@ type Config struct {
 	TLSClientCAFile string        `yaml:"tls_client_ca_file" help:"PEM CA bundle; when set, clients must present a certificate it signed"`
 	AdminToken      string        `yaml:"admin_token" help:"operators' bearer token; empty generates one into data_dir/admin-token"`
 	AdminCertNames  []string      `yaml:"admin_cert_names" help:"client-certificate names (CN or DNS SAN) that act as operators, comma-separated"`
-	SecretKey       string        `yaml:"secret_key" help:"base64 32-byte master key for keyed hashes and sealing; empty generates one into data_dir/secret-key"`
+	SecretKey       string        `yaml:"secret_key" help:"master key(s) for keyed hashes and sealing: base64 of 32 random bytes, or id:base64,… to rotate (first seals, all open); empty generates one into data_dir/secret-key (single node only)"`
 	LinkBaseURL     string        `yaml:"link_base_url" help:"base of the link in the verification SMS; the app opens <base>/v/<token>"`
 	AppName         string        `yaml:"app_name" help:"name of the app in SMS texts"`
 	AllowedRegions  []string      `yaml:"allowed_regions" help:"ISO 3166 regions whose mobile numbers may register, comma-separated; * allows all"`
@@ -388,9 +388,14 @@ func (c Config) Validate() error {
 		bad("log_format", "must be json or text, got %q", c.LogFormat)
 	}
 	if c.SecretKey != "" {
-		if _, err := keyring.ParseMaster(c.SecretKey); err != nil {
-			bad("secret_key", "%v (make one with: openssl rand -base64 32)", err)
+		if _, err := keyring.ParseKeys(c.SecretKey); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				bad("secret_key", "%s (a key is 32 random bytes in base64: openssl rand -base64 32)", line)
+			}
 		}
+	} else if shared := c.sharedDeployment(); shared != "" {
+		// Replicas generating their own keys could not open each other's data.
+		bad("secret_key", "must be set because %s, so that every replica uses the same key: make one with openssl rand -base64 32 (a server that ran alone before can reuse its data_dir/secret-key)", shared)
 	}
 	if u, err := url.Parse(c.LinkBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		bad("link_base_url", "must be an http(s) URL, got %q", c.LinkBaseURL)
@@ -509,6 +514,19 @@ func (c Config) retentionConfig() retention.Config {
 		Audit:         c.RetentionAudit,
 		Counters:      c.RetentionCounters,
 	}
+}
+
+// sharedDeployment says why c may run as several replicas (PostgreSQL, or
+// external NATS), or "" on the embedded single-node defaults.
+func (c Config) sharedDeployment() string {
+	var why []string
+	if u, err := url.Parse(c.DatabaseURL); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		why = append(why, "database_url is PostgreSQL")
+	}
+	if c.NATSURL != "" {
+		why = append(why, "nats_url names an external NATS")
+	}
+	return strings.Join(why, " and ")
 }
 
 // databaseURL is database_url, or SQLite in the data directory.

@@ -128,7 +128,7 @@ func TestServeDefaultsEndToEnd(t *testing.T) {
 			dataDir := filepath.Join(t.TempDir(), "data")
 			args := []string{"--data-dir", dataDir}
 			if backend == "postgres" {
-				args = append(args, "--database-url", storetest.NewPostgresURL(t))
+				args = append(args, "--database-url", storetest.NewPostgresURL(t), "--secret-key", testKey(9))
 			}
 			r := start(t, args...)
 			conn := dial(t, r.addr)
@@ -191,7 +191,7 @@ func TestRunFailsClearly(t *testing.T) {
 	}{
 		{"bad config", []string{"--log-format", "xml", "--grpc-addr", "nope"}, 2,
 			[]string{"pushauthd: config: grpc_addr:", "pushauthd: config: log_format:"}},
-		{"unreachable database", []string{"--data-dir", t.TempDir(), "--database-url", "postgres://u:hunter2@127.0.0.1:1/db?connect_timeout=2", "--grpc-addr", "127.0.0.1:0", "--ops-addr", ""}, 1,
+		{"unreachable database", []string{"--data-dir", t.TempDir(), "--database-url", "postgres://u:hunter2@127.0.0.1:1/db?connect_timeout=2", "--secret-key", testKey(9), "--grpc-addr", "127.0.0.1:0", "--ops-addr", ""}, 1,
 			[]string{"pushauthd: database:"}},
 		{"migrate usage", []string{"migrate", "sideways"}, 2, []string{"usage: pushauthd migrate"}},
 	}

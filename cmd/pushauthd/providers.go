@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pushauth/pushauth/internal/approval"
@@ -38,22 +41,31 @@ func newSMSSender(cfg Config, st store.Outbox, log *slog.Logger) (sms.Sender, er
 	return sms.NewRetrying(s, 3, 500*time.Millisecond, nil), nil
 }
 
-// loadKeys reads or generates the master secret and derives the keyring.
+// loadKeys reads or generates the master secret(s) and derives the keyring.
 func loadKeys(cfg Config, log *slog.Logger) (*keyring.Keyring, error) {
-	var master []byte
-	var err error
-	if cfg.SecretKey != "" {
-		master, err = keyring.ParseMaster(cfg.SecretKey)
-	} else {
-		var s string
-		if s, err = dataSecret("", cfg.DataDir, "secret-key", log); err == nil {
-			master, err = keyring.ParseMaster(s)
+	setting := cfg.SecretKey
+	if setting == "" {
+		s, err := dataSecret("", cfg.DataDir, "secret-key", log)
+		if err != nil {
+			return nil, fmt.Errorf("secret key: %w", err)
 		}
+		setting = s
 	}
+	keys, err := keyring.Parse(setting)
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	return keyring.New(master)
+	if cfg.SecretKey != "" && cfg.DataDir != "" {
+		// A replica that once ran without secret_key made its own key; what
+		// it sealed then needs that key listed in secret_key.
+		if b, err := os.ReadFile(filepath.Join(cfg.DataDir, "secret-key")); err == nil {
+			if m, err := keyring.ParseMaster(strings.TrimSpace(string(b))); err == nil && !keys.Has(m) {
+				log.Warn("data_dir/secret-key holds a key that secret_key lacks: data sealed with it will not open; add it to secret_key as an older key (see docs/security/secrets.md)")
+			}
+		}
+	}
+	log.Info("server keys", "sealing_key_id", keys.IDs()[0], "key_ids", keys.IDs())
+	return keys, nil
 }
 
 // allowedRegions turns the configured list into the registration form,

@@ -124,7 +124,7 @@ func (s *Service) Put(ctx context.Context, dev store.Device, blob []byte, passco
 	_, _ = rand.Read(share)
 	b := store.Backup{
 		PhoneNumber: dev.PhoneNumber, DeviceID: dev.ID, Blob: blob,
-		SealedShare: s.keys.Seal(sharePurpose, share), Verifier: s.verifier(dev.PhoneNumber, passcode),
+		SealedShare: s.keys.Seal(sharePurpose, []byte(dev.PhoneNumber), share), Verifier: s.verifier(dev.PhoneNumber, passcode),
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if old.Version > 0 {

@@ -126,7 +126,14 @@ func (p *Phrases) Claim(ctx context.Context, relyingPartyID, userRef, phrase, cl
 	if err != nil {
 		return "", guess.Refusal(err, now, "too many unknown pairing phrases", "too many unknown pairing phrases")
 	}
-	pp, err := p.store.ClaimPairingPhrase(ctx, p.keys.Hash("pairing-phrase", Normalize(phrase)), now)
+	// Look up under every key, so phrases shown just before a key rotation
+	// (or by a replica not yet rotated) are still found.
+	var pp store.PairingPhrase
+	for _, h := range p.keys.Hashes("pairing-phrase", Normalize(phrase)) {
+		if pp, err = p.store.ClaimPairingPhrase(ctx, h, now); !errors.Is(err, store.ErrNotFound) {
+			break
+		}
+	}
 	guess.Observe(p.checks, guess.PairingPhrase, err == nil)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", fault.New(fault.NotFound, "unknown or expired pairing phrase: check the two words in the app, or let it show new ones")

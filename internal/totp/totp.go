@@ -94,9 +94,9 @@ func (s *Service) ConnectionSeed(ctx context.Context, c store.Connection, rp sto
 	f := store.TOTPFactor{
 		ID: secret.NewID("otp", now.UnixMilli()), RelyingPartyID: c.RelyingPartyID, UserRef: c.UserRef,
 		Kind: store.TOTPKindConnection, ConnectionID: c.ID, Label: c.AccountLabel,
-		SealedSecret: s.keys.Seal(sealPurpose, []byte(key.Secret())), Status: store.TOTPActive,
-		CreatedAt: now, ConfirmedAt: now,
+		Status: store.TOTPActive, CreatedAt: now, ConfirmedAt: now,
 	}
+	f.SealedSecret = s.keys.Seal(sealPurpose, []byte(f.ID), []byte(key.Secret()))
 	if err := s.store.CreateTOTPFactor(ctx, f); err != nil {
 		return nil, fmt.Errorf("create connection seed: %w", err)
 	}
@@ -122,8 +122,9 @@ func (s *Service) Enroll(ctx context.Context, actor string, rp store.RelyingPart
 	now := s.now().UTC().Truncate(time.Microsecond)
 	f := store.TOTPFactor{
 		ID: secret.NewID("otp", now.UnixMilli()), RelyingPartyID: rp.ID, UserRef: userRef, Kind: store.TOTPKindApp,
-		Label: label, SealedSecret: s.keys.Seal(sealPurpose, []byte(key.Secret())), Status: store.TOTPPending, CreatedAt: now,
+		Label: label, Status: store.TOTPPending, CreatedAt: now,
 	}
+	f.SealedSecret = s.keys.Seal(sealPurpose, []byte(f.ID), []byte(key.Secret()))
 	err = s.store.InTx(ctx, func(tx store.Store) error {
 		if err := tx.CreateTOTPFactor(ctx, f); err != nil {
 			return err
@@ -268,7 +269,7 @@ func (s *Service) Verify(ctx context.Context, actor string, rp store.RelyingPart
 // match reports whether code is valid for f within ±Skew steps, and for
 // which step.
 func (s *Service) match(f store.TOTPFactor, code string) (int64, bool, error) {
-	sec, err := s.keys.Open(sealPurpose, f.SealedSecret)
+	sec, err := s.keys.Open(sealPurpose, []byte(f.ID), f.SealedSecret)
 	if err != nil {
 		return 0, false, fmt.Errorf("open totp seed %s: %w", f.ID, err)
 	}

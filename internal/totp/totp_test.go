@@ -2,6 +2,7 @@ package totp
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func testService(t testing.TB, now time.Time) (*Service, store.TOTPFactor, strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := store.TOTPFactor{ID: "otp_1", SealedSecret: keys.Seal(sealPurpose, []byte(key.Secret()))}
+	f := store.TOTPFactor{ID: "otp_1", SealedSecret: keys.Seal(sealPurpose, []byte("otp_1"), []byte(key.Secret()))}
 	return s, f, key.Secret()
 }
 
@@ -64,4 +65,24 @@ func FuzzMatch(f *testing.F) {
 			t.Fatalf("accepted %q", code)
 		}
 	})
+}
+
+// TestSeedBoundToFactor: a sealed seed copied into another factor's row
+// does not open there, so a database writer cannot graft a known seed onto
+// someone else's factor.
+func TestSeedBoundToFactor(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	s, f, sec := testService(t, now)
+	code, err := ptotp.GenerateCodeCustom(sec, now, ptotp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.match(f, code); !ok || err != nil {
+		t.Fatalf("own row: ok=%v err=%v", ok, err)
+	}
+	copied := f
+	copied.ID = "otp_2"
+	if _, ok, err := s.match(copied, code); ok || !errors.Is(err, keyring.ErrUnseal) {
+		t.Fatalf("seed copied to another factor: ok=%v err=%v", ok, err)
+	}
 }
