@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -17,12 +18,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/auth"
 	"github.com/pushauth/pushauth/internal/backup"
+	"github.com/pushauth/pushauth/internal/clientaddr"
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/pairing"
@@ -68,6 +69,12 @@ type Options struct {
 	Recheck    time.Duration  // how often waiters re-read; zero means 2s
 	Backup     backup.Config  // zero means backup.DefaultConfig()
 	TOTP       totp.Config    // zero means totp.DefaultConfig()
+	// Limits bound connections, streams, message sizes and call rates;
+	// zero fields take DefaultLimits().
+	Limits Limits
+	// TrustedProxies are the CIDRs of proxies whose x-forwarded-for header
+	// names the client address; empty trusts none.
+	TrustedProxies []string
 }
 
 // Server is an assembled, not yet listening, pushauth server.
@@ -80,6 +87,19 @@ type Server struct {
 	Engine *approval.Engine
 	hub    *events.Hub
 	queue  *push.Queue
+	limits Limits
+	lmet   *limitMetrics
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// Serve accepts connections on lis, up to Limits.MaxConnections open at
+// once, and serves gRPC on them until GRPC stops.
+func (s *Server) Serve(lis net.Listener) error {
+	if s.limits.MaxConnections > 0 {
+		lis = &capListener{Listener: lis, max: int64(s.limits.MaxConnections), metrics: s.lmet, log: s.log, now: s.now}
+	}
+	return s.GRPC.Serve(lis)
 }
 
 // Run works the push queue and sweeps expired requests until ctx ends.
@@ -102,6 +122,10 @@ func New(o Options) (*Server, error) {
 	pv, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("request validator: %w", err)
+	}
+	addrs, err := clientaddr.New(o.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	metrics := NewMetrics(o.Version)
 	rps := relyingparty.New(o.Store, o.Now)
@@ -145,17 +169,25 @@ func New(o Options) (*Server, error) {
 	pusher.q = queue
 	o.Auth.PublicMethods = append(o.Auth.PublicMethods, device.PublicMethods...)
 	authn := auth.New(o.Auth, rps, devices, o.Logger)
-	obs := &observe{log: o.Logger, metrics: metrics, now: o.Now}
+	cdc := newCodec()
+	obs := &observe{log: o.Logger, metrics: metrics, now: o.Now, codec: cdc}
 	val := validator{v: pv}
+	o.Limits = o.Limits.withDefaults()
+	lmet := newLimitMetrics(metrics.Registry)
+	lim := newLimiter(o.Limits, o.Now, lmet)
 
 	opts := []grpc.ServerOption{
 		// Order matters: observe sees the final status of everything inside it,
-		// including auth refusals and recovered panics.
-		grpc.ChainUnaryInterceptor(obs.unary, recoverUnary, authn.Unary, val.unary),
-		grpc.ChainStreamInterceptor(obs.stream, recoverStream, authn.Stream, val.stream),
-		grpc.MaxRecvMsgSize(256 << 10),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// including auth refusals and recovered panics; the limiter needs the
+		// caller that auth finds.
+		grpc.ChainUnaryInterceptor(obs.unary, recoverUnary, addrs.Unary, authn.Unary, lim.unary, val.unary),
+		grpc.ChainStreamInterceptor(obs.stream, recoverStream, addrs.Stream, authn.Stream, lim.stream, val.stream),
+		// Requests that do not decode are InvalidArgument (see codec), and
+		// calls refused before the interceptors are still logged and counted.
+		grpc.ForceServerCodecV2(cdc),
+		grpc.StatsHandler(refusedCalls{obs: obs}),
 	}
+	opts = append(opts, o.Limits.serverOptions()...)
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
@@ -183,7 +215,8 @@ func New(o Options) (*Server, error) {
 	}, o.Logger)
 	healthpb.RegisterHealthServer(g, h.srv)
 	reflection.Register(g)
-	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, hub: hub, queue: queue}, nil
+	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, hub: hub, queue: queue,
+		limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now}, nil
 }
 
 // OpsHandler serves /metrics, /healthz (the process is alive) and /readyz
