@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/retention"
+	"github.com/pushauth/pushauth/internal/server"
 )
 
 // Config is everything pushauthd can be told. Each field is settable, in
@@ -88,6 +90,23 @@ type Config struct {
 	RetentionOutbox        time.Duration `yaml:"retention_outbox" help:"how long development outbox messages (plaintext codes) are kept"`
 	RetentionAudit         time.Duration `yaml:"retention_audit" help:"how long audit events are kept; at least retention_requests"`
 	RetentionCounters      time.Duration `yaml:"retention_counters" help:"how long rate-limit counters are kept after their window started; at least 24h, the longest window"`
+
+	// Transport limits, each per replica (see docs/security/transport.md).
+	MaxConnections        int           `yaml:"max_connections" help:"open gRPC connections; more are closed at once; 0 means no limit"`
+	MaxConcurrentStreams  int           `yaml:"max_concurrent_streams" help:"calls open at once on one HTTP/2 connection"`
+	MaxRecvMsgBytes       int           `yaml:"max_recv_msg_bytes" help:"largest request message in bytes"`
+	MaxSendMsgBytes       int           `yaml:"max_send_msg_bytes" help:"largest response message in bytes"`
+	KeepaliveMinTime      time.Duration `yaml:"keepalive_min_time" help:"least time between client keepalive pings; faster pingers are disconnected"`
+	KeepaliveTime         time.Duration `yaml:"keepalive_time" help:"silence on a connection before the server pings it"`
+	KeepaliveTimeout      time.Duration `yaml:"keepalive_timeout" help:"how long the server waits for a ping's answer before closing the connection"`
+	MaxConnectionIdle     time.Duration `yaml:"max_connection_idle" help:"close connections without calls for this long; 0 means never"`
+	MaxConnectionAge      time.Duration `yaml:"max_connection_age" help:"ask clients to reconnect after this long, to spread load; 0 means never"`
+	MaxConnectionAgeGrace time.Duration `yaml:"max_connection_age_grace" help:"time open calls get to finish after max_connection_age; at least 10m, so a WaitRequest can finish"`
+	WaitStreamsPerAPIKey  int           `yaml:"wait_streams_per_api_key" help:"WaitRequest streams one API key may hold open; 0 means no limit"`
+	WatchStreamsPerDevice int           `yaml:"watch_streams_per_device" help:"WatchRequests streams one device may hold open; 0 means no limit"`
+	APIKeyRate            int           `yaml:"api_key_rate" help:"calls per second one API key may make on average; 0 means no limit"`
+	APIKeyBurst           int           `yaml:"api_key_burst" help:"calls one API key may make at once above api_key_rate"`
+	TrustedProxies        []string      `yaml:"trusted_proxies" help:"CIDRs of proxies whose x-forwarded-for gives the client address, comma-separated; empty trusts none"`
 }
 
 // DefaultConfig is the configuration when nothing is given.
@@ -128,6 +147,20 @@ func DefaultConfig() Config {
 		RetentionOutbox:        retention.Day,
 		RetentionAudit:         400 * retention.Day,
 		RetentionCounters:      retention.Day,
+		MaxConnections:         1000,
+		MaxConcurrentStreams:   100,
+		MaxRecvMsgBytes:        256 << 10,
+		MaxSendMsgBytes:        4 << 20,
+		KeepaliveMinTime:       10 * time.Second,
+		KeepaliveTime:          2 * time.Minute,
+		KeepaliveTimeout:       20 * time.Second,
+		MaxConnectionIdle:      15 * time.Minute,
+		MaxConnectionAge:       30 * time.Minute,
+		MaxConnectionAgeGrace:  11 * time.Minute,
+		WaitStreamsPerAPIKey:   100,
+		WatchStreamsPerDevice:  4,
+		APIKeyRate:             50,
+		APIKeyBurst:            100,
 	}
 }
 
@@ -475,6 +508,7 @@ func (c Config) Validate() error {
 		bad("health_interval", "must be at least 100ms")
 	}
 	c.validateRetention(bad)
+	c.validateTransport(bad)
 	return errors.Join(errs...)
 }
 
@@ -527,6 +561,94 @@ func (c Config) sharedDeployment() string {
 		why = append(why, "nats_url names an external NATS")
 	}
 	return strings.Join(why, " and ")
+}
+
+// validateTransport checks the transport limits and trusted proxies.
+func (c Config) validateTransport(bad func(key, format string, args ...any)) {
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"max_connections", c.MaxConnections}, {"wait_streams_per_api_key", c.WaitStreamsPerAPIKey},
+		{"watch_streams_per_device", c.WatchStreamsPerDevice}, {"api_key_rate", c.APIKeyRate}} {
+		if n.v < 0 {
+			bad(n.key, "must not be negative (0 means no limit)")
+		}
+	}
+	if c.MaxConcurrentStreams < 1 {
+		bad("max_concurrent_streams", "must be at least 1")
+	}
+	if c.APIKeyRate > 0 && c.APIKeyBurst < 1 {
+		bad("api_key_burst", "must be at least 1 while api_key_rate is set")
+	}
+	for _, m := range []struct {
+		key string
+		v   int
+	}{{"max_recv_msg_bytes", c.MaxRecvMsgBytes}, {"max_send_msg_bytes", c.MaxSendMsgBytes}} {
+		if m.v < 4<<10 || m.v > 64<<20 {
+			bad(m.key, "must be between 4096 (4 KiB) and 67108864 (64 MiB), got %d", m.v)
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"keepalive_min_time", c.KeepaliveMinTime}, {"keepalive_time", c.KeepaliveTime}, {"keepalive_timeout", c.KeepaliveTimeout}} {
+		if d.v < time.Second {
+			bad(d.key, "must be at least 1s")
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"max_connection_idle", c.MaxConnectionIdle}, {"max_connection_age", c.MaxConnectionAge}} {
+		if d.v < 0 {
+			bad(d.key, "must not be negative (0 means never)")
+		}
+	}
+	// A WaitRequest lasts up to the longest approval_ttl (10 minutes); a
+	// shorter grace would cut it off when its connection grows old.
+	if c.MaxConnectionAge > 0 && c.MaxConnectionAgeGrace < 10*time.Minute {
+		bad("max_connection_age_grace", "must be at least 10m (the longest approval_ttl), so a WaitRequest can finish after max_connection_age")
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad("trusted_proxies", "%q is not a CIDR like 10.0.0.0/8 or an IP address", p)
+			}
+		}
+	}
+}
+
+// transportLimits turns the configured limits into the server's; the
+// configuration's 0 ("no limit", "never") is the server's negative.
+func (c Config) transportLimits() server.Limits {
+	off := func(n int) int {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	offDur := func(d time.Duration) time.Duration {
+		if d == 0 {
+			return -1
+		}
+		return d
+	}
+	return server.Limits{
+		MaxConnections:        off(c.MaxConnections),
+		MaxConcurrentStreams:  c.MaxConcurrentStreams,
+		MaxRecvMsgSize:        c.MaxRecvMsgBytes,
+		MaxSendMsgSize:        c.MaxSendMsgBytes,
+		KeepaliveMinTime:      c.KeepaliveMinTime,
+		KeepaliveTime:         c.KeepaliveTime,
+		KeepaliveTimeout:      c.KeepaliveTimeout,
+		MaxConnectionIdle:     offDur(c.MaxConnectionIdle),
+		MaxConnectionAge:      offDur(c.MaxConnectionAge),
+		MaxConnectionAgeGrace: c.MaxConnectionAgeGrace,
+		WaitStreamsPerAPIKey:  off(c.WaitStreamsPerAPIKey),
+		WatchStreamsPerDevice: off(c.WatchStreamsPerDevice),
+		APIKeyRate:            float64(off(c.APIKeyRate)),
+		APIKeyBurst:           c.APIKeyBurst,
+	}
 }
 
 // databaseURL is database_url, or SQLite in the data directory.

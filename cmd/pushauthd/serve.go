@@ -105,6 +105,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 				MaxFailuresPerNumberDay: cfg.VerificationFailures,
 			},
 		},
+		Limits:         cfg.transportLimits(),
+		TrustedProxies: cfg.TrustedProxies,
 	})
 	if err != nil {
 		return err
@@ -129,7 +131,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		log.Info("serving gRPC", "addr", lis.Addr().String(), "tls", tlsCfg != nil, "database", st.Dialect(), "nats_embedded", bus.Embedded())
-		return srv.GRPC.Serve(lis)
+		return srv.Serve(lis)
 	})
 	var ops *http.Server
 	if opsLis != nil {

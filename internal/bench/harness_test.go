@@ -72,7 +72,8 @@ type user struct {
 // serverOptions makes the benchmark server production-like: the real clock
 // (not the test clock frozen at servertest.Epoch) and the chosen logging;
 // and it lifts the SMS limits so that set-up can register many phones from
-// 127.0.0.1. (servertest's NATS and SMS-outbox loggers stay on its own
+// 127.0.0.1, and the per-connection, per-key and rate limits, since one
+// harness plays a whole fleet of login servers with one API key. (servertest's NATS and SMS-outbox loggers stay on its own
 // buffer; they log at start-up and during registration only.)
 func serverOptions(tb testing.TB, logs *servertest.LogBuffer) func(*server.Options) {
 	tb.Helper()
@@ -100,6 +101,10 @@ func serverOptions(tb testing.TB, logs *servertest.LogBuffer) func(*server.Optio
 			PerAddressHour: 1 << 30, PerPrefixHour: 1 << 30, GlobalDay: 1 << 30,
 			MaxAttempts: 5, MaxFailuresPerNumberDay: 10,
 		}
+		o.Limits.MaxConnections = -1
+		o.Limits.MaxConcurrentStreams = -1
+		o.Limits.WaitStreamsPerAPIKey = -1
+		o.Limits.APIKeyRate = -1
 	}
 }
 

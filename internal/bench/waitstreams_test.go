@@ -35,9 +35,9 @@ var heapProfile = flag.String("pushauth.heapprofile", "", "BenchmarkWaitStreams 
 // Sizes of BenchmarkWaitStreams: waitStreams streams, spread over waitUsers
 // pending requests (many streams may wait on one request, as several login
 // servers or retried waits would) and waitConns client connections. The
-// server sets no MaxConcurrentStreams, so a client connection could carry
-// them all; 20 connections of 1,000 streams are closer to a fleet of login
-// servers.
+// harness lifts MaxConcurrentStreams (and the per-key limits), so a client
+// connection could carry them all; 20 connections of 1,000 streams are
+// closer to a fleet of login servers.
 const (
 	waitStreams = 20000
 	waitUsers   = 200

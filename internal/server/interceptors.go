@@ -29,6 +29,8 @@ type observe struct {
 	log     *slog.Logger
 	metrics *Metrics
 	now     func() time.Time
+	// codec, when set, holds the decoding errors of requests (see codec).
+	codec *codec
 }
 
 // withRequestID adopts a well-formed client request id or makes one, and
@@ -48,18 +50,24 @@ func withRequestID(ctx context.Context) context.Context {
 }
 
 func (o *observe) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	markSeen(ctx)
 	ctx = withRequestID(ctx)
 	start := o.now()
-	resp, err := handler(ctx, req)
+	var resp any
+	err := o.codec.decodeError(req)
+	if err == nil {
+		resp, err = handler(ctx, req)
+	}
 	err = toStatus(ctx, o.log, info.FullMethod, err)
 	o.done(ctx, info.FullMethod, start, err)
 	return resp, err
 }
 
 func (o *observe) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	markSeen(ss.Context())
 	ctx := withRequestID(ss.Context())
 	start := o.now()
-	err := handler(srv, &ctxStream{ServerStream: ss, ctx: ctx})
+	err := handler(srv, &ctxStream{ServerStream: ss, ctx: ctx, codec: o.codec})
 	err = toStatus(ctx, o.log, info.FullMethod, err)
 	o.done(ctx, info.FullMethod, start, err)
 	return err
@@ -78,10 +86,19 @@ func (o *observe) done(ctx context.Context, method string, start time.Time, err 
 
 type ctxStream struct {
 	grpc.ServerStream
-	ctx context.Context
+	ctx   context.Context
+	codec *codec
 }
 
 func (s *ctxStream) Context() context.Context { return s.ctx }
+
+// RecvMsg answers a message that did not decode with its decoding error.
+func (s *ctxStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return s.codec.decodeError(m)
+}
 
 // recoverUnary turns a panic in a handler into Internal, logging the stack.
 func recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
@@ -109,6 +126,9 @@ func (v validator) check(m any) error {
 	msg, ok := m.(proto.Message)
 	if !ok {
 		return nil
+	}
+	if err := checkTimes(msg.ProtoReflect(), ""); err != nil {
+		return err
 	}
 	err := v.v.Validate(msg)
 	if err == nil {

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -17,12 +18,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/auth"
 	"github.com/pushauth/pushauth/internal/backup"
+	"github.com/pushauth/pushauth/internal/clientaddr"
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/keyring"
@@ -76,6 +77,12 @@ type Options struct {
 	// Retention says how long old data is kept; zero fields take
 	// retention.DefaultConfig().
 	Retention retention.Config
+	// Limits bound connections, streams, message sizes and call rates;
+	// zero fields take DefaultLimits().
+	Limits Limits
+	// TrustedProxies are the CIDRs of proxies whose x-forwarded-for header
+	// names the client address; empty trusts none.
+	TrustedProxies []string
 }
 
 // Server is an assembled, not yet listening, pushauth server.
@@ -94,6 +101,19 @@ type Server struct {
 
 	// Retention deletes old data; Run starts it.
 	Retention *retention.Sweeper
+	limits    Limits
+	lmet      *limitMetrics
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// Serve accepts connections on lis, up to Limits.MaxConnections open at
+// once, and serves gRPC on them until GRPC stops.
+func (s *Server) Serve(lis net.Listener) error {
+	if s.limits.MaxConnections > 0 {
+		lis = &capListener{Listener: lis, max: int64(s.limits.MaxConnections), metrics: s.lmet, log: s.log, now: s.now}
+	}
+	return s.GRPC.Serve(lis)
 }
 
 // Run works the push queue, sweeps expired requests and deletes old data
@@ -121,6 +141,10 @@ func New(o Options) (*Server, error) {
 	pv, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("request validator: %w", err)
+	}
+	addrs, err := clientaddr.New(o.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	metrics := NewMetrics(o.Version)
 	metrics.also = o.SecretChecks
@@ -175,17 +199,25 @@ func New(o Options) (*Server, error) {
 	pusher.q = queue
 	o.Auth.PublicMethods = append(o.Auth.PublicMethods, device.PublicMethods...)
 	authn := auth.New(o.Auth, rps, devices, o.Logger)
-	obs := &observe{log: o.Logger, metrics: metrics, now: o.Now}
+	cdc := newCodec()
+	obs := &observe{log: o.Logger, metrics: metrics, now: o.Now, codec: cdc}
 	val := validator{v: pv}
+	o.Limits = o.Limits.withDefaults()
+	lmet := newLimitMetrics(metrics.Registry)
+	lim := newLimiter(o.Limits, o.Now, lmet)
 
 	opts := []grpc.ServerOption{
 		// Order matters: observe sees the final status of everything inside it,
-		// including auth refusals and recovered panics.
-		grpc.ChainUnaryInterceptor(obs.unary, recoverUnary, authn.Unary, val.unary),
-		grpc.ChainStreamInterceptor(obs.stream, recoverStream, authn.Stream, val.stream),
-		grpc.MaxRecvMsgSize(256 << 10),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// including auth refusals and recovered panics; the limiter needs the
+		// caller that auth finds.
+		grpc.ChainUnaryInterceptor(obs.unary, recoverUnary, addrs.Unary, authn.Unary, lim.unary, val.unary),
+		grpc.ChainStreamInterceptor(obs.stream, recoverStream, addrs.Stream, authn.Stream, lim.stream, val.stream),
+		// Requests that do not decode are InvalidArgument (see codec), and
+		// calls refused before the interceptors are still logged and counted.
+		grpc.ForceServerCodecV2(cdc),
+		grpc.StatsHandler(refusedCalls{obs: obs}),
 	}
+	opts = append(opts, o.Limits.serverOptions()...)
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
@@ -213,7 +245,8 @@ func New(o Options) (*Server, error) {
 	}, o.Logger)
 	healthpb.RegisterHealthServer(g, h.srv)
 	reflection.Register(g)
-	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub, queue: queue}, nil
+	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub, queue: queue,
+		limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now}, nil
 }
 
 // OpsHandler serves /metrics, /healthz (the process is alive) and /readyz

@@ -2,13 +2,12 @@ package device
 
 import (
 	"context"
-	"net"
 	"slices"
 
-	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pushauth/pushauth/internal/auth"
+	"github.com/pushauth/pushauth/internal/clientaddr"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/registration"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
@@ -21,7 +20,7 @@ func (s *Server) StartPhoneVerification(ctx context.Context, req *pushauthv1.Sta
 		PhoneNumber:   req.GetPhoneNumber(),
 		DefaultRegion: req.GetDefaultRegion(),
 		Locale:        req.GetLocale(),
-		ClientAddress: clientAddress(ctx),
+		ClientAddress: clientaddr.From(ctx),
 	})
 	if err != nil {
 		return nil, err
@@ -126,17 +125,4 @@ func platform(p pushauthv1.Platform) string {
 		return registration.PlatformIOS
 	}
 	return ""
-}
-
-// clientAddress is the caller's IP address as the connection shows it.
-func clientAddress(ctx context.Context) string {
-	p, ok := peer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return ""
-	}
-	host, _, err := net.SplitHostPort(p.Addr.String())
-	if err != nil {
-		return ""
-	}
-	return host
 }

@@ -255,7 +255,7 @@ func newServer(t testing.TB, url string, sh shared, opts ...func(*server.Options
 		t.Fatalf("listen: %v", err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.GRPC.Serve(lis) }()
+	go func() { served <- srv.Serve(lis) }()
 	t.Cleanup(func() {
 		srv.GRPC.GracefulStop()
 		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
