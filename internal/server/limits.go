@@ -197,13 +197,15 @@ func (l *capListener) Accept() (net.Conn, error) {
 		}
 		if l.open.Add(1) > l.max {
 			l.open.Add(-1)
-			_ = c.Close()
+			// Counted and logged before the close, so whoever sees the
+			// close also sees the count.
 			l.metrics.refused.WithLabelValues("connections").Inc()
 			// One line a minute at most: a flood must not flood the log too.
 			if now := l.now().Unix(); l.lastLog.Load() <= now-60 {
 				l.lastLog.Store(now)
 				l.log.Warn("connection refused: max_connections reached", "max_connections", l.max, "remote", c.RemoteAddr().String())
 			}
+			_ = c.Close()
 			continue
 		}
 		l.metrics.open.Inc()
