@@ -1,12 +1,12 @@
 package servertest
 
 import (
-	"sync"
 	"time"
 
 	"github.com/pushauth/pushauth/internal/guess/guesstest"
 	"github.com/pushauth/pushauth/internal/server"
 	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/internal/store/storetest"
 )
 
 // WithAttackSetup makes the server ready for a parallel-attack test: every
@@ -27,19 +27,6 @@ func WithAttackSetup(checks *guesstest.Counter, delay time.Duration) func(*serve
 // Burst runs call n times in parallel, released together, and returns the
 // errors in order. Test clients share one connection, so this is what 200
 // streams opened at once on one HTTP/2 connection do.
-func Burst(n int, call func(i int) error) []error {
-	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			errs[i] = call(i)
-		})
-	}
-	close(start)
-	wg.Wait()
-	return errs
-}
+func Burst(n int, call func(i int) error) []error { return storetest.Burst(n, call) }
 
 var _ store.Store = guesstest.Slow(nil, 0)

@@ -235,14 +235,16 @@ func testGuessDeleteBefore(t *testing.T, s store.Store) {
 // manyRacers is how many calls the limit tests release at once.
 const manyRacers = 200
 
-func releaseTogether(n int, fn func(i int) error) []error {
+// Burst runs call n times in parallel, released together, and returns the
+// errors in order: the shape of every concurrency test.
+func Burst(n int, call func(i int) error) []error {
 	errs := make([]error, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			errs[i] = fn(i)
+			errs[i] = call(i)
 		})
 	}
 	close(start)
@@ -271,7 +273,7 @@ func testConcurrentTakeRate(t *testing.T, s store.Store) {
 	// and neither passes its limit.
 	a := store.RateLimit{Key: "a", Window: time.Hour, Max: limit}
 	b := store.RateLimit{Key: "b", Window: time.Hour, Max: 100}
-	errs := releaseTogether(manyRacers, func(i int) error {
+	errs := Burst(manyRacers, func(i int) error {
 		ls := []store.RateLimit{a, b}
 		if i%2 == 1 {
 			ls = []store.RateLimit{b, a}
@@ -292,14 +294,14 @@ func testConcurrentSpendGuess(t *testing.T, s store.Store) {
 		}
 		return 0
 	}}
-	errs := releaseTogether(manyRacers, func(int) error {
+	errs := Burst(manyRacers, func(int) error {
 		_, err := s.SpendGuess(ctx, b, t0)
 		return err
 	})
 	// Two spends before the first lock, whatever the interleaving.
 	wantEqual(t, "spends admitted before the lock", countAdmitted(t, "SpendGuess", errs), 2)
 	nb := store.GuessBudget{Key: "capped", Max: 5}
-	errs = releaseTogether(manyRacers, func(int) error {
+	errs = Burst(manyRacers, func(int) error {
 		_, err := s.SpendGuess(ctx, nb, t0)
 		return err
 	})
@@ -314,7 +316,7 @@ func testConcurrentSpendGuess(t *testing.T, s store.Store) {
 func testConcurrentPutPairingPhrase(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
 	const n = 50
-	errs := releaseTogether(n, func(i int) error {
+	errs := Burst(n, func(i int) error {
 		return s.PutPairingPhrase(ctx, newPhrase(fmt.Sprintf("phrase-%d", i), "d1", t0))
 	})
 	puts := 0

@@ -302,7 +302,7 @@ func testVerificationUse(t *testing.T, s store.Store) {
 func testConcurrentAddVerificationAttempt(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
 	mustVerification(t, s, newVerification("v1", phoneA, t0))
-	errs := releaseTogether(manyRacers, func(int) error {
+	errs := Burst(manyRacers, func(int) error {
 		_, err := s.AddVerificationAttempt(ctx, "v1", 5)
 		return err
 	})

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -896,20 +895,7 @@ func testPing(t *testing.T, s store.Store) {
 const racers = 16
 
 // race runs fn in racers goroutines released at once and returns their errors.
-func race(fn func(i int) error) []error {
-	errs := make([]error, racers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range racers {
-		wg.Go(func() {
-			<-start
-			errs[i] = fn(i)
-		})
-	}
-	close(start)
-	wg.Wait()
-	return errs
-}
+func race(fn func(i int) error) []error { return Burst(racers, fn) }
 
 func exactlyOneWins(t *testing.T, what string, errs []error) {
 	t.Helper()
