@@ -54,8 +54,8 @@ type DeviceServiceClient interface {
 	CompletePhoneVerification(ctx context.Context, in *CompletePhoneVerificationRequest, opts ...grpc.CallOption) (*CompletePhoneVerificationResponse, error)
 	// GetDevice returns the calling device.
 	GetDevice(ctx context.Context, in *GetDeviceRequest, opts ...grpc.CallOption) (*GetDeviceResponse, error)
-	// UpdateDevice changes the push token, name or app version (the fields in
-	// update_mask; all three when it is empty).
+	// UpdateDevice changes the push token, name, app version or locale (the
+	// fields in update_mask; the first three when it is empty).
 	UpdateDevice(ctx context.Context, in *UpdateDeviceRequest, opts ...grpc.CallOption) (*UpdateDeviceResponse, error)
 	// DeregisterDevice revokes the calling device's credential; its accounts go
 	// with it. The credential stops working at once.
@@ -290,8 +290,8 @@ type DeviceServiceServer interface {
 	CompletePhoneVerification(context.Context, *CompletePhoneVerificationRequest) (*CompletePhoneVerificationResponse, error)
 	// GetDevice returns the calling device.
 	GetDevice(context.Context, *GetDeviceRequest) (*GetDeviceResponse, error)
-	// UpdateDevice changes the push token, name or app version (the fields in
-	// update_mask; all three when it is empty).
+	// UpdateDevice changes the push token, name, app version or locale (the
+	// fields in update_mask; the first three when it is empty).
 	UpdateDevice(context.Context, *UpdateDeviceRequest) (*UpdateDeviceResponse, error)
 	// DeregisterDevice revokes the calling device's credential; its accounts go
 	// with it. The credential stops working at once.
