@@ -1719,8 +1719,14 @@ type PutBackupRequest struct {
 	Passcode string `protobuf:"bytes,2,opt,name=passcode,proto3" json:"passcode,omitempty"`
 	// The passcode of the backup being replaced; empty for the first backup.
 	CurrentPasscode string `protobuf:"bytes,3,opt,name=current_passcode,json=currentPasscode,proto3" json:"current_passcode,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// 32 bytes from a cryptographic random source, new for every upload, that
+	// blob is encrypted with (docs/backup-and-totp.md). The server keeps it
+	// sealed with this blob and returns it only from RestoreBackup, after the
+	// passcode. Empty (older apps): the backup keeps the share it has, or a
+	// first backup gets a random one, returned below.
+	KeyShare      []byte `protobuf:"bytes,4,opt,name=key_share,json=keyShare,proto3" json:"key_share,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PutBackupRequest) Reset() {
@@ -1774,10 +1780,17 @@ func (x *PutBackupRequest) GetCurrentPasscode() string {
 	return ""
 }
 
+func (x *PutBackupRequest) GetKeyShare() []byte {
+	if x != nil {
+		return x.KeyShare
+	}
+	return nil
+}
+
 type PutBackupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The server's random share of the backup key (32 bytes). The app derives
-	// its encryption key from the passcode and this share.
+	// The key share stored with this blob: the one sent in the request, or the
+	// kept or new one when the request had none.
 	KeyShare      []byte                 `protobuf:"bytes,1,opt,name=key_share,json=keyShare,proto3" json:"key_share,omitempty"`
 	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1935,9 +1948,10 @@ func (x *NotRestored) GetReason() string {
 }
 
 type RestoreBackupResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Blob     []byte                 `protobuf:"bytes,1,opt,name=blob,proto3" json:"blob,omitempty"`
-	KeyShare []byte                 `protobuf:"bytes,2,opt,name=key_share,json=keyShare,proto3" json:"key_share,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Blob  []byte                 `protobuf:"bytes,1,opt,name=blob,proto3" json:"blob,omitempty"`
+	// The key share stored with this blob, the one it was encrypted with.
+	KeyShare []byte `protobuf:"bytes,2,opt,name=key_share,json=keyShare,proto3" json:"key_share,omitempty"`
 	// Accounts now on this device.
 	MovedConnections []*Connection `protobuf:"bytes,3,rep,name=moved_connections,json=movedConnections,proto3" json:"moved_connections,omitempty"`
 	// Accounts to pair again.
@@ -2319,11 +2333,12 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"otpauthUri\x12\x16\n" +
 	"\x06digits\x18\x03 \x01(\x05R\x06digits\x12%\n" +
 	"\x0eperiod_seconds\x18\x04 \x01(\x05R\rperiodSeconds\x12\x1c\n" +
-	"\talgorithm\x18\x05 \x01(\tR\talgorithm\"\xa9\x01\n" +
+	"\talgorithm\x18\x05 \x01(\tR\talgorithm\"\xcf\x01\n" +
 	"\x10PutBackupRequest\x12\x1f\n" +
 	"\x04blob\x18\x01 \x01(\fB\v\xbaH\bz\x06\x10\x01\x18\x80\x80\x04R\x04blob\x120\n" +
 	"\bpasscode\x18\x02 \x01(\tB\x14\xbaH\x11r\x0f2\r^[0-9]{4,12}$R\bpasscode\x12B\n" +
-	"\x10current_passcode\x18\x03 \x01(\tB\x17\xbaH\x14r\x122\x10^([0-9]{4,12})?$R\x0fcurrentPasscode\"m\n" +
+	"\x10current_passcode\x18\x03 \x01(\tB\x17\xbaH\x14r\x122\x10^([0-9]{4,12})?$R\x0fcurrentPasscode\x12$\n" +
+	"\tkey_share\x18\x04 \x01(\fB\a\xbaH\x04z\x02\x18 R\bkeyShare\"m\n" +
 	"\x11PutBackupResponse\x12\x1b\n" +
 	"\tkey_share\x18\x01 \x01(\fR\bkeyShare\x12;\n" +
 	"\vupdate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +

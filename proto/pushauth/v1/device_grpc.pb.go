@@ -79,8 +79,9 @@ type DeviceServiceClient interface {
 	// valid decision wins; repeating it returns the stored result.
 	RespondToRequest(ctx context.Context, in *RespondToRequestRequest, opts ...grpc.CallOption) (*RespondToRequestResponse, error)
 	// PutBackup stores the app's encrypted backup for this device's verified
-	// number and returns the key share the app mixes into its backup key.
-	// Replacing a backup needs its current passcode.
+	// number, with the key share the app mixed into its backup key (kept
+	// sealed, returned only by RestoreBackup). Replacing a backup needs its
+	// current passcode.
 	PutBackup(ctx context.Context, in *PutBackupRequest, opts ...grpc.CallOption) (*PutBackupResponse, error)
 	// RestoreBackup, from a newly registered phone with the same number,
 	// checks the passcode, returns the backup, moves the accounts whose
@@ -315,8 +316,9 @@ type DeviceServiceServer interface {
 	// valid decision wins; repeating it returns the stored result.
 	RespondToRequest(context.Context, *RespondToRequestRequest) (*RespondToRequestResponse, error)
 	// PutBackup stores the app's encrypted backup for this device's verified
-	// number and returns the key share the app mixes into its backup key.
-	// Replacing a backup needs its current passcode.
+	// number, with the key share the app mixed into its backup key (kept
+	// sealed, returned only by RestoreBackup). Replacing a backup needs its
+	// current passcode.
 	PutBackup(context.Context, *PutBackupRequest) (*PutBackupResponse, error)
 	// RestoreBackup, from a newly registered phone with the same number,
 	// checks the passcode, returns the backup, moves the accounts whose
