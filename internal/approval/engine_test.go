@@ -659,3 +659,25 @@ func TestRateLimit(t *testing.T) {
 		h.mustLogin(rp, "jan")
 	})
 }
+
+// TestSignedAtIsWholeSeconds: signed_at is the floor of signed_time, so a
+// phone that sends signed_time with a fraction signs its seconds only.
+func TestSignedAtIsWholeSeconds(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, url string) {
+		h := newHarness(t, url, config())
+		rp := h.relyingParty(store.Policy{})
+		p := h.phone(rp, "jan")
+		c := h.mustLogin(rp, "jan")
+		signed := h.clock.Now().Add(900 * time.Millisecond) // …:05.900
+		payload := approval.FieldsFor(c.Request, p.dev.ID, approval.DecisionApprove, "", false, "", signed).Payload()
+		if !strings.HasSuffix(string(payload), fmt.Sprintf("\nsigned_at=%d", epoch.Unix())) {
+			t.Fatalf("payload ends %q, want the floor %d", payload[len(payload)-25:], epoch.Unix())
+		}
+		sum := sha256.Sum256(payload)
+		sig, _ := ecdsa.SignASN1(rand.Reader, p.key, sum[:])
+		r, err := h.e.Respond(h.ctx, p.dev, approval.Response{RequestID: c.Request.ID, Decision: approval.DecisionApprove, SignedAt: signed, Signature: sig})
+		if err != nil || r.Status != store.StatusApproved || !strings.HasSuffix(string(r.Payload), fmt.Sprintf("signed_at=%d", epoch.Unix())) {
+			t.Fatalf("answer signed at %v: %+v %v", signed, r, err)
+		}
+	})
+}
