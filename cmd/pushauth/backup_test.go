@@ -115,8 +115,8 @@ func TestBackupRestoreAndCodes(t *testing.T) {
 			t.Errorf("trivial passcode: exit %d\nstderr: %s", r.code, r.stderr)
 		}
 		sw.want(start(t, ts, nil, "device", "backup", "--passcode", "4831", "--state", phone1), 0, []string{"backup stored (1 accounts)"}, nil)
-		if st := readState(t, phone1); st.BackupKeyShare == "" {
-			t.Error("no key share kept after the backup")
+		if st := readState(t, phone1); st.BackupKeyShare != "" {
+			t.Error("a key share is kept after the backup: it belongs with the blob on the server")
 		}
 		sw.want(start(t, ts, nil, "device", "backup-info", "--state", phone1), 0, []string{"attempts left:", "yes, for +31"}, nil)
 
@@ -197,18 +197,23 @@ func TestBackupRestoreAndCodes(t *testing.T) {
 
 func TestBackupBlob(t *testing.T) {
 	accts := []stateAccount{{RelyingPartyName: "Mijn Portal", AccountLabel: "jan", Secret: "JBSWY3DPEHPK3PXP"}}
-	blob, err := sealBackup("4831", accts)
+	blob, share, err := sealBackup("4831", accts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains(blob, []byte("JBSWY3DPEHPK3PXP")) || bytes.Contains(blob, []byte("jan")) {
-		t.Fatal("the blob holds the accounts in clear")
+	if bytes.Contains(blob, []byte("JBSWY3DPEHPK3PXP")) || bytes.Contains(blob, []byte("jan")) || !bytes.HasPrefix(blob, []byte("PAB1")) {
+		t.Fatal("the blob holds the accounts in clear, or is not in the documented format")
 	}
-	c, err := openBackup("4831", blob)
+	c, err := openBackup("4831", share, blob)
 	if err != nil || len(c.Accounts) != 1 || c.Accounts[0] != accts[0] {
 		t.Fatalf("openBackup: %v %+v", err, c)
 	}
-	if _, err := openBackup("4832", blob); err == nil {
+	if _, err := openBackup("4832", share, blob); err == nil {
 		t.Fatal("a wrong passcode decrypts the blob")
+	}
+	other := bytes.Clone(share)
+	other[0] ^= 1
+	if _, err := openBackup("4831", other, blob); err == nil {
+		t.Fatal("another key share decrypts the blob")
 	}
 }

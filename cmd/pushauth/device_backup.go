@@ -1,14 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,27 +15,19 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pushauth/pushauth/internal/backupcrypt"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
 
 // passcodePattern is what the server accepts as a backup passcode.
 var passcodePattern = regexp.MustCompile(`^[0-9]{4,12}$`)
 
-// The backup blob: blobMagic, a 16-byte salt, a 12-byte GCM nonce, then
-// the AES-256-GCM sealed JSON of backupContent (the magic, salt and nonce
-// as additional data).
-//
-// The key is HKDF-SHA256(ikm = passcode, salt, info = blobInfo). This is
-// the simulator's simple scheme: the real app mixes in the server's key
-// share, HKDF-SHA256(Argon2id(passcode, salt) ‖ key_share) (see
-// docs/backup-and-totp.md), so that a stolen blob cannot be brute-forced
-// offline. The share only comes back from PutBackup, after the upload; the
-// simulator keeps it in the state file but does not encrypt with it.
-const (
-	blobMagic = "PABK1"
-	blobInfo  = "pushauth-cli backup v1"
-	saltSize  = 16
-)
+// The backup blob is the format of docs/backup-and-totp.md
+// (internal/backupcrypt): AES-256-GCM under
+// HKDF-SHA256(Argon2id(passcode, salt) ‖ key_share), with a new random key
+// share, salt and nonce for every upload. The share goes to the server with
+// the blob and comes back only from a restore, after the passcode; the state
+// file keeps nothing of it. The plaintext is the JSON of backupContent.
 
 // backupContent is what a backup holds.
 type backupContent struct {
@@ -50,63 +35,26 @@ type backupContent struct {
 	Accounts []stateAccount `json:"accounts"`
 }
 
-func backupKey(passcode string, salt []byte) ([]byte, error) {
-	return hkdf.Key(sha256.New, []byte(passcode), salt, blobInfo, 32)
-}
-
-// sealBackup encrypts the accounts under passcode.
-func sealBackup(passcode string, accounts []stateAccount) ([]byte, error) {
+// sealBackup encrypts the accounts under passcode and a new key share, and
+// returns the blob and the share to upload with it.
+func sealBackup(passcode string, accounts []stateAccount) (blob, share []byte, err error) {
 	plain, err := json.Marshal(backupContent{Version: 1, Accounts: accounts})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	salt := make([]byte, saltSize)
-	if _, err := rand.Read(salt); err != nil {
-		return nil, err
-	}
-	key, err := backupKey(passcode, salt)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, gcm.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	header := append(append([]byte(blobMagic), salt...), nonce...)
-	return gcm.Seal(header, nonce, plain, header), nil
+	share = backupcrypt.NewShare()
+	blob, err = backupcrypt.Seal(passcode, share, plain)
+	return blob, share, err
 }
 
-// openBackup decrypts a blob of sealBackup.
-func openBackup(passcode string, blob []byte) (*backupContent, error) {
-	hlen := len(blobMagic) + saltSize + 12
-	if len(blob) < hlen+16 || !bytes.HasPrefix(blob, []byte(blobMagic)) {
-		return nil, errors.New("the backup was not made by this tool (unknown format)")
-	}
-	salt := blob[len(blobMagic) : len(blobMagic)+saltSize]
-	nonce := blob[len(blobMagic)+saltSize : hlen]
-	key, err := backupKey(passcode, salt)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	plain, err := gcm.Open(nil, nonce, blob[hlen:], blob[:hlen])
-	if err != nil {
-		return nil, errors.New("cannot decrypt the backup with this passcode")
+// openBackup decrypts a restored blob with the key share restored with it.
+func openBackup(passcode string, share, blob []byte) (*backupContent, error) {
+	plain, err := backupcrypt.Open(passcode, share, blob)
+	switch {
+	case errors.Is(err, backupcrypt.ErrFormat):
+		return nil, errors.New("the backup was not made in the format of docs/backup-and-totp.md (an older version of this tool?)")
+	case err != nil:
+		return nil, errors.New("cannot decrypt the backup with this passcode and the key share the server returned")
 	}
 	var c backupContent
 	if err := json.Unmarshal(plain, &c); err != nil {
@@ -143,11 +91,11 @@ var deviceBackupCmd = &command{
 	args:    "--passcode NNNN [--current-passcode NNNN] [--state FILE] [flags]",
 	summary: "store the device's accounts and their code seeds, encrypted with a passcode, as the server's backup",
 	details: `The backup holds the accounts of the state file (relying party, label and
-TOTP seed), encrypted here with AES-256-GCM under a key derived from the
-passcode; the server never sees them in clear. The passcode is digits only, at
+TOTP seed), encrypted here as docs/backup-and-totp.md says: AES-256-GCM under
+a key from the passcode (Argon2id) and a new random key share, which goes to
+the server with the blob; the server never sees the accounts in clear. The passcode is digits only, at
 least 4; trivial ones (0000, 1234, ...) are refused. Replacing a backup needs
-its passcode in --current-passcode; a wrong one counts as a failed attempt.
-The server's key share is kept in the state file.`,
+its passcode in --current-passcode; a wrong one counts as a failed attempt.`,
 	setup: func(fs *flag.FlagSet, cf *connFlags) func(context.Context, *env, []string) error {
 		state := stateFlag(fs)
 		passcode := passcodeFlag(fs, "passcode", "the backup's new `passcode`: 4 to 12 digits (required)")
@@ -169,19 +117,21 @@ The server's key share is kept in the state file.`,
 				return err
 			}
 			defer d.c.close()
-			blob, err := sealBackup(*passcode, d.st.Accounts)
+			blob, share, err := sealBackup(*passcode, d.st.Accounts)
 			if err != nil {
 				return err
 			}
 			cctx, cancel := d.ctx(ctx)
 			defer cancel()
-			resp, err := d.c.device.PutBackup(cctx, &pushauthv1.PutBackupRequest{Blob: blob, Passcode: *passcode, CurrentPasscode: *current})
+			resp, err := d.c.device.PutBackup(cctx, &pushauthv1.PutBackupRequest{Blob: blob, Passcode: *passcode, CurrentPasscode: *current, KeyShare: share})
 			if err != nil {
 				return d.explainBackup(err, false)
 			}
-			d.st.BackupKeyShare = base64.StdEncoding.EncodeToString(resp.GetKeyShare())
-			if err := saveState(d.path, d.st); err != nil {
-				return fmt.Errorf("the backup is stored, but: %w", err)
+			if d.st.BackupKeyShare != "" { // kept by older versions; no longer needed
+				d.st.BackupKeyShare = ""
+				if err := saveState(d.path, d.st); err != nil {
+					return fmt.Errorf("the backup is stored, but: %w", err)
+				}
 			}
 			// The response's key share is a secret: only its update time is shown.
 			shown := &pushauthv1.PutBackupResponse{UpdateTime: resp.GetUpdateTime()}
@@ -227,7 +177,7 @@ counts: after the 2nd, 3rd and 4th the backup is locked for a while, and the
 			if err != nil {
 				return d.explainBackup(err, true)
 			}
-			content, derr := openBackup(*passcode, resp.GetBlob())
+			content, derr := openBackup(*passcode, resp.GetKeyShare(), resp.GetBlob())
 			if derr != nil {
 				fmt.Fprintf(e.stderr, "pushauth: the accounts moved, but their offline codes are lost: %v\n", derr)
 				content = &backupContent{}
@@ -248,7 +198,7 @@ counts: after the 2nd, 3rd and 4th the backup is locked for a while, and the
 					d.st.putAccount(a)
 				}
 			}
-			d.st.BackupKeyShare = base64.StdEncoding.EncodeToString(resp.GetKeyShare())
+			d.st.BackupKeyShare = ""
 			if err := saveState(d.path, d.st); err != nil {
 				return fmt.Errorf("the backup is restored, but: %w", err)
 			}

@@ -64,8 +64,9 @@ type deviceState struct {
 	// keeps, as the app does for offline codes and its backup. The seeds
 	// are secrets: never shown.
 	Accounts []stateAccount `json:"accounts,omitempty"`
-	// BackupKeyShare is the server's share of the backup key, from the
-	// last PutBackup or RestoreBackup, in standard base64.
+	// BackupKeyShare was kept by older versions, which mixed the share of
+	// one upload into the next; the share now travels with each blob, and
+	// the field is cleared on the next backup or restore.
 	BackupKeyShare string `json:"backup_key_share,omitempty"`
 }
 

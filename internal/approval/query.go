@@ -273,3 +273,48 @@ func (e *Engine) CreatePhrase(ctx context.Context, deviceID string) (string, tim
 func (e *Engine) Connection(ctx context.Context, id string) (store.Connection, error) {
 	return e.store.GetConnection(ctx, id)
 }
+
+// UserState is what stands between a relying party's user and a push right
+// now, so a login page can say so before it asks.
+type UserState struct {
+	// ConsecutiveFailures counts the user's login requests in a row that
+	// ended without an approval (denied, mismatched, reported, unanswered,
+	// superseded).
+	ConsecutiveFailures int
+	// BackoffUntil is when CreateApproval is accepted again; zero when it is
+	// accepted now.
+	BackoffUntil time.Time
+	// Locked is set when the back-off is the long lock after
+	// MaxConsecutiveFailures failures in a row.
+	Locked bool
+	// MutedUntil is when pushes resume after a fraud report; zero when they
+	// are not muted. Requests are still created while muted.
+	MutedUntil time.Time
+	// TOTPLockedUntil is when TOTP codes are compared again after too many
+	// wrong ones; zero when they are now.
+	TOTPLockedUntil time.Time
+}
+
+// UserState reads the user's back-off, mute and TOTP lock as of now. Times
+// already past read as zero.
+func (e *Engine) UserState(ctx context.Context, rpID, userRef string) (UserState, error) {
+	us, err := e.store.GetUserState(ctx, rpID, userRef)
+	if err != nil {
+		return UserState{}, err
+	}
+	now := e.clock()
+	future := func(t time.Time) time.Time {
+		if now.Before(t) {
+			return t
+		}
+		return time.Time{}
+	}
+	out := UserState{
+		ConsecutiveFailures: us.ConsecutiveFailures,
+		BackoffUntil:        future(us.BackoffUntil),
+		MutedUntil:          future(us.MutedUntil),
+		TOTPLockedUntil:     future(us.TOTPLockedUntil),
+	}
+	out.Locked = !out.BackoffUntil.IsZero() && us.ConsecutiveFailures >= e.cfg.MaxConsecutiveFailures
+	return out, nil
+}

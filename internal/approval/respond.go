@@ -70,8 +70,8 @@ func (e *Engine) Respond(ctx context.Context, dev store.Device, resp Response) (
 			if err != nil {
 				return store.Request{}, err
 			}
-			if !rp.Policy.AllowLocationAutomation || r.Kind != store.KindLogin {
-				return store.Request{}, fault.New(fault.PermissionDenied, "this relying party does not allow location rules to approve; ask the user to tap")
+			if err := locationRuleMayAnswer(rp, r); err != nil {
+				return store.Request{}, err
 			}
 			d.Reason = store.ReasonLocationRule
 		}
@@ -97,6 +97,27 @@ func (e *Engine) Respond(ctx context.Context, dev store.Device, resp Response) (
 		return store.Request{}, err
 	}
 	return e.store.GetRequest(ctx, r.ID)
+}
+
+// LocationAutomationAllowed reports whether a location rule on the phone
+// may answer r: only a login, only where the relying party allows it, and
+// only without number matching. A request that asks for the number shown on
+// the login page is never offered to automation: a rule cannot know the
+// number, and the number is there to prove the user sees that login page.
+func LocationAutomationAllowed(rp store.RelyingParty, r store.Request) bool {
+	return locationRuleMayAnswer(rp, r) == nil
+}
+
+func locationRuleMayAnswer(rp store.RelyingParty, r store.Request) error {
+	switch {
+	case r.Kind != store.KindLogin:
+		return fault.New(fault.PermissionDenied, "a location rule cannot connect an account; ask the user to tap")
+	case !rp.Policy.AllowLocationAutomation:
+		return fault.New(fault.PermissionDenied, "this relying party does not allow location rules to approve; ask the user to tap")
+	case r.NumberMatching != store.NumberMatchingNone && r.NumberMatching != "":
+		return fault.New(fault.PermissionDenied, "this request asks for the number shown on the login page, so a location rule cannot answer it; ask the user to type the number")
+	}
+	return nil
 }
 
 // repeated answers a decision on a request that is no longer pending.

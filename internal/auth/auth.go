@@ -86,6 +86,10 @@ var (
 	errMissing   = status.Error(codes.Unauthenticated, "missing credentials: send the metadata header \"authorization: Bearer <token>\"")
 	errInvalid   = status.Error(codes.Unauthenticated, "invalid credentials")
 	errForbidden = status.Error(codes.PermissionDenied, "these credentials are not accepted here")
+	// A revoked credential is PermissionDenied on a new call (the stream it
+	// had open ends Unauthenticated, see guard.go), saying what to do.
+	errKeyRevoked    = status.Error(codes.PermissionDenied, "this API key was revoked; use another key or ask the operator for a new one")
+	errDeviceRevoked = status.Error(codes.PermissionDenied, "this device is no longer registered; register the app again")
 )
 
 // Unary is the unary server interceptor.
@@ -192,7 +196,7 @@ func (a *Authenticator) relyingParty(ctx context.Context) (context.Context, erro
 	case errors.Is(err, relyingparty.ErrBadAPIKey):
 		return ctx, errInvalid
 	case errors.Is(err, relyingparty.ErrRevokedAPIKey):
-		return ctx, errForbidden
+		return ctx, errKeyRevoked
 	case err != nil:
 		a.log.ErrorContext(ctx, "api key lookup failed", "err", err)
 		return ctx, status.Error(codes.Unavailable, "cannot check credentials right now; try again")
@@ -216,7 +220,7 @@ func (a *Authenticator) device(ctx context.Context) (context.Context, error) {
 	case errors.Is(err, registration.ErrBadCredential):
 		return ctx, errInvalid
 	case errors.Is(err, registration.ErrRevokedDevice):
-		return ctx, errForbidden
+		return ctx, errDeviceRevoked
 	case err != nil:
 		a.log.ErrorContext(ctx, "device credential lookup failed", "err", err)
 		return ctx, status.Error(codes.Unavailable, "cannot check credentials right now; try again")

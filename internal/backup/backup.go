@@ -2,8 +2,10 @@
 // by a short passcode, and restores it to a new phone with the same number.
 //
 // The app encrypts the backup itself with a key derived from the passcode
-// and a random share the service keeps sealed, so neither the blob nor the
-// share alone opens it. The passcode is checked against a keyed hash under a
+// and a random key share it uploads with the blob; the service keeps the
+// share sealed and hands it out only with the blob, after a right passcode,
+// so neither the blob nor the share alone opens it
+// (docs/backup-and-totp.md). The passcode is checked against a keyed hash under a
 // server-side pepper, so a database dump alone cannot be brute-forced over
 // the 10,000 four-digit passcodes; a small attempt budget with growing
 // lock-outs, then a wipe, stops guessing through the API.
@@ -99,12 +101,26 @@ func (s *Service) CheckPasscode(p string) error {
 	return nil
 }
 
+// ShareSize is the size of a backup's key share.
+const ShareSize = 32
+
 // Put stores or replaces the backup of the device's number and returns the
-// key share. Replacing needs the current passcode, and the new backup is
-// written only over the backup that passcode was checked against.
-func (s *Service) Put(ctx context.Context, dev store.Device, blob []byte, passcode, current string) ([]byte, time.Time, error) {
+// key share stored with it. Replacing needs the current passcode, and the
+// new backup is written only over the backup that passcode was checked
+// against.
+//
+// share is the key share the app encrypted blob with: it is kept sealed with
+// this blob, and only a restore with the right passcode hands it out again,
+// so the share a restore returns is always the one of the blob it returns.
+// An app that sends none (older apps) gets the share the backup already has,
+// or a new random one for a first backup: one share for the life of the
+// backup, which such an app mixes into the next upload.
+func (s *Service) Put(ctx context.Context, dev store.Device, blob []byte, passcode, current string, share []byte) ([]byte, time.Time, error) {
 	if len(blob) == 0 || len(blob) > MaxBlob {
 		return nil, time.Time{}, fault.Invalid("blob", fmt.Sprintf("must be 1 byte to %d KiB", MaxBlob>>10))
+	}
+	if err := checkShare(share); err != nil {
+		return nil, time.Time{}, err
 	}
 	if err := s.CheckPasscode(passcode); err != nil {
 		return nil, time.Time{}, err
@@ -120,8 +136,11 @@ func (s *Service) Put(ctx context.Context, dev store.Device, blob []byte, passco
 			return nil, time.Time{}, err
 		}
 	}
-	share := make([]byte, 32)
-	_, _ = rand.Read(share)
+	if len(share) == 0 {
+		if share, err = s.keptShare(old); err != nil {
+			return nil, time.Time{}, err
+		}
+	}
 	b := store.Backup{
 		PhoneNumber: dev.PhoneNumber, DeviceID: dev.ID, Blob: blob,
 		SealedShare: s.keys.Seal(sharePurpose, []byte(dev.PhoneNumber), share), Verifier: s.verifier(dev.PhoneNumber, passcode),
@@ -148,6 +167,38 @@ func (s *Service) Put(ctx context.Context, dev store.Device, blob []byte, passco
 		return nil, time.Time{}, fmt.Errorf("store backup: %w", err)
 	}
 	return share, now, nil
+}
+
+// checkShare refuses a key share that is not 32 bytes, or all zero (an app
+// that forgot to fill it in). Empty is the older apps' way.
+func checkShare(share []byte) error {
+	if len(share) == 0 {
+		return nil
+	}
+	if len(share) != ShareSize {
+		return fault.Invalid("key_share", fmt.Sprintf("must be %d random bytes, the share the blob is encrypted with (docs/backup-and-totp.md)", ShareSize))
+	}
+	for _, b := range share {
+		if b != 0 {
+			return nil
+		}
+	}
+	return fault.Invalid("key_share", "is all zero bytes: fill it from a cryptographic random source")
+}
+
+// keptShare is the share of an upload without one: the existing backup's,
+// or a new random one.
+func (s *Service) keptShare(old store.Backup) ([]byte, error) {
+	if old.Version == 0 {
+		share := make([]byte, ShareSize)
+		_, _ = rand.Read(share) // never fails: crypto/rand aborts the program instead
+		return share, nil
+	}
+	share, err := s.keys.Open(sharePurpose, []byte(old.PhoneNumber), old.SealedShare)
+	if err != nil {
+		return nil, fmt.Errorf("open key share: %w", err)
+	}
+	return share, nil
 }
 
 // checkPasscode spends a try of the backup's budget, then compares the

@@ -202,7 +202,7 @@ func TestAPNsSendsAlert(t *testing.T) {
 			t.Errorf("%s = %q, want %q", h, got, want)
 		}
 	}
-	want := `{"aps":{"alert":{"body":"Open the app to approve or deny it.","title":"Pairing request"}},"kind":"PAIRING","request_id":"req-9"}`
+	want := `{"aps":{"alert":{"body":"Open the app to approve or deny it.","title":"Connect account"}},"kind":"PAIRING","request_id":"req-9"}`
 	if got, _ := json.Marshal(c.body); string(got) != want {
 		t.Errorf("payload =\n%s\nwant\n%s", got, want)
 	}

@@ -191,7 +191,7 @@ func newTestFCM(t *testing.T, f *fakeFCM) *FCM {
 
 func fcmJob(token string) Job {
 	return Job{RequestID: "req-1", DeviceID: "dev-1", Platform: PlatformAndroid, PushToken: token,
-		Kind: KindLogin, Locale: "nl-NL", ExpiresAt: fcmNow.Add(90*time.Second + 300*time.Millisecond)}
+		Kind: KindLogin, Locale: "nl-NL", RelyingParty: "Mijn Portal", ExpiresAt: fcmNow.Add(90*time.Second + 300*time.Millisecond)}
 }
 
 func TestFCMSendsMinimalMessage(t *testing.T) {
@@ -211,8 +211,8 @@ func TestFCMSendsMinimalMessage(t *testing.T) {
 		"token": "tok-ok",
 		"data":  map[string]any{"request_id": "req-1", "kind": "LOGIN"},
 		"notification": map[string]any{
-			"title": "Inlogverzoek",
-			"body":  "Open de app om het goed of af te keuren.",
+			"title": "Verzoek om goedkeuring",
+			"body":  "Mijn Portal vraagt je goedkeuring om in te loggen. Open de app om het verzoek goed te keuren of af te wijzen.",
 		},
 		"android": map[string]any{"priority": "high", "ttl": "91s", "collapse_key": "req-1"},
 		"apns": map[string]any{"headers": map[string]any{

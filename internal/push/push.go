@@ -5,9 +5,10 @@
 // them to a Sender: FCM (Android, and iOS apps that use FCM), APNs (iOS
 // direct) or, in development, a LogSender, chosen per job by a Router.
 //
-// A push carries only the request id, the kind and a generic localised alert,
-// never the request's context: the app fetches the details over its
-// authenticated channel, so nothing sensitive passes through Google or Apple.
+// A push carries only the request id, the kind and a localised alert naming
+// the relying party, never the user or the request's context: the app
+// fetches the details over its authenticated channel, so nothing sensitive
+// passes through Google or Apple.
 //
 // Senders classify failures so the queue knows what to do: ErrTokenDead (the
 // token will never work again: mark it dead), TemporaryError (retry with
@@ -43,13 +44,15 @@ const (
 // so it holds everything a worker in any replica needs without a database
 // read.
 type Job struct {
-	RequestID string    `json:"request_id"`
-	DeviceID  string    `json:"device_id"`
-	Platform  string    `json:"platform"` // PlatformAndroid or PlatformIOS
-	PushToken string    `json:"push_token"`
-	Kind      string    `json:"kind"`   // KindLogin or KindPairing
-	Locale    string    `json:"locale"` // BCP 47, e.g. "nl-NL"; picks the alert language
-	ExpiresAt time.Time `json:"expires_at"`
+	RequestID string `json:"request_id"`
+	DeviceID  string `json:"device_id"`
+	Platform  string `json:"platform"` // PlatformAndroid or PlatformIOS
+	PushToken string `json:"push_token"`
+	Kind      string `json:"kind"`   // KindLogin or KindPairing
+	Locale    string `json:"locale"` // BCP 47, e.g. "nl-NL"; picks the alert language
+	// RelyingParty is the relying party's display name, named in the alert.
+	RelyingParty string    `json:"relying_party,omitempty"`
+	ExpiresAt    time.Time `json:"expires_at"`
 }
 
 // Validate reports the first missing or unknown field, so a bad job fails at
@@ -78,32 +81,53 @@ type Notification struct {
 	Title, Body string
 }
 
-// NewNotification adds the generic, localised alert for j's kind and locale.
+// NewNotification adds the localised alert for j's kind, locale and
+// relying party.
 func NewNotification(j Job) Notification {
-	title, body := Alert(j.Kind, j.Locale)
+	title, body := Alert(j.Kind, j.Locale, j.RelyingParty)
 	return Notification{Job: j, Title: title, Body: body}
 }
 
-// Alert returns the generic lock-screen text for a kind in a locale: Dutch
-// for "nl…", English otherwise. It never names the relying party or user,
-// since lock screens and push providers can read it.
-func Alert(kind, locale string) (title, body string) {
-	if lang(locale) == "nl" {
-		body = "Open de app om het goed of af te keuren."
-		if kind == KindPairing {
-			return "Koppelverzoek", body
-		}
-		return "Inlogverzoek", body
+// alerts are the lock-screen texts by language and kind: a title, and a
+// body with and without the relying party's name. The Dutch follows the
+// wording users know from the customer manual ("verzoek om goedkeuring",
+// "goedkeuren", "account verbinden").
+var alerts = map[string]map[string][3]string{
+	"en": {
+		KindLogin:   {"Login request", "%s asks you to approve a login. Open the app to approve or deny it.", "Open the app to approve or deny it."},
+		KindPairing: {"Connect account", "%s asks to connect your account. Open the app to approve or deny it.", "Open the app to approve or deny it."},
+	},
+	"nl": {
+		KindLogin:   {"Verzoek om goedkeuring", "%s vraagt je goedkeuring om in te loggen. Open de app om het verzoek goed te keuren of af te wijzen.", "Open de app om het verzoek goed te keuren of af te wijzen."},
+		KindPairing: {"Account verbinden", "%s vraagt om je account te verbinden. Open de app om het verzoek goed te keuren of af te wijzen.", "Open de app om het verzoek goed te keuren of af te wijzen."},
+	},
+}
+
+// AlertLanguages lists the languages alerts are written in; any other
+// locale gets English.
+func AlertLanguages() []string { return []string{"en", "nl"} }
+
+// Alert returns the lock-screen text for a kind in a locale (Dutch for
+// "nl…", English otherwise), naming the relying party by its display name
+// when it is known. It never names the user, the account or anything of
+// the login's context, since lock screens and push providers can read it.
+func Alert(kind, locale, relyingParty string) (title, body string) {
+	texts, ok := alerts[lang(locale)]
+	if !ok {
+		texts = alerts["en"]
 	}
-	body = "Open the app to approve or deny it."
-	if kind == KindPairing {
-		return "Pairing request", body
+	t, ok := texts[kind]
+	if !ok {
+		t = texts[KindLogin]
 	}
-	return "Login request", body
+	if relyingParty == "" {
+		return t[0], t[2]
+	}
+	return t[0], fmt.Sprintf(t[1], relyingParty)
 }
 
 func lang(locale string) string {
-	l, _, _ := strings.Cut(strings.ReplaceAll(locale, "_", "-"), "-")
+	l, _, _ := strings.Cut(strings.ReplaceAll(strings.TrimSpace(locale), "_", "-"), "-")
 	return strings.ToLower(l)
 }
 

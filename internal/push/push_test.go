@@ -11,18 +11,19 @@ import (
 )
 
 func TestAlert(t *testing.T) {
-	for _, tc := range []struct{ kind, locale, title string }{
-		{KindLogin, "", "Login request"},
-		{KindLogin, "en-GB", "Login request"},
-		{KindLogin, "nl", "Inlogverzoek"},
-		{KindLogin, "nl_BE", "Inlogverzoek"},
-		{KindLogin, "NL-nl", "Inlogverzoek"},
-		{KindPairing, "de-DE", "Pairing request"},
-		{KindPairing, "nl-NL", "Koppelverzoek"},
+	for _, tc := range []struct{ kind, locale, rp, title, body string }{
+		{KindLogin, "", "", "Login request", "Open the app to approve or deny it."},
+		{KindLogin, "en-GB", "Mijn Portal", "Login request", "Mijn Portal asks you to approve a login. Open the app to approve or deny it."},
+		{KindLogin, "nl", "Mijn Portal", "Verzoek om goedkeuring", "Mijn Portal vraagt je goedkeuring om in te loggen. Open de app om het verzoek goed te keuren of af te wijzen."},
+		{KindLogin, "nl_BE", "", "Verzoek om goedkeuring", "Open de app om het verzoek goed te keuren of af te wijzen."},
+		{KindLogin, " NL-nl", "X", "Verzoek om goedkeuring", "X vraagt je goedkeuring om in te loggen. Open de app om het verzoek goed te keuren of af te wijzen."},
+		{KindPairing, "de-DE", "Mijn Portal", "Connect account", "Mijn Portal asks to connect your account. Open the app to approve or deny it."},
+		{KindPairing, "nl-NL", "Mijn Portal", "Account verbinden", "Mijn Portal vraagt om je account te verbinden. Open de app om het verzoek goed te keuren of af te wijzen."},
+		{KindPairing, "nld", "", "Connect account", "Open the app to approve or deny it."},
 	} {
-		title, body := Alert(tc.kind, tc.locale)
-		if title != tc.title || body == "" {
-			t.Errorf("Alert(%s, %q) = %q, %q; want title %q", tc.kind, tc.locale, title, body, tc.title)
+		title, body := Alert(tc.kind, tc.locale, tc.rp)
+		if title != tc.title || body != tc.body {
+			t.Errorf("Alert(%s, %q, %q) = %q, %q; want %q, %q", tc.kind, tc.locale, tc.rp, title, body, tc.title, tc.body)
 		}
 	}
 	n := NewNotification(job("n"))

@@ -106,6 +106,7 @@ func (s *Service) Complete(ctx context.Context, p CompleteParams) (store.Device,
 		PushToken:        p.PushToken,
 		Name:             p.Name,
 		AppVersion:       p.AppVersion,
+		Locale:           v.Locale,
 		CreatedAt:        now,
 		LastSeenAt:       now,
 	}

@@ -72,6 +72,8 @@ type DeviceChange struct {
 	PushToken  *string
 	Name       *string
 	AppVersion *string
+	// Locale is the app's language for push alerts (BCP 47).
+	Locale *string
 }
 
 // Update applies a device's change to itself. A new push token revives a
@@ -99,6 +101,9 @@ func (d *Devices) Update(ctx context.Context, id string, c DeviceChange) (store.
 		}
 		if c.AppVersion != nil {
 			dev.AppVersion = *c.AppVersion
+		}
+		if c.Locale != nil {
+			dev.Locale = *c.Locale
 		}
 		return tx.UpdateDevice(ctx, dev)
 	})

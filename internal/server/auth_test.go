@@ -79,7 +79,7 @@ func TestAuthentication(t *testing.T) {
 
 			{"rp: no credentials", whoAmI, none, codes.Unauthenticated, `authorization: Bearer <token>`},
 			{"rp: API key", whoAmI, bearer(apiKey), codes.OK, ""},
-			{"rp: revoked API key", whoAmI, bearer(revokedSecret), codes.PermissionDenied, ""},
+			{"rp: revoked API key", whoAmI, bearer(revokedSecret), codes.PermissionDenied, "this API key was revoked"},
 			{"rp: garbage pak_ token", whoAmI, bearer(garbageKey), codes.Unauthenticated, "invalid credentials"},
 			{"rp: wrong random part", whoAmI, bearer(wrongRandom), codes.Unauthenticated, "invalid credentials"},
 			{"rp: unknown prefix", whoAmI, bearer("pak_unknown." + strings.Repeat("B", 43)), codes.Unauthenticated, "invalid credentials"},
@@ -90,7 +90,7 @@ func TestAuthentication(t *testing.T) {
 
 			{"device: no credentials", getDevice, none, codes.Unauthenticated, `authorization: Bearer <token>`},
 			{"device: credential", getDevice, bearer(deviceCred), codes.OK, ""},
-			{"device: revoked device", getDevice, bearer(revokedDeviceCred), codes.PermissionDenied, ""},
+			{"device: revoked device", getDevice, bearer(revokedDeviceCred), codes.PermissionDenied, "this device is no longer registered"},
 			{"device: API key", getDevice, bearer(apiKey), codes.PermissionDenied, ""},
 			{"device: admin token", getDevice, bearer(ts.AdminToken), codes.Unauthenticated, "invalid credentials"},
 			{"device: garbage pdc_ token", getDevice, bearer("pdc_garbage.x"), codes.Unauthenticated, "invalid credentials"},

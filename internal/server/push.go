@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/push"
@@ -12,25 +13,40 @@ import (
 // queuePusher feeds the engine's requests into the push work queue. The
 // queue is set after the engine exists, because the queue reports back to
 // the engine.
-type queuePusher struct{ q *push.Queue }
+type queuePusher struct {
+	q   *push.Queue
+	rps store.RelyingParties // the display name the alerts show
+}
 
 // Push enqueues one job per device.
 func (p *queuePusher) Push(ctx context.Context, r store.Request, devices []store.Device) error {
 	if p.q == nil {
 		return errors.New("push queue not started")
 	}
+	rp, err := p.rps.GetRelyingParty(ctx, r.RelyingPartyID)
+	if err != nil {
+		return fmt.Errorf("relying party of request %s: %w", r.ID, err)
+	}
+	return p.q.Enqueue(ctx, pushJobs(r, rp, devices)...)
+}
+
+// pushJobs are the jobs pushing r to devices: each in its device's
+// language, naming the relying party.
+func pushJobs(r store.Request, rp store.RelyingParty, devices []store.Device) []push.Job {
 	jobs := make([]push.Job, len(devices))
 	for i, d := range devices {
 		jobs[i] = push.Job{
-			RequestID: r.ID,
-			DeviceID:  d.ID,
-			Platform:  d.Platform,
-			PushToken: d.PushToken,
-			Kind:      r.Kind,
-			ExpiresAt: r.ExpiresAt,
+			RequestID:    r.ID,
+			DeviceID:     d.ID,
+			Platform:     d.Platform,
+			PushToken:    d.PushToken,
+			Kind:         r.Kind,
+			Locale:       d.Locale,
+			RelyingParty: rp.DisplayName,
+			ExpiresAt:    r.ExpiresAt,
 		}
 	}
-	return p.q.Enqueue(ctx, jobs...)
+	return jobs
 }
 
 // pushResult turns the queue's report into progress on the request. Only a

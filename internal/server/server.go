@@ -181,7 +181,7 @@ func New(o Options) (*Server, error) {
 	}
 	guard := auth.NewGuard(revocations, o.Store, o.Recheck)
 	phrases := pairing.New(o.Store, o.Keys, o.Now, o.PairingTTL, o.Pairing, metrics)
-	pusher := &queuePusher{}
+	pusher := &queuePusher{rps: o.Store}
 	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, o.Bus, pusher, o.Now, o.Logger)
 	if o.PushSender == nil {
 		o.PushSender = push.NewLogSender(o.Logger)

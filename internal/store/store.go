@@ -152,6 +152,9 @@ type Device struct {
 	CreatedAt        time.Time
 	LastSeenAt       time.Time
 	RevokedAt        time.Time // zero while the device is registered
+	// Locale is the app's language (BCP 47, e.g. "nl-NL"), from
+	// registration or UpdateDevice: push alerts are written in it.
+	Locale string
 }
 
 // Devices stores registered phones.
@@ -165,8 +168,9 @@ type Devices interface {
 	GetDeviceByCredentialPrefix(ctx context.Context, prefix string) (Device, error)
 	// TouchDevice sets LastSeenAt = at if it is earlier than at.
 	TouchDevice(ctx context.Context, id string, at time.Time) error
-	// UpdateDevice replaces PushToken, PushTokenDead, Name and AppVersion of
-	// the registered (not revoked) device d.ID. ErrNotFound if there is none.
+	// UpdateDevice replaces PushToken, PushTokenDead, Name, AppVersion and
+	// Locale of the registered (not revoked) device d.ID. ErrNotFound if
+	// there is none.
 	UpdateDevice(ctx context.Context, d Device) error
 	// RevokeDevice sets RevokedAt = at if the device is not revoked yet
 	// (compare-and-swap). ErrNotFound if there is no such device, ErrConflict

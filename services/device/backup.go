@@ -26,7 +26,7 @@ func (s *Server) PutBackup(ctx context.Context, req *pushauthv1.PutBackupRequest
 	if err != nil {
 		return nil, err
 	}
-	share, at, err := s.backups.Put(ctx, dev, req.GetBlob(), req.GetPasscode(), req.GetCurrentPasscode())
+	share, at, err := s.backups.Put(ctx, dev, req.GetBlob(), req.GetPasscode(), req.GetCurrentPasscode(), req.GetKeyShare())
 	if err != nil {
 		return nil, err
 	}

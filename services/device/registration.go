@@ -62,6 +62,8 @@ func (s *Server) GetDevice(ctx context.Context, _ *pushauthv1.GetDeviceRequest) 
 	return &pushauthv1.GetDeviceResponse{Device: wire.Device(dev)}, nil
 }
 
+// deviceFields are what an empty update_mask changes; "locale" only
+// changes when named, so apps that predate it do not clear it.
 var deviceFields = []string{"push_token", "name", "app_version"}
 
 // UpdateDevice changes the calling device's own fields.
@@ -72,8 +74,8 @@ func (s *Server) UpdateDevice(ctx context.Context, req *pushauthv1.UpdateDeviceR
 	}
 	paths := req.GetUpdateMask().GetPaths()
 	for _, p := range paths {
-		if !slices.Contains(deviceFields, p) {
-			return nil, fault.Invalid("update_mask", "unknown field \""+p+"\"; known: push_token, name, app_version")
+		if !slices.Contains(deviceFields, p) && p != "locale" {
+			return nil, fault.Invalid("update_mask", "unknown field \""+p+"\"; known: push_token, name, app_version, locale")
 		}
 	}
 	if len(paths) == 0 {
@@ -88,6 +90,8 @@ func (s *Server) UpdateDevice(ctx context.Context, req *pushauthv1.UpdateDeviceR
 			c.Name = ptr(req.GetName())
 		case "app_version":
 			c.AppVersion = ptr(req.GetAppVersion())
+		case "locale":
+			c.Locale = ptr(req.GetLocale())
 		}
 	}
 	dev, err := s.devices.Update(ctx, id, c)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/store"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
+	"github.com/pushauth/pushauth/services/wire"
 )
 
 // EnrollTotp starts enrolling another authenticator app.
@@ -73,7 +74,14 @@ func (s *Server) ListUserFactors(ctx context.Context, req *pushauthv1.ListUserFa
 	if err != nil {
 		return nil, err
 	}
-	resp := &pushauthv1.ListUserFactorsResponse{PushDevices: devs.GetDevices()}
+	us, err := s.engine.UserState(ctx, rp.ID, req.GetUserRef())
+	if err != nil {
+		return nil, err
+	}
+	resp := &pushauthv1.ListUserFactorsResponse{PushDevices: devs.GetDevices(), State: &pushauthv1.UserState{
+		PushBackoffUntil: wire.OptionalTime(us.BackoffUntil), PushLocked: us.Locked, ConsecutiveFailures: int32(us.ConsecutiveFailures),
+		PushMutedUntil: wire.OptionalTime(us.MutedUntil), TotpLockedUntil: wire.OptionalTime(us.TOTPLockedUntil),
+	}}
 	byConn := map[string]string{}
 	for _, d := range devs.GetDevices() {
 		byConn[d.GetConnectionId()] = d.GetDeviceId()

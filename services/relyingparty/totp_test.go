@@ -143,3 +143,52 @@ func TestTOTPLockout(t *testing.T) {
 		wantCode(t, wrong(), codes.PermissionDenied, " left before a lock-out")
 	}
 }
+
+// TestTOTPCounting is the count of wrong codes as docs/backup-and-totp.md
+// states it: a wrong code spends a try whether it came to ConfirmTotp or
+// VerifyTotp, a right one (either call) gives every try back, and a replayed
+// code is refused with its own message without spending one.
+func TestTOTPCounting(t *testing.T) {
+	servertest.ForEachBackend(t, func(t *testing.T, url string) {
+		ts := servertest.New(t, url)
+		ctx := servertest.Context(t)
+		rp := ts.CreateRelyingParty(t, "mijn-portal", nil)
+		_, key := ts.CreateAPIKey(t, rp.GetId())
+		rctx := ts.WithToken(ctx, key)
+		en, err := ts.RP.EnrollTotp(rctx, &pushauthv1.EnrollTotpRequest{UserRef: "jan", AccountLabel: "jan"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrongCode := func() string { return code(t, en.GetSecret(), ts.Clock.Now().Add(10*time.Minute)) }
+		verify := func(c string) error {
+			_, err := ts.RP.VerifyTotp(rctx, &pushauthv1.VerifyTotpRequest{UserRef: "jan", Code: c})
+			return err
+		}
+
+		_, err = ts.RP.ConfirmTotp(rctx, &pushauthv1.ConfirmTotpRequest{UserRef: "jan", FactorId: en.GetFactorId(), Code: wrongCode()})
+		wantCode(t, err, codes.PermissionDenied, "wrong code; 4 tries left before a lock-out")
+		if _, err := ts.RP.ConfirmTotp(rctx, &pushauthv1.ConfirmTotpRequest{UserRef: "jan", FactorId: en.GetFactorId(), Code: code(t, en.GetSecret(), ts.Clock.Now())}); err != nil {
+			t.Fatal(err)
+		}
+		// The right ConfirmTotp gave the try back.
+		wantCode(t, verify(wrongCode()), codes.PermissionDenied, "wrong code; 4 tries left before a lock-out")
+
+		ts.Clock.Advance(30 * time.Second)
+		right := code(t, en.GetSecret(), ts.Clock.Now())
+		if err := verify(right); err != nil {
+			t.Fatal(err)
+		}
+		// The right VerifyTotp gave the try back, too.
+		for _, left := range []string{"4 tries", "3 tries", "2 tries"} {
+			wantCode(t, verify(wrongCode()), codes.PermissionDenied, "wrong code; "+left+" left before a lock-out")
+		}
+		// A replay is refused as such and spends nothing, even as the last try.
+		wantCode(t, verify(right), codes.PermissionDenied, "this code was already used; wait for the next one (no try was counted)")
+		wantCode(t, verify(wrongCode()), codes.PermissionDenied, "wrong code; 1 try left before a lock-out")
+		wantCode(t, verify(right), codes.PermissionDenied, "already used")
+		st := wantCode(t, verify(wrongCode()), codes.ResourceExhausted, "too many wrong codes, try again in 5m0s")
+		if d := retryOf(st); d != 5*time.Minute {
+			t.Fatalf("lock %v", d)
+		}
+	})
+}

@@ -77,7 +77,7 @@ func DeviceRequest(r store.Request, rp store.RelyingParty) *pushauthv1.DeviceReq
 		CreateTime:                timestamppb.New(r.CreatedAt),
 		ExpireTime:                timestamppb.New(r.ExpiresAt),
 		ContextSha256:             approval.ContextHash(r.Context, r.AccountLabel),
-		LocationAutomationAllowed: rp.Policy.AllowLocationAutomation && r.Kind == store.KindLogin,
+		LocationAutomationAllowed: approval.LocationAutomationAllowed(rp, r),
 	}
 }
 

@@ -68,6 +68,7 @@ func Device(d store.Device) *pushauthv1.Device {
 		Platform:          p,
 		Name:              d.Name,
 		AppVersion:        d.AppVersion,
+		Locale:            d.Locale,
 		MaskedPhoneNumber: pii.MaskPhone(d.PhoneNumber),
 		CreateTime:        timestamppb.New(d.CreatedAt),
 		LastSeenTime:      OptionalTime(d.LastSeenAt),

@@ -26,7 +26,9 @@ type FakeFCM struct {
 	URL string
 	// Pushes receives the data of every push that reached it.
 	Pushes chan map[string]string
-	key    *rsa.PrivateKey
+	// Received gets every push that reached it, with its alert text.
+	Received chan ReceivedPush
+	key      *rsa.PrivateKey
 }
 
 // OddFCMText is the error text the fake FCM answers "odd-" tokens with: a
@@ -40,7 +42,7 @@ func NewFakeFCM(t testing.TB) *FakeFCM {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &FakeFCM{Pushes: make(chan map[string]string, 1000), key: key}
+	f := &FakeFCM{Pushes: make(chan map[string]string, 1000), Received: make(chan ReceivedPush, 1000), key: key}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -49,8 +51,12 @@ func NewFakeFCM(t testing.TB) *FakeFCM {
 	mux.HandleFunc("POST /v1/projects/{project}/messages:send", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			Message struct {
-				Token string            `json:"token"`
-				Data  map[string]string `json:"data"`
+				Token        string            `json:"token"`
+				Data         map[string]string `json:"data"`
+				Notification struct {
+					Title string `json:"title"`
+					Body  string `json:"body"`
+				} `json:"notification"`
 			} `json:"message"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&body)
@@ -68,6 +74,11 @@ func NewFakeFCM(t testing.TB) *FakeFCM {
 		}
 		select {
 		case f.Pushes <- body.Message.Data:
+		default:
+		}
+		select {
+		case f.Received <- ReceivedPush{Provider: "fcm", Token: body.Message.Token, Title: body.Message.Notification.Title,
+			Body: body.Message.Notification.Body, Data: body.Message.Data}:
 		default:
 		}
 		_, _ = io.WriteString(w, `{"name":"projects/p/messages/1"}`)

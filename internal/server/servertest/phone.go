@@ -26,7 +26,9 @@ type Phone struct {
 	PublicKey []byte // as sent: SPKI DER (Android) or the raw point (iOS)
 	Platform  pushauthv1.Platform
 	// PushToken is registered; empty means a random working token.
-	PushToken  string
+	PushToken string
+	// Locale is sent at registration (StartPhoneVerification.locale).
+	Locale     string
 	DeviceID   string
 	Credential string
 }
@@ -108,7 +110,7 @@ func (ts *TestServer) LastSMS(t testing.TB, number string) (code, linkToken stri
 func (ts *TestServer) Register(t testing.TB, p *Phone, number string) {
 	t.Helper()
 	ctx := Context(t)
-	st, err := ts.Device.StartPhoneVerification(ctx, &pushauthv1.StartPhoneVerificationRequest{PhoneNumber: number})
+	st, err := ts.Device.StartPhoneVerification(ctx, &pushauthv1.StartPhoneVerificationRequest{PhoneNumber: number, Locale: p.Locale})
 	if err != nil {
 		t.Fatalf("StartPhoneVerification: %v", err)
 	}

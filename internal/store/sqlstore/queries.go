@@ -269,22 +269,22 @@ func (s *Store) swap(ctx context.Context, what, table, id, why, query string, ar
 
 // Devices.
 
-const deviceColumns = "id, credential_prefix, credential_hash, phone_number, public_key, platform, push_token, push_token_dead, name, app_version, created_at, last_seen_at, revoked_at"
+const deviceColumns = "id, credential_prefix, credential_hash, phone_number, public_key, platform, push_token, push_token_dead, name, app_version, created_at, last_seen_at, revoked_at, locale"
 
 func scanDevice(sc scanner) (store.Device, error) {
 	var d store.Device
 	err := sc.Scan(&d.ID, &d.CredentialPrefix, &d.CredentialHash, &d.PhoneNumber, &d.PublicKey,
 		&d.Platform, &d.PushToken, &d.PushTokenDead, &d.Name, &d.AppVersion,
-		timeCol{&d.CreatedAt}, timeCol{&d.LastSeenAt}, timeCol{&d.RevokedAt})
+		timeCol{&d.CreatedAt}, timeCol{&d.LastSeenAt}, timeCol{&d.RevokedAt}, &d.Locale)
 	return d, err
 }
 
 // CreateDevice implements store.Devices.
 func (s *Store) CreateDevice(ctx context.Context, d store.Device) error {
-	_, err := s.w.ExecContext(ctx, s.q("INSERT INTO devices ("+deviceColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+	_, err := s.w.ExecContext(ctx, s.q("INSERT INTO devices ("+deviceColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 		d.ID, d.CredentialPrefix, bytesArg(d.CredentialHash), d.PhoneNumber, bytesArg(d.PublicKey),
 		d.Platform, d.PushToken, d.PushTokenDead, d.Name, d.AppVersion,
-		timeArg(d.CreatedAt), timeArg(d.LastSeenAt), timeArg(d.RevokedAt))
+		timeArg(d.CreatedAt), timeArg(d.LastSeenAt), timeArg(d.RevokedAt), d.Locale)
 	if err != nil {
 		return fmt.Errorf("create device %q: %w", d.ID, mapErr(err))
 	}
@@ -318,9 +318,9 @@ func (s *Store) TouchDevice(ctx context.Context, id string, at time.Time) error 
 // UpdateDevice implements store.Devices. A revoked device is not updated and
 // is ErrNotFound, like a missing one.
 func (s *Store) UpdateDevice(ctx context.Context, d store.Device) error {
-	res, err := s.w.ExecContext(ctx, s.q(`UPDATE devices SET push_token = ?, push_token_dead = ?, name = ?, app_version = ?
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE devices SET push_token = ?, push_token_dead = ?, name = ?, app_version = ?, locale = ?
 		WHERE id = ? AND revoked_at IS NULL`),
-		d.PushToken, d.PushTokenDead, d.Name, d.AppVersion, d.ID)
+		d.PushToken, d.PushTokenDead, d.Name, d.AppVersion, d.Locale, d.ID)
 	if err != nil {
 		return fmt.Errorf("update device %q: %w", d.ID, mapErr(err))
 	}

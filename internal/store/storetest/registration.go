@@ -19,7 +19,7 @@ func testDeviceUpdate(t *testing.T, s store.Store) {
 	if err := s.CreateDevice(ctx, d); err != nil {
 		t.Fatalf("CreateDevice: %v", err)
 	}
-	// Everything changes in the argument; only the four listed fields may
+	// Everything changes in the argument; only the five listed fields may
 	// change in the row.
 	upd := store.Device{
 		ID:               "d1",
@@ -32,6 +32,7 @@ func testDeviceUpdate(t *testing.T, s store.Store) {
 		PushTokenDead:    false,
 		Name:             "Renamed phone",
 		AppVersion:       "2.0.0",
+		Locale:           "nl-NL",
 		CreatedAt:        t3,
 		LastSeenAt:       t3,
 		RevokedAt:        t3,
@@ -40,7 +41,7 @@ func testDeviceUpdate(t *testing.T, s store.Store) {
 		t.Fatalf("UpdateDevice: %v", err)
 	}
 	want := d
-	want.PushToken, want.PushTokenDead, want.Name, want.AppVersion = upd.PushToken, upd.PushTokenDead, upd.Name, upd.AppVersion
+	want.PushToken, want.PushTokenDead, want.Name, want.AppVersion, want.Locale = upd.PushToken, upd.PushTokenDead, upd.Name, upd.AppVersion, upd.Locale
 	got, err := s.GetDevice(ctx, "d1")
 	if err != nil {
 		t.Fatalf("GetDevice: %v", err)
@@ -51,7 +52,7 @@ func testDeviceUpdate(t *testing.T, s store.Store) {
 	if err := s.UpdateDevice(ctx, store.Device{ID: "d1", PushTokenDead: true}); err != nil {
 		t.Fatalf("UpdateDevice to empty values: %v", err)
 	}
-	want.PushToken, want.PushTokenDead, want.Name, want.AppVersion = "", true, "", ""
+	want.PushToken, want.PushTokenDead, want.Name, want.AppVersion, want.Locale = "", true, "", "", ""
 	got, err = s.GetDevice(ctx, "d1")
 	if err != nil {
 		t.Fatalf("GetDevice: %v", err)

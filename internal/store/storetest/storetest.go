@@ -175,6 +175,7 @@ func newDevice(id string) store.Device {
 		PushTokenDead:    true,
 		Name:             "Pixel of " + id,
 		AppVersion:       "1.2.3",
+		Locale:           "en-GB",
 		CreatedAt:        t0,
 	}
 }

@@ -82,6 +82,7 @@ type StartPhoneVerificationRequest struct {
 	// ISO 3166-1 alpha-2 region for numbers without a country code, e.g. "NL".
 	DefaultRegion string `protobuf:"bytes,2,opt,name=default_region,json=defaultRegion,proto3" json:"default_region,omitempty"`
 	// BCP 47 language of the SMS text, e.g. "nl" or "en-GB". Unknown: English.
+	// It is also kept as the registered device's language for push alerts.
 	Locale        string `protobuf:"bytes,3,opt,name=locale,proto3" json:"locale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -461,8 +462,13 @@ type UpdateDeviceRequest struct {
 	PushToken  string                 `protobuf:"bytes,1,opt,name=push_token,json=pushToken,proto3" json:"push_token,omitempty"`
 	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	AppVersion string                 `protobuf:"bytes,3,opt,name=app_version,json=appVersion,proto3" json:"app_version,omitempty"`
-	// Paths among "push_token", "name", "app_version". Empty means all three.
-	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,4,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// Paths among "push_token", "name", "app_version", "locale". Empty means
+	// the first three; "locale" changes only when named.
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,4,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// BCP 47 language of the app, e.g. "nl-NL": push alerts are written in it
+	// (Dutch for "nl…", English otherwise). Registration sets it from
+	// StartPhoneVerificationRequest.locale.
+	Locale        string `protobuf:"bytes,5,opt,name=locale,proto3" json:"locale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -523,6 +529,13 @@ func (x *UpdateDeviceRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
 		return x.UpdateMask
 	}
 	return nil
+}
+
+func (x *UpdateDeviceRequest) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
 }
 
 type UpdateDeviceResponse struct {
@@ -653,8 +666,11 @@ type Device struct {
 	CreateTime        *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	LastSeenTime      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_seen_time,json=lastSeenTime,proto3" json:"last_seen_time,omitempty"`
 	PushTokenDead     bool                   `protobuf:"varint,8,opt,name=push_token_dead,json=pushTokenDead,proto3" json:"push_token_dead,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The app's language for push alerts (BCP 47), from registration or
+	// UpdateDevice; empty means English.
+	Locale        string `protobuf:"bytes,9,opt,name=locale,proto3" json:"locale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Device) Reset() {
@@ -741,6 +757,13 @@ func (x *Device) GetPushTokenDead() bool {
 		return x.PushTokenDead
 	}
 	return false
+}
+
+func (x *Device) GetLocale() string {
+	if x != nil {
+		return x.Locale
+	}
+	return ""
 }
 
 type GetDeviceRequest struct {
@@ -1696,8 +1719,14 @@ type PutBackupRequest struct {
 	Passcode string `protobuf:"bytes,2,opt,name=passcode,proto3" json:"passcode,omitempty"`
 	// The passcode of the backup being replaced; empty for the first backup.
 	CurrentPasscode string `protobuf:"bytes,3,opt,name=current_passcode,json=currentPasscode,proto3" json:"current_passcode,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// 32 bytes from a cryptographic random source, new for every upload, that
+	// blob is encrypted with (docs/backup-and-totp.md). The server keeps it
+	// sealed with this blob and returns it only from RestoreBackup, after the
+	// passcode. Empty (older apps): the backup keeps the share it has, or a
+	// first backup gets a random one, returned below.
+	KeyShare      []byte `protobuf:"bytes,4,opt,name=key_share,json=keyShare,proto3" json:"key_share,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PutBackupRequest) Reset() {
@@ -1751,10 +1780,17 @@ func (x *PutBackupRequest) GetCurrentPasscode() string {
 	return ""
 }
 
+func (x *PutBackupRequest) GetKeyShare() []byte {
+	if x != nil {
+		return x.KeyShare
+	}
+	return nil
+}
+
 type PutBackupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The server's random share of the backup key (32 bytes). The app derives
-	// its encryption key from the passcode and this share.
+	// The key share stored with this blob: the one sent in the request, or the
+	// kept or new one when the request had none.
 	KeyShare      []byte                 `protobuf:"bytes,1,opt,name=key_share,json=keyShare,proto3" json:"key_share,omitempty"`
 	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1912,9 +1948,10 @@ func (x *NotRestored) GetReason() string {
 }
 
 type RestoreBackupResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Blob     []byte                 `protobuf:"bytes,1,opt,name=blob,proto3" json:"blob,omitempty"`
-	KeyShare []byte                 `protobuf:"bytes,2,opt,name=key_share,json=keyShare,proto3" json:"key_share,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Blob  []byte                 `protobuf:"bytes,1,opt,name=blob,proto3" json:"blob,omitempty"`
+	// The key share stored with this blob, the one it was encrypted with.
+	KeyShare []byte `protobuf:"bytes,2,opt,name=key_share,json=keyShare,proto3" json:"key_share,omitempty"`
 	// Accounts now on this device.
 	MovedConnections []*Connection `protobuf:"bytes,3,rep,name=moved_connections,json=movedConnections,proto3" json:"moved_connections,omitempty"`
 	// Accounts to pair again.
@@ -2215,7 +2252,7 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\x05proof\x12\x05\xbaH\x02\b\x01\"}\n" +
 	"!CompletePhoneVerificationResponse\x12+\n" +
 	"\x06device\x18\x01 \x01(\v2\x13.pushauth.v1.DeviceR\x06device\x12+\n" +
-	"\x11device_credential\x18\x02 \x01(\tR\x10deviceCredential\"\xe0\x01\n" +
+	"\x11device_credential\x18\x02 \x01(\tR\x10deviceCredential\"\x93\x02\n" +
 	"\x13UpdateDeviceRequest\x12'\n" +
 	"\n" +
 	"push_token\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpushToken\x129\n" +
@@ -2223,11 +2260,12 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\vapp_version\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x182R\n" +
 	"appVersion\x12;\n" +
 	"\vupdate_mask\x18\x04 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
-	"updateMask\"C\n" +
+	"updateMask\x121\n" +
+	"\x06locale\x18\x05 \x01(\tB\x19\xbaH\x16r\x14\x18#2\x10^[A-Za-z0-9_-]*$R\x06locale\"C\n" +
 	"\x14UpdateDeviceResponse\x12+\n" +
 	"\x06device\x18\x01 \x01(\v2\x13.pushauth.v1.DeviceR\x06device\"\x19\n" +
 	"\x17DeregisterDeviceRequest\"\x1a\n" +
-	"\x18DeregisterDeviceResponse\"\xd7\x02\n" +
+	"\x18DeregisterDeviceResponse\"\xef\x02\n" +
 	"\x06Device\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\bplatform\x18\x02 \x01(\x0e2\x15.pushauth.v1.PlatformR\bplatform\x12\x12\n" +
@@ -2238,7 +2276,8 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12@\n" +
 	"\x0elast_seen_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\flastSeenTime\x12&\n" +
-	"\x0fpush_token_dead\x18\b \x01(\bR\rpushTokenDead\"\x12\n" +
+	"\x0fpush_token_dead\x18\b \x01(\bR\rpushTokenDead\x12\x16\n" +
+	"\x06locale\x18\t \x01(\tR\x06locale\"\x12\n" +
 	"\x10GetDeviceRequest\"@\n" +
 	"\x11GetDeviceResponse\x12+\n" +
 	"\x06device\x18\x01 \x01(\v2\x13.pushauth.v1.DeviceR\x06device\"\x1c\n" +
@@ -2294,11 +2333,12 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"otpauthUri\x12\x16\n" +
 	"\x06digits\x18\x03 \x01(\x05R\x06digits\x12%\n" +
 	"\x0eperiod_seconds\x18\x04 \x01(\x05R\rperiodSeconds\x12\x1c\n" +
-	"\talgorithm\x18\x05 \x01(\tR\talgorithm\"\xa9\x01\n" +
+	"\talgorithm\x18\x05 \x01(\tR\talgorithm\"\xcf\x01\n" +
 	"\x10PutBackupRequest\x12\x1f\n" +
 	"\x04blob\x18\x01 \x01(\fB\v\xbaH\bz\x06\x10\x01\x18\x80\x80\x04R\x04blob\x120\n" +
 	"\bpasscode\x18\x02 \x01(\tB\x14\xbaH\x11r\x0f2\r^[0-9]{4,12}$R\bpasscode\x12B\n" +
-	"\x10current_passcode\x18\x03 \x01(\tB\x17\xbaH\x14r\x122\x10^([0-9]{4,12})?$R\x0fcurrentPasscode\"m\n" +
+	"\x10current_passcode\x18\x03 \x01(\tB\x17\xbaH\x14r\x122\x10^([0-9]{4,12})?$R\x0fcurrentPasscode\x12$\n" +
+	"\tkey_share\x18\x04 \x01(\fB\a\xbaH\x04z\x02\x18 R\bkeyShare\"m\n" +
 	"\x11PutBackupResponse\x12\x1b\n" +
 	"\tkey_share\x18\x01 \x01(\fR\bkeyShare\x12;\n" +
 	"\vupdate_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +

@@ -54,8 +54,8 @@ type DeviceServiceClient interface {
 	CompletePhoneVerification(ctx context.Context, in *CompletePhoneVerificationRequest, opts ...grpc.CallOption) (*CompletePhoneVerificationResponse, error)
 	// GetDevice returns the calling device.
 	GetDevice(ctx context.Context, in *GetDeviceRequest, opts ...grpc.CallOption) (*GetDeviceResponse, error)
-	// UpdateDevice changes the push token, name or app version (the fields in
-	// update_mask; all three when it is empty).
+	// UpdateDevice changes the push token, name, app version or locale (the
+	// fields in update_mask; the first three when it is empty).
 	UpdateDevice(ctx context.Context, in *UpdateDeviceRequest, opts ...grpc.CallOption) (*UpdateDeviceResponse, error)
 	// DeregisterDevice revokes the calling device's credential; its accounts go
 	// with it. The credential stops working at once.
@@ -79,8 +79,9 @@ type DeviceServiceClient interface {
 	// valid decision wins; repeating it returns the stored result.
 	RespondToRequest(ctx context.Context, in *RespondToRequestRequest, opts ...grpc.CallOption) (*RespondToRequestResponse, error)
 	// PutBackup stores the app's encrypted backup for this device's verified
-	// number and returns the key share the app mixes into its backup key.
-	// Replacing a backup needs its current passcode.
+	// number, with the key share the app mixed into its backup key (kept
+	// sealed, returned only by RestoreBackup). Replacing a backup needs its
+	// current passcode.
 	PutBackup(ctx context.Context, in *PutBackupRequest, opts ...grpc.CallOption) (*PutBackupResponse, error)
 	// RestoreBackup, from a newly registered phone with the same number,
 	// checks the passcode, returns the backup, moves the accounts whose
@@ -290,8 +291,8 @@ type DeviceServiceServer interface {
 	CompletePhoneVerification(context.Context, *CompletePhoneVerificationRequest) (*CompletePhoneVerificationResponse, error)
 	// GetDevice returns the calling device.
 	GetDevice(context.Context, *GetDeviceRequest) (*GetDeviceResponse, error)
-	// UpdateDevice changes the push token, name or app version (the fields in
-	// update_mask; all three when it is empty).
+	// UpdateDevice changes the push token, name, app version or locale (the
+	// fields in update_mask; the first three when it is empty).
 	UpdateDevice(context.Context, *UpdateDeviceRequest) (*UpdateDeviceResponse, error)
 	// DeregisterDevice revokes the calling device's credential; its accounts go
 	// with it. The credential stops working at once.
@@ -315,8 +316,9 @@ type DeviceServiceServer interface {
 	// valid decision wins; repeating it returns the stored result.
 	RespondToRequest(context.Context, *RespondToRequestRequest) (*RespondToRequestResponse, error)
 	// PutBackup stores the app's encrypted backup for this device's verified
-	// number and returns the key share the app mixes into its backup key.
-	// Replacing a backup needs its current passcode.
+	// number, with the key share the app mixed into its backup key (kept
+	// sealed, returned only by RestoreBackup). Replacing a backup needs its
+	// current passcode.
 	PutBackup(context.Context, *PutBackupRequest) (*PutBackupResponse, error)
 	// RestoreBackup, from a newly registered phone with the same number,
 	// checks the passcode, returns the backup, moves the accounts whose

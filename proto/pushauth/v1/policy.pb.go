@@ -89,6 +89,9 @@ type RelyingPartyPolicy struct {
 	// How long a login request stays answerable. Unset means 120 s; 10 s to 10 min.
 	ApprovalTtl *durationpb.Duration `protobuf:"bytes,2,opt,name=approval_ttl,json=approvalTtl,proto3" json:"approval_ttl,omitempty"`
 	// Whether "always approve from this location" may answer for the user.
+	// Never with number matching: when number_matching is NUMBER or CODE every
+	// request needs the number typed, so phones are told automation is not
+	// allowed and an automated answer is PermissionDenied (docs/decisions.md).
 	AllowLocationAutomation bool `protobuf:"varint,3,opt,name=allow_location_automation,json=allowLocationAutomation,proto3" json:"allow_location_automation,omitempty"`
 	// Whether a backup restore may move this relying party's connections to a new phone.
 	AllowBackupRestore bool `protobuf:"varint,4,opt,name=allow_backup_restore,json=allowBackupRestore,proto3" json:"allow_backup_restore,omitempty"`

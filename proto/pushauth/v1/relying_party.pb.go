@@ -1724,9 +1724,12 @@ func (x *ListUserFactorsRequest) GetUserRef() string {
 }
 
 type ListUserFactorsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PushDevices   []*UserDevice          `protobuf:"bytes,1,rep,name=push_devices,json=pushDevices,proto3" json:"push_devices,omitempty"`
-	TotpFactors   []*TotpFactor          `protobuf:"bytes,2,rep,name=totp_factors,json=totpFactors,proto3" json:"totp_factors,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	PushDevices []*UserDevice          `protobuf:"bytes,1,rep,name=push_devices,json=pushDevices,proto3" json:"push_devices,omitempty"`
+	TotpFactors []*TotpFactor          `protobuf:"bytes,2,rep,name=totp_factors,json=totpFactors,proto3" json:"totp_factors,omitempty"`
+	// What stands between the user and a push or a code right now, so the
+	// login page can say so before it tries (docs/decisions.md, "Back-off").
+	State         *UserState `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1771,6 +1774,99 @@ func (x *ListUserFactorsResponse) GetPushDevices() []*UserDevice {
 func (x *ListUserFactorsResponse) GetTotpFactors() []*TotpFactor {
 	if x != nil {
 		return x.TotpFactors
+	}
+	return nil
+}
+
+func (x *ListUserFactorsResponse) GetState() *UserState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+// UserState is a user's back-off, mute and TOTP lock as of the call. A time
+// is set only while it is in the future.
+type UserState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// While set, CreateApproval is refused (RESOURCE_EXHAUSTED) until then:
+	// the back-off after login requests that ended without approval.
+	PushBackoffUntil *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=push_backoff_until,json=pushBackoffUntil,proto3" json:"push_backoff_until,omitempty"`
+	// True when that back-off is the long lock after 100 failures in a row.
+	PushLocked bool `protobuf:"varint,2,opt,name=push_locked,json=pushLocked,proto3" json:"push_locked,omitempty"`
+	// Login requests in a row that ended without approval (denied, wrong
+	// number, fraud report, unanswered, superseded); 0 after an approval.
+	ConsecutiveFailures int32 `protobuf:"varint,3,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	// While set, pushes are muted after a fraud report: CreateApproval still
+	// creates requests, but no push goes out (the app sees them when opened).
+	PushMutedUntil *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=push_muted_until,json=pushMutedUntil,proto3" json:"push_muted_until,omitempty"`
+	// While set, ConfirmTotp and VerifyTotp are refused after wrong codes.
+	TotpLockedUntil *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=totp_locked_until,json=totpLockedUntil,proto3" json:"totp_locked_until,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UserState) Reset() {
+	*x = UserState{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserState) ProtoMessage() {}
+
+func (x *UserState) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserState.ProtoReflect.Descriptor instead.
+func (*UserState) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UserState) GetPushBackoffUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PushBackoffUntil
+	}
+	return nil
+}
+
+func (x *UserState) GetPushLocked() bool {
+	if x != nil {
+		return x.PushLocked
+	}
+	return false
+}
+
+func (x *UserState) GetConsecutiveFailures() int32 {
+	if x != nil {
+		return x.ConsecutiveFailures
+	}
+	return 0
+}
+
+func (x *UserState) GetPushMutedUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PushMutedUntil
+	}
+	return nil
+}
+
+func (x *UserState) GetTotpLockedUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TotpLockedUntil
 	}
 	return nil
 }
@@ -1900,10 +1996,18 @@ const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"\tdevice_id\x18\x06 \x01(\tR\bdeviceId\"?\n" +
 	"\x16ListUserFactorsRequest\x12%\n" +
 	"\buser_ref\x18\x01 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\auserRef\"\x91\x01\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xc8\x01R\auserRef\"\xbf\x01\n" +
 	"\x17ListUserFactorsResponse\x12:\n" +
 	"\fpush_devices\x18\x01 \x03(\v2\x17.pushauth.v1.UserDeviceR\vpushDevices\x12:\n" +
-	"\ftotp_factors\x18\x02 \x03(\v2\x17.pushauth.v1.TotpFactorR\vtotpFactors2\xc6\t\n" +
+	"\ftotp_factors\x18\x02 \x03(\v2\x17.pushauth.v1.TotpFactorR\vtotpFactors\x12,\n" +
+	"\x05state\x18\x03 \x01(\v2\x16.pushauth.v1.UserStateR\x05state\"\xb7\x02\n" +
+	"\tUserState\x12H\n" +
+	"\x12push_backoff_until\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x10pushBackoffUntil\x12\x1f\n" +
+	"\vpush_locked\x18\x02 \x01(\bR\n" +
+	"pushLocked\x121\n" +
+	"\x14consecutive_failures\x18\x03 \x01(\x05R\x13consecutiveFailures\x12D\n" +
+	"\x10push_muted_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0epushMutedUntil\x12F\n" +
+	"\x11totp_locked_until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0ftotpLockedUntil2\xc6\t\n" +
 	"\x13RelyingPartyService\x12A\n" +
 	"\x06WhoAmI\x12\x1a.pushauth.v1.WhoAmIRequest\x1a\x1b.pushauth.v1.WhoAmIResponse\x12e\n" +
 	"\x12ClaimPairingPhrase\x12&.pushauth.v1.ClaimPairingPhraseRequest\x1a'.pushauth.v1.ClaimPairingPhraseResponse\x12\\\n" +
@@ -1937,7 +2041,7 @@ func file_pushauth_v1_relying_party_proto_rawDescGZIP() []byte {
 }
 
 var file_pushauth_v1_relying_party_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pushauth_v1_relying_party_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_pushauth_v1_relying_party_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_pushauth_v1_relying_party_proto_goTypes = []any{
 	(Progress_Kind)(0),                 // 0: pushauth.v1.Progress.Kind
 	(*WhoAmIRequest)(nil),              // 1: pushauth.v1.WhoAmIRequest
@@ -1971,68 +2075,73 @@ var file_pushauth_v1_relying_party_proto_goTypes = []any{
 	(*TotpFactor)(nil),                 // 29: pushauth.v1.TotpFactor
 	(*ListUserFactorsRequest)(nil),     // 30: pushauth.v1.ListUserFactorsRequest
 	(*ListUserFactorsResponse)(nil),    // 31: pushauth.v1.ListUserFactorsResponse
-	(*RelyingParty)(nil),               // 32: pushauth.v1.RelyingParty
-	(*RequestContext)(nil),             // 33: pushauth.v1.RequestContext
-	(*timestamppb.Timestamp)(nil),      // 34: google.protobuf.Timestamp
-	(Platform)(0),                      // 35: pushauth.v1.Platform
-	(NumberMatchingMode)(0),            // 36: pushauth.v1.NumberMatchingMode
-	(*Request)(nil),                    // 37: pushauth.v1.Request
-	(DeliveryFailureReason)(0),         // 38: pushauth.v1.DeliveryFailureReason
+	(*UserState)(nil),                  // 32: pushauth.v1.UserState
+	(*RelyingParty)(nil),               // 33: pushauth.v1.RelyingParty
+	(*RequestContext)(nil),             // 34: pushauth.v1.RequestContext
+	(*timestamppb.Timestamp)(nil),      // 35: google.protobuf.Timestamp
+	(Platform)(0),                      // 36: pushauth.v1.Platform
+	(NumberMatchingMode)(0),            // 37: pushauth.v1.NumberMatchingMode
+	(*Request)(nil),                    // 38: pushauth.v1.Request
+	(DeliveryFailureReason)(0),         // 39: pushauth.v1.DeliveryFailureReason
 }
 var file_pushauth_v1_relying_party_proto_depIdxs = []int32{
-	32, // 0: pushauth.v1.WhoAmIResponse.relying_party:type_name -> pushauth.v1.RelyingParty
-	33, // 1: pushauth.v1.ClaimPairingPhraseRequest.context:type_name -> pushauth.v1.RequestContext
-	34, // 2: pushauth.v1.ClaimPairingPhraseResponse.expire_time:type_name -> google.protobuf.Timestamp
-	35, // 3: pushauth.v1.UserDevice.platform:type_name -> pushauth.v1.Platform
-	34, // 4: pushauth.v1.UserDevice.connect_time:type_name -> google.protobuf.Timestamp
-	34, // 5: pushauth.v1.UserDevice.last_seen_time:type_name -> google.protobuf.Timestamp
+	33, // 0: pushauth.v1.WhoAmIResponse.relying_party:type_name -> pushauth.v1.RelyingParty
+	34, // 1: pushauth.v1.ClaimPairingPhraseRequest.context:type_name -> pushauth.v1.RequestContext
+	35, // 2: pushauth.v1.ClaimPairingPhraseResponse.expire_time:type_name -> google.protobuf.Timestamp
+	36, // 3: pushauth.v1.UserDevice.platform:type_name -> pushauth.v1.Platform
+	35, // 4: pushauth.v1.UserDevice.connect_time:type_name -> google.protobuf.Timestamp
+	35, // 5: pushauth.v1.UserDevice.last_seen_time:type_name -> google.protobuf.Timestamp
 	5,  // 6: pushauth.v1.ListUserDevicesResponse.devices:type_name -> pushauth.v1.UserDevice
-	33, // 7: pushauth.v1.CreateApprovalRequest.context:type_name -> pushauth.v1.RequestContext
-	34, // 8: pushauth.v1.CreateApprovalResponse.expire_time:type_name -> google.protobuf.Timestamp
-	36, // 9: pushauth.v1.CreateApprovalResponse.number_matching:type_name -> pushauth.v1.NumberMatchingMode
-	37, // 10: pushauth.v1.GetRequestResponse.request:type_name -> pushauth.v1.Request
-	37, // 11: pushauth.v1.CancelRequestResponse.request:type_name -> pushauth.v1.Request
+	34, // 7: pushauth.v1.CreateApprovalRequest.context:type_name -> pushauth.v1.RequestContext
+	35, // 8: pushauth.v1.CreateApprovalResponse.expire_time:type_name -> google.protobuf.Timestamp
+	37, // 9: pushauth.v1.CreateApprovalResponse.number_matching:type_name -> pushauth.v1.NumberMatchingMode
+	38, // 10: pushauth.v1.GetRequestResponse.request:type_name -> pushauth.v1.Request
+	38, // 11: pushauth.v1.CancelRequestResponse.request:type_name -> pushauth.v1.Request
 	0,  // 12: pushauth.v1.Progress.kind:type_name -> pushauth.v1.Progress.Kind
-	34, // 13: pushauth.v1.Progress.time:type_name -> google.protobuf.Timestamp
-	38, // 14: pushauth.v1.Progress.failure_reason:type_name -> pushauth.v1.DeliveryFailureReason
+	35, // 13: pushauth.v1.Progress.time:type_name -> google.protobuf.Timestamp
+	39, // 14: pushauth.v1.Progress.failure_reason:type_name -> pushauth.v1.DeliveryFailureReason
 	19, // 15: pushauth.v1.WaitRequestResponse.progress:type_name -> pushauth.v1.Progress
-	37, // 16: pushauth.v1.WaitRequestResponse.result:type_name -> pushauth.v1.Request
-	34, // 17: pushauth.v1.TotpFactor.create_time:type_name -> google.protobuf.Timestamp
+	38, // 16: pushauth.v1.WaitRequestResponse.result:type_name -> pushauth.v1.Request
+	35, // 17: pushauth.v1.TotpFactor.create_time:type_name -> google.protobuf.Timestamp
 	5,  // 18: pushauth.v1.ListUserFactorsResponse.push_devices:type_name -> pushauth.v1.UserDevice
 	29, // 19: pushauth.v1.ListUserFactorsResponse.totp_factors:type_name -> pushauth.v1.TotpFactor
-	1,  // 20: pushauth.v1.RelyingPartyService.WhoAmI:input_type -> pushauth.v1.WhoAmIRequest
-	3,  // 21: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:input_type -> pushauth.v1.ClaimPairingPhraseRequest
-	6,  // 22: pushauth.v1.RelyingPartyService.ListUserDevices:input_type -> pushauth.v1.ListUserDevicesRequest
-	8,  // 23: pushauth.v1.RelyingPartyService.RemoveUserDevice:input_type -> pushauth.v1.RemoveUserDeviceRequest
-	10, // 24: pushauth.v1.RelyingPartyService.GetDeviceKey:input_type -> pushauth.v1.GetDeviceKeyRequest
-	12, // 25: pushauth.v1.RelyingPartyService.CreateApproval:input_type -> pushauth.v1.CreateApprovalRequest
-	14, // 26: pushauth.v1.RelyingPartyService.GetRequest:input_type -> pushauth.v1.GetRequestRequest
-	16, // 27: pushauth.v1.RelyingPartyService.CancelRequest:input_type -> pushauth.v1.CancelRequestRequest
-	18, // 28: pushauth.v1.RelyingPartyService.WaitRequest:input_type -> pushauth.v1.WaitRequestRequest
-	21, // 29: pushauth.v1.RelyingPartyService.EnrollTotp:input_type -> pushauth.v1.EnrollTotpRequest
-	23, // 30: pushauth.v1.RelyingPartyService.ConfirmTotp:input_type -> pushauth.v1.ConfirmTotpRequest
-	25, // 31: pushauth.v1.RelyingPartyService.RemoveTotp:input_type -> pushauth.v1.RemoveTotpRequest
-	27, // 32: pushauth.v1.RelyingPartyService.VerifyTotp:input_type -> pushauth.v1.VerifyTotpRequest
-	30, // 33: pushauth.v1.RelyingPartyService.ListUserFactors:input_type -> pushauth.v1.ListUserFactorsRequest
-	2,  // 34: pushauth.v1.RelyingPartyService.WhoAmI:output_type -> pushauth.v1.WhoAmIResponse
-	4,  // 35: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:output_type -> pushauth.v1.ClaimPairingPhraseResponse
-	7,  // 36: pushauth.v1.RelyingPartyService.ListUserDevices:output_type -> pushauth.v1.ListUserDevicesResponse
-	9,  // 37: pushauth.v1.RelyingPartyService.RemoveUserDevice:output_type -> pushauth.v1.RemoveUserDeviceResponse
-	11, // 38: pushauth.v1.RelyingPartyService.GetDeviceKey:output_type -> pushauth.v1.GetDeviceKeyResponse
-	13, // 39: pushauth.v1.RelyingPartyService.CreateApproval:output_type -> pushauth.v1.CreateApprovalResponse
-	15, // 40: pushauth.v1.RelyingPartyService.GetRequest:output_type -> pushauth.v1.GetRequestResponse
-	17, // 41: pushauth.v1.RelyingPartyService.CancelRequest:output_type -> pushauth.v1.CancelRequestResponse
-	20, // 42: pushauth.v1.RelyingPartyService.WaitRequest:output_type -> pushauth.v1.WaitRequestResponse
-	22, // 43: pushauth.v1.RelyingPartyService.EnrollTotp:output_type -> pushauth.v1.EnrollTotpResponse
-	24, // 44: pushauth.v1.RelyingPartyService.ConfirmTotp:output_type -> pushauth.v1.ConfirmTotpResponse
-	26, // 45: pushauth.v1.RelyingPartyService.RemoveTotp:output_type -> pushauth.v1.RemoveTotpResponse
-	28, // 46: pushauth.v1.RelyingPartyService.VerifyTotp:output_type -> pushauth.v1.VerifyTotpResponse
-	31, // 47: pushauth.v1.RelyingPartyService.ListUserFactors:output_type -> pushauth.v1.ListUserFactorsResponse
-	34, // [34:48] is the sub-list for method output_type
-	20, // [20:34] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	32, // 20: pushauth.v1.ListUserFactorsResponse.state:type_name -> pushauth.v1.UserState
+	35, // 21: pushauth.v1.UserState.push_backoff_until:type_name -> google.protobuf.Timestamp
+	35, // 22: pushauth.v1.UserState.push_muted_until:type_name -> google.protobuf.Timestamp
+	35, // 23: pushauth.v1.UserState.totp_locked_until:type_name -> google.protobuf.Timestamp
+	1,  // 24: pushauth.v1.RelyingPartyService.WhoAmI:input_type -> pushauth.v1.WhoAmIRequest
+	3,  // 25: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:input_type -> pushauth.v1.ClaimPairingPhraseRequest
+	6,  // 26: pushauth.v1.RelyingPartyService.ListUserDevices:input_type -> pushauth.v1.ListUserDevicesRequest
+	8,  // 27: pushauth.v1.RelyingPartyService.RemoveUserDevice:input_type -> pushauth.v1.RemoveUserDeviceRequest
+	10, // 28: pushauth.v1.RelyingPartyService.GetDeviceKey:input_type -> pushauth.v1.GetDeviceKeyRequest
+	12, // 29: pushauth.v1.RelyingPartyService.CreateApproval:input_type -> pushauth.v1.CreateApprovalRequest
+	14, // 30: pushauth.v1.RelyingPartyService.GetRequest:input_type -> pushauth.v1.GetRequestRequest
+	16, // 31: pushauth.v1.RelyingPartyService.CancelRequest:input_type -> pushauth.v1.CancelRequestRequest
+	18, // 32: pushauth.v1.RelyingPartyService.WaitRequest:input_type -> pushauth.v1.WaitRequestRequest
+	21, // 33: pushauth.v1.RelyingPartyService.EnrollTotp:input_type -> pushauth.v1.EnrollTotpRequest
+	23, // 34: pushauth.v1.RelyingPartyService.ConfirmTotp:input_type -> pushauth.v1.ConfirmTotpRequest
+	25, // 35: pushauth.v1.RelyingPartyService.RemoveTotp:input_type -> pushauth.v1.RemoveTotpRequest
+	27, // 36: pushauth.v1.RelyingPartyService.VerifyTotp:input_type -> pushauth.v1.VerifyTotpRequest
+	30, // 37: pushauth.v1.RelyingPartyService.ListUserFactors:input_type -> pushauth.v1.ListUserFactorsRequest
+	2,  // 38: pushauth.v1.RelyingPartyService.WhoAmI:output_type -> pushauth.v1.WhoAmIResponse
+	4,  // 39: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:output_type -> pushauth.v1.ClaimPairingPhraseResponse
+	7,  // 40: pushauth.v1.RelyingPartyService.ListUserDevices:output_type -> pushauth.v1.ListUserDevicesResponse
+	9,  // 41: pushauth.v1.RelyingPartyService.RemoveUserDevice:output_type -> pushauth.v1.RemoveUserDeviceResponse
+	11, // 42: pushauth.v1.RelyingPartyService.GetDeviceKey:output_type -> pushauth.v1.GetDeviceKeyResponse
+	13, // 43: pushauth.v1.RelyingPartyService.CreateApproval:output_type -> pushauth.v1.CreateApprovalResponse
+	15, // 44: pushauth.v1.RelyingPartyService.GetRequest:output_type -> pushauth.v1.GetRequestResponse
+	17, // 45: pushauth.v1.RelyingPartyService.CancelRequest:output_type -> pushauth.v1.CancelRequestResponse
+	20, // 46: pushauth.v1.RelyingPartyService.WaitRequest:output_type -> pushauth.v1.WaitRequestResponse
+	22, // 47: pushauth.v1.RelyingPartyService.EnrollTotp:output_type -> pushauth.v1.EnrollTotpResponse
+	24, // 48: pushauth.v1.RelyingPartyService.ConfirmTotp:output_type -> pushauth.v1.ConfirmTotpResponse
+	26, // 49: pushauth.v1.RelyingPartyService.RemoveTotp:output_type -> pushauth.v1.RemoveTotpResponse
+	28, // 50: pushauth.v1.RelyingPartyService.VerifyTotp:output_type -> pushauth.v1.VerifyTotpResponse
+	31, // 51: pushauth.v1.RelyingPartyService.ListUserFactors:output_type -> pushauth.v1.ListUserFactorsResponse
+	38, // [38:52] is the sub-list for method output_type
+	24, // [24:38] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_pushauth_v1_relying_party_proto_init() }
@@ -2053,7 +2162,7 @@ func file_pushauth_v1_relying_party_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushauth_v1_relying_party_proto_rawDesc), len(file_pushauth_v1_relying_party_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -673,7 +673,9 @@ type DeviceRequest struct {
 	// Lower-case hex SHA-256 of the canonical context (docs/decisions.md);
 	// the app should compute it from what it displays and compare.
 	ContextSha256 string `protobuf:"bytes,12,opt,name=context_sha256,json=contextSha256,proto3" json:"context_sha256,omitempty"`
-	// Whether the relying party lets location rules approve.
+	// Whether a location rule on the phone may approve this request: only a
+	// LOGIN, only where the relying party allows it, and never with number
+	// matching (NUMBER or CODE), which needs the number typed.
 	LocationAutomationAllowed bool `protobuf:"varint,13,opt,name=location_automation_allowed,json=locationAutomationAllowed,proto3" json:"location_automation_allowed,omitempty"`
 	unknownFields             protoimpl.UnknownFields
 	sizeCache                 protoimpl.SizeCache
