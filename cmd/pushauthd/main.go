@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/pushauth/pushauth/internal/requestid"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -88,10 +90,11 @@ func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("log_level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	// Lines logged while serving an RPC carry its request_id.
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(requestid.Handler(slog.NewTextHandler(w, opts))), nil
 	}
-	return slog.New(slog.NewJSONHandler(w, opts)), nil
+	return slog.New(requestid.Handler(slog.NewJSONHandler(w, opts))), nil
 }
 
 // dataSecret returns configured, or the secret kept in the data directory
