@@ -36,6 +36,10 @@ type proc struct {
 
 	done chan struct{}
 	code int
+
+	// showsSecret is set for the commands whose output is a secret, such
+	// as "admin key create".
+	showsSecret bool
 }
 
 // start runs "pushauth args... --addr ts.Addr" in the background with the
@@ -146,7 +150,7 @@ func (p *proc) wait() result {
 	}
 	r := result{code: p.code, stdout: p.stdout.String(), stderr: p.stderr.String()}
 	out := r.stdout + r.stderr
-	if strings.Contains(out, "pdc_") || secretPattern.MatchString(out) || strings.Contains(out, "otpauth://") || strings.Contains(strings.ToLower(out), "totp") {
+	if strings.Contains(out, "pdc_") || (!p.showsSecret && secretPattern.MatchString(out)) || strings.Contains(out, "otpauth://") || strings.Contains(strings.ToLower(out), "totp") {
 		p.t.Errorf("%s shows a secret:\nstdout: %s\nstderr: %s", p.name(), r.stdout, r.stderr)
 	}
 	return r
