@@ -445,3 +445,41 @@ func (r *readmeRun) finish() {
 		r.watch.want(0, nil, []string{"Stopped watching."})
 	}
 }
+
+// TestDocLinks: every relative link of the README and the docs names a file
+// of this repository (none outside it), and the README links the
+// architecture.
+func TestDocLinks(t *testing.T) {
+	root := filepath.Join("..", "..")
+	docs, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, _ := filepath.Glob(filepath.Join(root, "docs", "*", "*.md"))
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, doc := range append(append([]string{filepath.Join(root, "README.md")}, docs...), more...) {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target, _, _ := strings.Cut(m[1], "#")
+			if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			path := filepath.Join(filepath.Dir(doc), target)
+			rel, err := filepath.Rel(root, path)
+			if err != nil || strings.HasPrefix(rel, "..") {
+				t.Errorf("%s links %s, outside the repository", doc, m[1])
+				continue
+			}
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("%s links %s, which does not exist", doc, m[1])
+			}
+		}
+	}
+	readme, _ := os.ReadFile(filepath.Join(root, "README.md"))
+	if !strings.Contains(string(readme), "](docs/architecture.md)") {
+		t.Error("the README does not link docs/architecture.md")
+	}
+}
