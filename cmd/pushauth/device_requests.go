@@ -596,7 +596,7 @@ when that is given.`,
 				return err
 			}
 			defer d.c.close()
-			wr := &watchRun{e: e, cf: cf, d: d, a: a, once: *once}
+			wr := &watchRun{e: e, cf: cf, d: d, a: a, once: *once, answered: map[string]*pushauthv1.Request{}}
 			if givenFlags(cf.fs)["timeout"] && cf.timeout > 0 {
 				wctx, cancel := context.WithTimeout(ctx, cf.timeout)
 				defer cancel()
@@ -614,6 +614,9 @@ type watchRun struct {
 	d    *deviceCall
 	a    *answerFlags
 	once bool
+	// answered holds the outcome of each request this watch answered, so
+	// that their closing is told as answered here.
+	answered map[string]*pushauthv1.Request
 }
 
 // run watches until ctx ends (Ctrl-C, which is no error), wctx ends
@@ -650,7 +653,7 @@ func (wr *watchRun) run(ctx, wctx context.Context) error {
 		switch {
 		case m.GetClosedRequestId() != "":
 			if !wr.cf.json {
-				fmt.Fprintf(e.stdout, "Request %s was closed: answered on another device, expired or cancelled.\n", sanitize(m.GetClosedRequestId()))
+				fmt.Fprintln(e.stdout, wr.closed(wctx, m.GetClosedRequestId(), false))
 			}
 		case m.GetNotice() != "":
 			if !wr.cf.json {
@@ -701,7 +704,7 @@ func (wr *watchRun) handle(ctx context.Context, w *watcher, dr *pushauthv1.Devic
 		for !ok {
 			line, err := w.ask(ctx, "Approve, deny or report fraud? [a/d/r]", dr.GetId())
 			if err != nil {
-				return false, wr.askError(dr, err)
+				return false, wr.askError(ctx, dr, err)
 			}
 			switch strings.ToLower(line) {
 			case "a", "approve":
@@ -721,7 +724,7 @@ func (wr *watchRun) handle(ctx context.Context, w *watcher, dr *pushauthv1.Devic
 		for number == "" {
 			line, err := w.ask(ctx, "Type the number shown on the login page:", dr.GetId())
 			if err != nil {
-				return false, wr.askError(dr, err)
+				return false, wr.askError(ctx, dr, err)
 			}
 			if numberPattern.MatchString(line) {
 				number = line
@@ -734,6 +737,7 @@ func (wr *watchRun) handle(ctx context.Context, w *watcher, dr *pushauthv1.Devic
 	if err != nil {
 		return false, err
 	}
+	wr.answered[dr.GetId()] = r
 	if wr.cf.json {
 		return true, printJSON(e.stdout, r)
 	}
@@ -742,15 +746,45 @@ func (wr *watchRun) handle(ctx context.Context, w *watcher, dr *pushauthv1.Devic
 }
 
 // askError explains why no answer came.
-func (wr *watchRun) askError(dr *pushauthv1.DeviceRequest, err error) error {
+func (wr *watchRun) askError(ctx context.Context, dr *pushauthv1.DeviceRequest, err error) error {
 	switch {
 	case errors.Is(err, errClosed):
-		fmt.Fprintf(wr.e.stdout, "Request %s was closed before it was answered: answered on another device, expired or cancelled.\n", sanitize(dr.GetId()))
+		fmt.Fprintln(wr.e.stdout, wr.closed(ctx, dr.GetId(), true))
 		return nil
 	case errors.Is(err, io.EOF):
 		return errors.New("no answer: stdin ended; use --approve, --deny or --report-fraud to answer without asking")
 	}
 	return err
+}
+
+// closed says how request id ended, for the closing message the server
+// sends to every device it asked: answered on this device (by this watch),
+// or else, as the server tells, decided on another device, expired or
+// cancelled. asking says the user was being asked about it.
+func (wr *watchRun) closed(ctx context.Context, id string, asking bool) string {
+	sid := sanitize(id)
+	if r, ok := wr.answered[id]; ok {
+		return fmt.Sprintf("Request %s is closed: answered on this device, %s.", sid, fmtStatus(r.GetStatus(), r.GetReason()))
+	}
+	before := ""
+	if asking {
+		before = " before you answered"
+	}
+	dr, err := wr.d.getRequest(ctx, id)
+	if err != nil {
+		return fmt.Sprintf("Request %s was closed%s (decided on another device, expired or cancelled; its state could not be read: %v).", sid, before, err)
+	}
+	switch dr.GetStatus() {
+	case pushauthv1.RequestStatus_REQUEST_STATUS_APPROVED:
+		return fmt.Sprintf("Request %s was approved on another device%s.", sid, before)
+	case pushauthv1.RequestStatus_REQUEST_STATUS_DENIED:
+		return fmt.Sprintf("Request %s was denied on another device%s.", sid, before)
+	case pushauthv1.RequestStatus_REQUEST_STATUS_EXPIRED:
+		return fmt.Sprintf("Request %s expired%s.", sid, before)
+	case pushauthv1.RequestStatus_REQUEST_STATUS_CANCELLED:
+		return fmt.Sprintf("Request %s was cancelled by %s%s (the login was abandoned, or a newer one replaced it).", sid, sanitize(dr.GetRelyingPartyName()), before)
+	}
+	return fmt.Sprintf("Request %s was closed%s.", sid, before)
 }
 
 // fmtDecision names a decision as the flags do.

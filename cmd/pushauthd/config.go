@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -164,9 +163,6 @@ func DefaultConfig() Config {
 	}
 }
 
-// errHelp means usage was asked for and printed.
-var errHelp = errors.New("help requested")
-
 // option is one Config field as the three sources see it.
 type option struct {
 	key   string // yaml key
@@ -218,53 +214,29 @@ func (o option) set(s string) error {
 	return nil
 }
 
-type optionValue struct{ o option }
-
-func (v optionValue) String() string {
-	if !v.o.field.IsValid() {
-		return ""
-	}
-	switch x := v.o.field.Interface().(type) {
-	case []string:
-		return strings.Join(x, ",")
-	default:
-		return fmt.Sprint(x)
-	}
-}
-func (v optionValue) Set(s string) error { return v.o.set(s) }
-
-// LoadConfig builds the configuration from args, the environment (getenv)
-// and the YAML file named by --config or PUSHAUTH_CONFIG. All problems are
-// reported together.
+// LoadConfig builds the configuration from args, the environment (getenv,
+// environ) and the YAML file named by --config or PUSHAUTH_CONFIG. All
+// problems of the three are reported together, one error each. --help
+// prints the usage to usage and returns errHelp; --version returns
+// errVersion.
 func LoadConfig(args []string, getenv func(string) string, environ []string, usage io.Writer) (Config, error) {
 	cfg := DefaultConfig()
-	var errs []error
-
-	fs := flag.NewFlagSet("pushauthd", flag.ContinueOnError)
-	fs.SetOutput(usage)
-	configFile := fs.String("config", getenv("PUSHAUTH_CONFIG"), "YAML configuration file (env PUSHAUTH_CONFIG)")
 	opts := cfg.options()
-	for _, o := range opts {
-		fs.Var(optionValue{o}, flagName(o.key), fmt.Sprintf("%s (env %s)", o.help, envName(o.key)))
+	p := parseArgs(args, opts)
+	switch {
+	case p.help:
+		printUsage(usage)
+		return cfg, errHelp
+	case p.version:
+		return cfg, errVersion
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(usage, "usage: pushauthd [flags]            run the server\n       pushauthd migrate up|down|version [flags]\n\nflags:\n")
-		fs.PrintDefaults()
+	errs := p.errs
+	configFile := getenv("PUSHAUTH_CONFIG")
+	if p.hasConfig {
+		configFile = p.config
 	}
-	// Parse once to learn --config; flags are applied again last so they win.
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, errHelp
-		}
-		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	cfg = DefaultConfig()
-	opts = cfg.options()
-	if *configFile != "" {
-		if err := loadYAML(*configFile, &cfg); err != nil {
+	if configFile != "" {
+		if err := loadYAML(configFile, &cfg); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -290,14 +262,10 @@ func LoadConfig(args []string, getenv func(string) string, environ []string, usa
 			errs = append(errs, fmt.Errorf("environment %s: %w", k, err))
 		}
 	}
-	fs2 := flag.NewFlagSet("pushauthd", flag.ContinueOnError)
-	fs2.SetOutput(io.Discard)
-	fs2.String("config", "", "")
-	for _, o := range opts {
-		fs2.Var(optionValue{o}, flagName(o.key), "")
-	}
-	if err := fs2.Parse(args); err != nil {
-		errs = append(errs, err)
+	for _, f := range p.settings {
+		if err := f.o.set(f.value); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.flag, err))
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/pushauth/pushauth/internal/requestid"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -31,12 +33,21 @@ func main() {
 // run is main without the process: tests call it with their own args,
 // environment and output, and learn the listening addresses through started.
 func run(ctx context.Context, args []string, getenv func(string) string, environ []string, stdout, stderr io.Writer, started func(grpcAddr, opsAddr string)) int {
-	if len(args) > 0 && args[0] == "migrate" {
-		return runMigrate(ctx, args[1:], getenv, environ, stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "migrate":
+			return runMigrate(ctx, args[1:], getenv, environ, stdout, stderr)
+		case "help":
+			printUsage(stdout)
+			return 0
+		case "version":
+			printVersion(stdout)
+			return 0
+		}
 	}
-	cfg, ok := loadOrReport(args, getenv, environ, stderr)
-	if !ok {
-		return 2
+	cfg, code := loadOrReport(args, getenv, environ, stdout, stderr)
+	if code >= 0 {
+		return code
 	}
 	log, err := newLogger(cfg, stderr)
 	if err != nil {
@@ -52,19 +63,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 	return 0
 }
 
-// loadOrReport loads the configuration, printing one line per problem.
-func loadOrReport(args []string, getenv func(string) string, environ []string, stderr io.Writer) (Config, bool) {
-	cfg, err := LoadConfig(args, getenv, environ, stderr)
-	if errors.Is(err, errHelp) {
-		return cfg, false
-	}
-	if err != nil {
+// loadOrReport loads the configuration. On a problem it prints one line per
+// problem and a hint to --help, and returns the exit code 2; on --help or
+// --version it prints them to stdout and returns 0; else the code is -1.
+func loadOrReport(args []string, getenv func(string) string, environ []string, stdout, stderr io.Writer) (Config, int) {
+	cfg, err := LoadConfig(args, getenv, environ, stdout)
+	switch {
+	case errors.Is(err, errHelp):
+		return cfg, 0
+	case errors.Is(err, errVersion):
+		printVersion(stdout)
+		return cfg, 0
+	case err != nil:
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintf(stderr, "pushauthd: config: %s\n", line)
 		}
-		return cfg, false
+		fmt.Fprintln(stderr, "pushauthd: run \"pushauthd --help\" for every setting")
+		return cfg, 2
 	}
-	return cfg, true
+	return cfg, -1
 }
 
 func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
@@ -73,10 +90,11 @@ func newLogger(cfg Config, w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("log_level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	// Lines logged while serving an RPC carry its request_id.
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(requestid.Handler(slog.NewTextHandler(w, opts))), nil
 	}
-	return slog.New(slog.NewJSONHandler(w, opts)), nil
+	return slog.New(requestid.Handler(slog.NewJSONHandler(w, opts))), nil
 }
 
 // dataSecret returns configured, or the secret kept in the data directory

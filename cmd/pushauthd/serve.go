@@ -28,6 +28,16 @@ const startTimeout = 15 * time.Second
 // says NOT_SERVING, listeners stop accepting, in-flight RPCs get
 // cfg.ShutdownTimeout to finish, then NATS and the database are closed.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcAddr, opsAddr string)) error {
+	// The listeners come first: a second server started on a taken port
+	// must fail before it creates, opens or generates anything.
+	lis, opsLis, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	defer lis.Close()
+	if opsLis != nil {
+		defer opsLis.Close()
+	}
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return fmt.Errorf("data_dir: %w", err)
@@ -113,19 +123,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 	}
 	defer srv.Close()
 
-	lis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("grpc_addr: %w", err)
-	}
 	if tlsCfg == nil && !isLoopback(cfg.GRPCAddr) {
 		log.Warn("SERVING gRPC IN PLAINTEXT ON A NON-LOOPBACK ADDRESS: credentials and tokens cross the network unencrypted; set tls_cert_file and tls_key_file", "addr", lis.Addr().String())
-	}
-	var opsLis net.Listener
-	if cfg.OpsAddr != "" {
-		if opsLis, err = net.Listen("tcp", cfg.OpsAddr); err != nil {
-			lis.Close()
-			return fmt.Errorf("ops_addr: %w", err)
-		}
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -185,6 +184,20 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// listen binds the gRPC and (unless ops_addr is empty) the ops listeners.
+func listen(cfg Config) (lis, opsLis net.Listener, err error) {
+	if lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, nil, fmt.Errorf("grpc_addr: %w", err)
+	}
+	if cfg.OpsAddr != "" {
+		if opsLis, err = net.Listen("tcp", cfg.OpsAddr); err != nil {
+			lis.Close()
+			return nil, nil, fmt.Errorf("ops_addr: %w", err)
+		}
+	}
+	return lis, opsLis, nil
 }
 
 // loadTLS builds the gRPC TLS configuration, or nil for plaintext.

@@ -262,7 +262,7 @@ func (e *Engine) announce(ctx context.Context, r store.Request, devices []store.
 		if err := e.pusher.Push(ctx, r, live); err != nil {
 			// The apps still see the request through WatchRequests and
 			// ListPendingRequests; the waiter sees the failure.
-			e.log.ErrorContext(ctx, "queue pushes", "request_id", r.ID, "err", err)
+			e.log.ErrorContext(ctx, "queue pushes", "approval_id", r.ID, "err", err)
 			for _, d := range live {
 				_ = e.store.UpdateTargetDelivery(ctx, r.ID, d.ID, store.DeliveryFailed, push.ReasonQueueFailed.Detail(), e.clock())
 			}

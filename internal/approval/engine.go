@@ -116,7 +116,7 @@ func (e *Engine) publishRequest(ctx context.Context, id, kind string) {
 		err = e.pub.Publish(ctx, subj, []byte(kind))
 	}
 	if err != nil {
-		e.log.WarnContext(ctx, "publish request news", "request_id", id, "err", err)
+		e.log.WarnContext(ctx, "publish request news", "approval_id", id, "err", err)
 	}
 }
 

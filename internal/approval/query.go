@@ -144,7 +144,7 @@ func (e *Engine) expired(ctx context.Context, r store.Request, now time.Time) {
 			Details: map[string]string{"status": store.StatusExpired, "reason": store.ReasonTimeout, "kind": r.Kind, "user_ref": r.UserRef}})
 	})
 	if err != nil {
-		e.log.ErrorContext(ctx, "finish expired request", "request_id", r.ID, "err", err)
+		e.log.ErrorContext(ctx, "finish expired request", "approval_id", r.ID, "err", err)
 	}
 	e.afterDecision(ctx, r, store.Decision{Status: store.StatusExpired, Reason: store.ReasonTimeout, At: now}, nil)
 }
@@ -181,7 +181,7 @@ func (e *Engine) PushResult(ctx context.Context, requestID, deviceID, token, out
 		return
 	}
 	if err := e.store.UpdateTargetDelivery(ctx, requestID, deviceID, delivery, detail, now); err != nil {
-		e.log.WarnContext(ctx, "record push result", "request_id", requestID, "device_id", deviceID, "err", err)
+		e.log.WarnContext(ctx, "record push result", "approval_id", requestID, "device_id", deviceID, "err", err)
 	}
 	if outcome == PushDead {
 		if err := e.store.MarkPushTokenDead(ctx, deviceID, token); err != nil {

@@ -245,14 +245,14 @@ func (e *Engine) afterDecision(ctx context.Context, r store.Request, d store.Dec
 	e.publishRequest(ctx, r.ID, NewsDecided)
 	targets, err := e.store.ListRequestTargets(ctx, r.ID)
 	if err != nil {
-		e.log.WarnContext(ctx, "list targets", "request_id", r.ID, "err", err)
+		e.log.WarnContext(ctx, "list targets", "approval_id", r.ID, "err", err)
 	}
 	for _, t := range targets {
 		e.publishDevice(ctx, t.DeviceID, DeviceNews{Type: NewsClosed, RequestID: r.ID})
 	}
 	if d.Reason == store.ReasonFraudReport {
 		e.publishRelyingParty(ctx, r.RelyingPartyID, RelyingPartyEvent{Type: "fraud_report", UserRef: r.UserRef, DeviceID: d.DecidedBy, RequestID: r.ID, Time: d.At})
-		e.log.WarnContext(ctx, "user reported a request as fraud; pushes muted", "request_id", r.ID, "relying_party_id", r.RelyingPartyID, "mute", e.cfg.FraudMute.String())
+		e.log.WarnContext(ctx, "user reported a request as fraud; pushes muted", "approval_id", r.ID, "relying_party_id", r.RelyingPartyID, "mute", e.cfg.FraudMute.String())
 	}
 	if r.Kind == store.KindPairing && d.Status == store.StatusApproved {
 		paired := d.DecidedBy

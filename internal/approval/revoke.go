@@ -77,7 +77,7 @@ func (e *Engine) targetsRemoved(ctx context.Context, actor, deviceID string, rs 
 	for _, r := range rs {
 		targets, err := e.store.ListRequestTargets(ctx, r.ID)
 		if err != nil {
-			e.log.WarnContext(ctx, "list targets of a request whose device was removed", "request_id", r.ID, "err", err)
+			e.log.WarnContext(ctx, "list targets of a request whose device was removed", "approval_id", r.ID, "err", err)
 			continue
 		}
 		left := 0
@@ -92,7 +92,7 @@ func (e *Engine) targetsRemoved(ctx context.Context, actor, deviceID string, rs 
 			if err == nil || errors.Is(err, store.ErrConflict) {
 				continue // finish told everyone; or it was decided meanwhile
 			}
-			e.log.WarnContext(ctx, "cancel a request whose devices were removed", "request_id", r.ID, "err", err)
+			e.log.WarnContext(ctx, "cancel a request whose devices were removed", "approval_id", r.ID, "err", err)
 		}
 		e.publishDevice(ctx, deviceID, DeviceNews{Type: NewsClosed, RequestID: r.ID})
 		e.publishRequest(ctx, r.ID, NewsProgress)

@@ -132,7 +132,13 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Bus, error) {
 		return nil, fmt.Errorf("events: connect to NATS at %s: %w", target, err)
 	}
 	b.nc = nc
-	logger.Info("nats connected", "target", target, "url", nc.ConnectedUrlRedacted(), "embedded", b.srv != nil)
+	attrs := []any{"target", target, "embedded", b.srv != nil}
+	if b.srv == nil {
+		// The embedded server listens on no port: its client URL would name
+		// one it does not listen on.
+		attrs = append(attrs, "url", nc.ConnectedUrlRedacted())
+	}
+	logger.Info("nats connected", attrs...)
 	return b, nil
 }
 

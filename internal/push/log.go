@@ -28,7 +28,7 @@ func (*LogSender) Name() string { return "log" }
 func (l *LogSender) Send(ctx context.Context, j Job) error {
 	n := NewNotification(j)
 	l.logger.InfoContext(ctx, "push: not sent (no push provider configured)",
-		"request_id", j.RequestID, "device_id", j.DeviceID, "platform", j.Platform,
+		"approval_id", j.RequestID, "device_id", j.DeviceID, "platform", j.Platform,
 		"kind", j.Kind, "title", n.Title, "token", redactToken(j.PushToken),
 		"expires_at", j.ExpiresAt)
 	return nil

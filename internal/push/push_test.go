@@ -146,7 +146,7 @@ func TestLogSenderHidesToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	if strings.Contains(out, j.PushToken) || !strings.Contains(out, "request_id=l") || !strings.Contains(out, "device_id=dev-l") {
+	if strings.Contains(out, j.PushToken) || !strings.Contains(out, "approval_id=l") || !strings.Contains(out, "device_id=dev-l") {
 		t.Errorf("log = %q", out)
 	}
 }

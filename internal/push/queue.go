@@ -364,14 +364,14 @@ func (q *Queue) handle(ctx context.Context, m jetstream.Msg) {
 			q.finish(rctx, m, j, Result{Outcome: Failed, Attempt: attempt,
 				Err: fmt.Errorf("push: giving up after %d attempts: %w", attempt, err)})
 		default:
-			q.logger.Info("push: retrying", "attempt", attempt, "request_id", j.RequestID, "device_id", j.DeviceID,
+			q.logger.Info("push: retrying", "attempt", attempt, "approval_id", j.RequestID, "device_id", j.DeviceID,
 				"sender", q.sender.Name(), "reason", ReasonOf(err), "retry_in", delay, "err", logErr(err, j.PushToken))
 			// Reported before the Nak so a quick redelivery's outcome
 			// cannot overtake it.
 			q.onResult(rctx, j, Result{Outcome: Retrying, Attempt: attempt, Err: err, RetryIn: delay})
 			if nerr := m.NakWithDelay(delay); nerr != nil {
 				q.logger.Warn("push: queue: nak failed; the job returns after AckWait",
-					"request_id", j.RequestID, "device_id", j.DeviceID, "err", nerr)
+					"approval_id", j.RequestID, "device_id", j.DeviceID, "err", nerr)
 			}
 		}
 	default:
@@ -388,13 +388,13 @@ func (q *Queue) finish(ctx context.Context, m jetstream.Msg, j Job, r Result) {
 	cancel()
 	if err != nil {
 		q.logger.Warn("push: queue: ack failed; the job may be delivered again",
-			"request_id", j.RequestID, "device_id", j.DeviceID, "err", err)
+			"approval_id", j.RequestID, "device_id", j.DeviceID, "err", err)
 	}
 	lvl := slog.LevelDebug
 	if r.Outcome != Sent {
 		lvl = slog.LevelInfo
 	}
-	attrs := []any{"outcome", r.Outcome, "attempt", r.Attempt, "request_id", j.RequestID, "device_id", j.DeviceID, "sender", q.sender.Name()}
+	attrs := []any{"outcome", r.Outcome, "attempt", r.Attempt, "approval_id", j.RequestID, "device_id", j.DeviceID, "sender", q.sender.Name()}
 	if r.Err != nil {
 		// The provider's own text, for operators only; it never reaches a
 		// relying party (see Reason).

@@ -81,8 +81,11 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, store.ErrNotFound):
+		// Usually the client's mistake: the cause only at debug level.
+		log.DebugContext(ctx, "rpc failed", "method", method, "code", codes.NotFound.String(), "err", err)
 		return status.Error(codes.NotFound, "not found")
 	case errors.Is(err, store.ErrConflict):
+		log.WarnContext(ctx, "rpc failed", "method", method, "code", codes.Aborted.String(), "err", err)
 		return status.Error(codes.Aborted, "changed concurrently; try again")
 	}
 	log.ErrorContext(ctx, "rpc failed", "method", method, "code", codes.Internal.String(), "err", err)

@@ -81,7 +81,7 @@ func (o *observe) done(ctx context.Context, method string, start time.Time, err 
 	if code == codes.Internal || code == codes.Unknown || code == codes.DataLoss {
 		level = slog.LevelError
 	}
-	o.log.Log(ctx, level, "rpc", "method", method, "code", code.String(), "duration_ms", float64(elapsed.Microseconds())/1000, "request_id", requestid.From(ctx))
+	o.log.Log(ctx, level, "rpc", "method", method, "code", code.String(), "duration_ms", float64(elapsed.Microseconds())/1000)
 }
 
 type ctxStream struct {

@@ -62,7 +62,7 @@ func TestRecoverStream(t *testing.T) {
 func TestObservePanic(t *testing.T) {
 	var log bytes.Buffer
 	m := NewMetrics("test")
-	o := &observe{log: slog.New(slog.NewTextHandler(&log, nil)), metrics: m, now: time.Now}
+	o := &observe{log: slog.New(requestid.Handler(slog.NewTextHandler(&log, nil))), metrics: m, now: time.Now}
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-request-id", "req-42"))
 	var seenID string
 	_, err := o.unary(ctx, nil, testInfo, func(ctx context.Context, req any) (any, error) {
@@ -84,6 +84,16 @@ func TestObservePanic(t *testing.T) {
 	for _, want := range []string{"hunter2", "request_id=req-42", "level=ERROR", "code=Internal"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+	// The internal cause is logged under the request id the client got,
+	// which the "internal error" message points to.
+	for _, line := range strings.Split(strings.TrimSpace(log.String()), "\n") {
+		if !strings.Contains(line, "request_id=req-42") {
+			t.Errorf("a line of the failed call lacks its request id: %s", line)
+		}
+		if strings.Contains(line, "rpc failed") && !strings.Contains(line, "hunter2") {
+			t.Errorf("the rpc failed line lacks the cause: %s", line)
 		}
 	}
 	families, err := m.Registry.Gather()

@@ -31,6 +31,7 @@ import (
 	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/registration"
 	"github.com/pushauth/pushauth/internal/relyingparty"
+	"github.com/pushauth/pushauth/internal/requestid"
 	"github.com/pushauth/pushauth/internal/retention"
 	"github.com/pushauth/pushauth/internal/sms"
 	"github.com/pushauth/pushauth/internal/store"
@@ -138,6 +139,8 @@ func New(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Lines logged while serving an RPC carry its request_id.
+	o.Logger = slog.New(requestid.Handler(o.Logger.Handler()))
 	pv, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("request validator: %w", err)

@@ -55,6 +55,6 @@ func (o *Outbox) Send(ctx context.Context, m Message) (string, error) {
 		// quote the values it was given. It stays reachable via Unwrap.
 		return "", &Error{Provider: o.Name(), Code: "store", Message: "storing the message failed", cause: err}
 	}
-	o.log.InfoContext(ctx, "sms kept in the development outbox", "to", pii.MaskPhone(m.To), "outbox_id", id)
+	o.log.InfoContext(ctx, "sms kept in the development outbox", "phone", pii.MaskPhone(m.To), "outbox_id", id)
 	return strconv.FormatInt(id, 10), nil
 }

@@ -31,7 +31,7 @@ func (m Message) String() string {
 
 // LogValue keeps the code out of logs when a Message is passed to slog.
 func (m Message) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("to", pii.MaskPhone(m.To)), slog.Int("body_len", len(m.Body)))
+	return slog.GroupValue(slog.String("phone", pii.MaskPhone(m.To)), slog.Int("body_len", len(m.Body)))
 }
 
 // Sender sends an SMS through one provider.

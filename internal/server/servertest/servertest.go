@@ -43,6 +43,7 @@ import (
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/registration"
+	"github.com/pushauth/pushauth/internal/requestid"
 	"github.com/pushauth/pushauth/internal/secret"
 	"github.com/pushauth/pushauth/internal/server"
 	"github.com/pushauth/pushauth/internal/sms"
@@ -201,7 +202,7 @@ func NewCluster(t testing.TB, url string, n int, opts ...func(*server.Options)) 
 func newServer(t testing.TB, url string, sh shared, opts ...func(*server.Options)) *TestServer {
 	t.Helper()
 	logs := &LogBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
+	log := slog.New(requestid.Handler(slog.NewTextHandler(logs, nil)))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs.String())
