@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"buf.build/go/protovalidate"
@@ -105,6 +106,9 @@ type Server struct {
 	lmet      *limitMetrics
 	log       *slog.Logger
 	now       func() time.Time
+
+	// gateway serves JSON over HTTP (see http.go).
+	gateway gateway
 }
 
 // Serve accepts connections on lis, up to Limits.MaxConnections open at
@@ -126,6 +130,7 @@ func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
 
 // Close releases what New started besides the gRPC server.
 func (s *Server) Close() {
+	s.gateway.close()
 	s.hub.Close()
 	s.Revocations.Close()
 }
@@ -218,6 +223,8 @@ func New(o Options) (*Server, error) {
 		grpc.StatsHandler(refusedCalls{obs: obs}),
 	}
 	opts = append(opts, o.Limits.serverOptions()...)
+	// The HTTP gateway's gRPC server: the same interceptors, in process.
+	inproc := grpc.NewServer(append(slices.Clone(opts), inprocOptions()...)...)
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
@@ -226,7 +233,7 @@ func New(o Options) (*Server, error) {
 	if o.Outbox {
 		outbox = o.Store
 	}
-	pushauthv1.RegisterAdminServiceServer(g, admin.New(rps, o.Store, outbox))
+	adminSrv := admin.New(rps, o.Store, outbox)
 	if o.Backup.MaxAttempts == 0 {
 		o.Backup = backup.DefaultConfig()
 	}
@@ -235,8 +242,13 @@ func New(o Options) (*Server, error) {
 	}
 	backups := backup.New(o.Backup, o.Store, o.Keys, o.Bus, o.Now, o.Logger, metrics)
 	codes := totp.New(o.TOTP, o.Store, o.Keys, o.Now, metrics)
-	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New(engine, codes, hub, o.Recheck, guard))
-	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices, engine, o.Store, o.Bus, backups, codes, guard))
+	rpSrv := rpservice.New(engine, codes, hub, o.Recheck, guard)
+	deviceSrv := device.New(reg, devices, engine, o.Store, o.Bus, backups, codes, guard)
+	for _, gs := range []*grpc.Server{g, inproc} {
+		pushauthv1.RegisterAdminServiceServer(gs, adminSrv)
+		pushauthv1.RegisterRelyingPartyServiceServer(gs, rpSrv)
+		pushauthv1.RegisterDeviceServiceServer(gs, deviceSrv)
+	}
 
 	h := newHealth(o.Checks, []string{
 		pushauthv1.AdminService_ServiceDesc.ServiceName,
@@ -245,8 +257,13 @@ func New(o Options) (*Server, error) {
 	}, o.Logger)
 	healthpb.RegisterHealthServer(g, h.srv)
 	reflection.Register(g)
-	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub, queue: queue,
-		limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now}, nil
+	s := &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub, queue: queue,
+		limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now}
+	if err := s.startGateway(inproc, o.TLS); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // OpsHandler serves /metrics, /healthz (the process is alive) and /readyz
