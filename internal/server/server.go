@@ -155,6 +155,9 @@ func New(o Options) (*Server, error) {
 	metrics.also = o.SecretChecks
 	rps := relyingparty.New(o.Store, o.Now, o.Bus)
 	devices := registration.NewDevices(o.Store, o.Now)
+	if o.SMS != nil {
+		o.SMS = countingSMS{o.SMS, metrics}
+	}
 	reg := registration.New(o.Registration, o.Store, o.SMS, o.Keys, o.Now, o.Logger, metrics.smsRefused, metrics)
 	if o.PairingTTL == 0 {
 		o.PairingTTL = 10 * time.Minute
@@ -188,6 +191,7 @@ func New(o Options) (*Server, error) {
 	phrases := pairing.New(o.Store, o.Keys, o.Now, o.PairingTTL, o.Pairing, metrics)
 	pusher := &queuePusher{}
 	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, o.Bus, pusher, o.Now, o.Logger)
+	engine.OnDecided(metrics.decided)
 	if o.PushSender == nil {
 		o.PushSender = push.NewLogSender(o.Logger)
 	}
@@ -197,7 +201,7 @@ func New(o Options) (*Server, error) {
 	}
 	qctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	queue, err := push.NewQueue(qctx, js, o.PushQueue, o.PushSender, pushResult(engine), o.Now, o.Logger)
+	queue, err := push.NewQueue(qctx, js, o.PushQueue, countingPushes{o.PushSender, metrics}, pushResult(engine), o.Now, o.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("push queue: %w", err)
 	}
@@ -215,8 +219,10 @@ func New(o Options) (*Server, error) {
 		// Order matters: observe sees the final status of everything inside it,
 		// including auth refusals and recovered panics; the limiter needs the
 		// caller that auth finds.
-		grpc.ChainUnaryInterceptor(obs.unary, recoverUnary, addrs.Unary, authn.Unary, lim.unary, val.unary),
-		grpc.ChainStreamInterceptor(obs.stream, recoverStream, addrs.Stream, authn.Stream, lim.stream, val.stream),
+		// The standard metrics come first, so they count the status observe
+		// made of the error.
+		grpc.ChainUnaryInterceptor(metrics.grpc.UnaryServerInterceptor(), obs.unary, recoverUnary, addrs.Unary, authn.Unary, lim.unary, val.unary, metrics.openUnary),
+		grpc.ChainStreamInterceptor(metrics.grpc.StreamServerInterceptor(), obs.stream, recoverStream, addrs.Stream, authn.Stream, lim.stream, val.stream, metrics.openStream),
 		// Requests that do not decode are InvalidArgument (see codec), and
 		// calls refused before the interceptors are still logged and counted.
 		grpc.ForceServerCodecV2(cdc),
@@ -257,6 +263,8 @@ func New(o Options) (*Server, error) {
 	}, o.Logger)
 	healthpb.RegisterHealthServer(g, h.srv)
 	reflection.Register(g)
+	metrics.grpc.InitializeMetrics(g)
+	metrics.registerDomain(o, queue)
 	s := &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub, queue: queue,
 		limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now}
 	if err := s.startGateway(inproc, o.TLS); err != nil {
