@@ -14,7 +14,9 @@ mkdir -p "$bin"
 (cd tools && go build -o "$bin/" \
   github.com/bufbuild/buf/cmd/buf \
   google.golang.org/protobuf/cmd/protoc-gen-go \
-  google.golang.org/grpc/cmd/protoc-gen-go-grpc)
+  google.golang.org/grpc/cmd/protoc-gen-go-grpc \
+  github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway \
+  github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2)
 export PATH="$bin:$PATH"
 
 step "gofmt"

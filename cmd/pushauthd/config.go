@@ -33,6 +33,7 @@ type Config struct {
 	NATSURL         string        `yaml:"nats_url" help:"nats://… (comma-separated) to use external NATS; empty embeds a server with no port"`
 	GRPCAddr        string        `yaml:"grpc_addr" help:"gRPC listen address"`
 	OpsAddr         string        `yaml:"ops_addr" help:"HTTP listen address for /metrics, /healthz, /readyz; empty disables"`
+	HTTPAddr        string        `yaml:"http_addr" help:"listen address of the JSON-over-HTTP API and /openapi.json (TLS as for gRPC); empty disables"`
 	TLSCertFile     string        `yaml:"tls_cert_file" help:"PEM certificate for gRPC TLS"`
 	TLSKeyFile      string        `yaml:"tls_key_file" help:"PEM private key for gRPC TLS"`
 	TLSClientCAFile string        `yaml:"tls_client_ca_file" help:"PEM CA bundle; when set, clients must present a certificate it signed"`
@@ -114,6 +115,7 @@ func DefaultConfig() Config {
 		DataDir:            "./data",
 		GRPCAddr:           "127.0.0.1:8470",
 		OpsAddr:            "127.0.0.1:8471",
+		HTTPAddr:           "127.0.0.1:8472",
 		LogLevel:           "info",
 		LogFormat:          "json",
 		ShutdownTimeout:    15 * time.Second,

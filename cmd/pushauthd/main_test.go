@@ -62,7 +62,7 @@ func start(t *testing.T, args ...string) *running {
 	r := &running{stop: cancel, exit: make(chan int, 1), stderr: &syncBuffer{}}
 	addrs := make(chan string, 1)
 	getenv, environ := env(nil)
-	args = append([]string{"--grpc-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0", "--health-interval", "100ms"}, args...)
+	args = append([]string{"--grpc-addr", "127.0.0.1:0", "--ops-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--health-interval", "100ms"}, args...)
 	go func() {
 		r.exit <- run(ctx, args, getenv, environ, &bytes.Buffer{}, r.stderr, func(g, _ string) { addrs <- g })
 	}()
@@ -191,7 +191,7 @@ func TestRunFailsClearly(t *testing.T) {
 	}{
 		{"bad config", []string{"--log-format", "xml", "--grpc-addr", "nope"}, 2,
 			[]string{"pushauthd: config: grpc_addr:", "pushauthd: config: log_format:"}},
-		{"unreachable database", []string{"--data-dir", t.TempDir(), "--database-url", "postgres://u:hunter2@127.0.0.1:1/db?connect_timeout=2", "--secret-key", testKey(9), "--grpc-addr", "127.0.0.1:0", "--ops-addr", ""}, 1,
+		{"unreachable database", []string{"--data-dir", t.TempDir(), "--database-url", "postgres://u:hunter2@127.0.0.1:1/db?connect_timeout=2", "--secret-key", testKey(9), "--grpc-addr", "127.0.0.1:0", "--ops-addr", "", "--http-addr", ""}, 1,
 			[]string{"pushauthd: database:"}},
 		{"migrate usage", []string{"migrate", "sideways"}, 2, []string{"usage: pushauthd migrate"}},
 	}

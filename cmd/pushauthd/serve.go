@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -127,7 +128,27 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 		log.Warn("SERVING gRPC IN PLAINTEXT ON A NON-LOOPBACK ADDRESS: credentials and tokens cross the network unencrypted; set tls_cert_file and tls_key_file", "addr", lis.Addr().String())
 	}
 
+	var httpLis net.Listener
+	if cfg.HTTPAddr != "" {
+		if httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			lis.Close()
+			if opsLis != nil {
+				opsLis.Close()
+			}
+			return fmt.Errorf("http_addr: %w", err)
+		}
+		if tlsCfg == nil && !isLoopback(cfg.HTTPAddr) {
+			log.Warn("SERVING THE HTTP API IN PLAINTEXT ON A NON-LOOPBACK ADDRESS: credentials and tokens cross the network unencrypted; set tls_cert_file and tls_key_file", "addr", httpLis.Addr().String())
+		}
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
+	if httpLis != nil {
+		g.Go(func() error {
+			log.Info("serving HTTP API", "addr", httpLis.Addr().String(), "tls", tlsCfg != nil)
+			return srv.ServeHTTP(httpLis)
+		})
+	}
 	g.Go(func() error {
 		log.Info("serving gRPC", "addr", lis.Addr().String(), "tls", tlsCfg != nil, "database", st.Dialect(), "nats_embedded", bus.Embedded())
 		return srv.Serve(lis)
@@ -158,7 +179,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 		srv.Health.Shutdown()
 		done := make(chan struct{})
-		go func() { srv.GRPC.GracefulStop(); close(done) }()
+		go func() {
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				hctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+				defer cancel()
+				_ = srv.ShutdownHTTP(hctx)
+			})
+			wg.Go(srv.GRPC.GracefulStop)
+			wg.Wait()
+			close(done)
+		}()
 		timer := time.NewTimer(cfg.ShutdownTimeout)
 		defer timer.Stop()
 		select {

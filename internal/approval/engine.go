@@ -73,7 +73,13 @@ type Engine struct {
 	pusher  Pusher
 	now     func() time.Time
 	log     *slog.Logger
+	// decided, when set, is told of every decision this replica commits.
+	decided func(context.Context, store.Request, store.Decision)
 }
+
+// OnDecided has f told of every decision this replica commits (metrics),
+// after the commit. f must not block.
+func (e *Engine) OnDecided(f func(context.Context, store.Request, store.Decision)) { e.decided = f }
 
 // New returns an Engine.
 func New(cfg Config, st store.Store, keys *keyring.Keyring, phrases *pairing.Phrases, pub Publisher, pusher Pusher, now func() time.Time, log *slog.Logger) *Engine {

@@ -242,6 +242,9 @@ func (e *Engine) backoff(n int) time.Duration {
 }
 
 func (e *Engine) afterDecision(ctx context.Context, r store.Request, d store.Decision, others []store.Connection) {
+	if e.decided != nil {
+		e.decided(ctx, r, d)
+	}
 	e.publishRequest(ctx, r.ID, NewsDecided)
 	targets, err := e.store.ListRequestTargets(ctx, r.ID)
 	if err != nil {

@@ -468,7 +468,7 @@ type rpcStat struct {
 }
 
 // rpcStats reads the server's RPC latency histograms (the
-// pushauth_grpc_request_duration_seconds family), by full method name.
+// grpc_server_handling_seconds family), by full method name.
 func (e *env) rpcStats(tb testing.TB) map[string]rpcStat {
 	tb.Helper()
 	fams, err := e.ts.Server.Metrics.Registry.Gather()
@@ -477,16 +477,20 @@ func (e *env) rpcStats(tb testing.TB) map[string]rpcStat {
 	}
 	out := map[string]rpcStat{}
 	for _, f := range fams {
-		if f.GetName() != "pushauth_grpc_request_duration_seconds" {
+		if f.GetName() != "grpc_server_handling_seconds" {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			method := ""
+			service, name := "", ""
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "method" {
-					method = l.GetValue()
+				switch l.GetName() {
+				case "grpc_service":
+					service = l.GetValue()
+				case "grpc_method":
+					name = l.GetValue()
 				}
 			}
+			method := "/" + service + "/" + name
 			out[method] = rpcStat{count: m.GetHistogram().GetSampleCount(), sum: m.GetHistogram().GetSampleSum()}
 		}
 	}

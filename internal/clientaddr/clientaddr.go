@@ -65,11 +65,12 @@ func (r *Resolver) Resolve(ctx context.Context) string {
 	if !ok || p.Addr == nil {
 		return ""
 	}
+	_, viaGateway := p.Addr.(GatewayAddr)
 	peerAddr, ok := parseAddr(p.Addr.String())
-	if !ok {
+	if !ok && !viaGateway {
 		return ""
 	}
-	if len(r.trusted) == 0 || !r.isTrusted(peerAddr) {
+	if !viaGateway && (len(r.trusted) == 0 || !r.isTrusted(peerAddr)) {
 		return peerAddr.String()
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -91,8 +92,25 @@ func (r *Resolver) Resolve(ctx context.Context) string {
 			break
 		}
 	}
+	if !client.IsValid() {
+		return ""
+	}
 	return client.String()
 }
+
+// GatewayAddr is the peer address of calls from the in-process HTTP
+// gateway (internal/httpapi). Such a peer is always believed: the gateway
+// puts the HTTP client's address last in x-forwarded-for, after whatever the
+// client sent, so the walk below starts at the HTTP peer and goes left only
+// past trusted proxies, as it does for gRPC. No network peer can have this
+// address type.
+type GatewayAddr struct{}
+
+// Network implements net.Addr.
+func (GatewayAddr) Network() string { return "inprocess" }
+
+// String implements net.Addr.
+func (GatewayAddr) String() string { return "http-gateway" }
 
 // parseAddr reads an IP address, with or without a port.
 func parseAddr(s string) (netip.Addr, bool) {

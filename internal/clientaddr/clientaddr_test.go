@@ -65,3 +65,38 @@ func TestNewRejectsBadCIDR(t *testing.T) {
 		t.Fatal("accepted a host name")
 	}
 }
+
+func callFromGateway(forwarded ...string) context.Context {
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: GatewayAddr{}})
+	md := metadata.MD{}
+	for _, f := range forwarded {
+		md.Append(ForwardedHeader, f)
+	}
+	return metadata.NewIncomingContext(ctx, md)
+}
+
+// The HTTP gateway appends the HTTP peer to what the client sent; the walk
+// starts there, whatever the trusted proxies.
+func TestResolveViaGateway(t *testing.T) {
+	none, _ := New(nil)
+	some, _ := New([]string{"10.0.0.0/8"})
+	tests := []struct {
+		name string
+		r    *Resolver
+		ctx  context.Context
+		want string
+	}{
+		{"HTTP peer, no proxies trusted", none, callFromGateway("198.51.100.1"), "198.51.100.1"},
+		{"client-sent header ignored when the peer is no proxy", none, callFromGateway("6.6.6.6, 198.51.100.1"), "198.51.100.1"},
+		{"client-sent header ignored, proxies trusted", some, callFromGateway("6.6.6.6, 198.51.100.1"), "198.51.100.1"},
+		{"trusted proxy in front of HTTP", some, callFromGateway("203.0.113.5, 10.0.0.9"), "203.0.113.5"},
+		{"no address at all", none, callFromGateway(), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.r.Resolve(tc.ctx); got != tc.want {
+				t.Errorf("Resolve = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

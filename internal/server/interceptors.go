@@ -23,8 +23,8 @@ import (
 
 const requestIDHeader = "x-request-id"
 
-// observe is the outermost interceptor: it names the request, logs it,
-// counts it, and turns errors into statuses.
+// observe is the outermost interceptor but for the standard metrics: it
+// names the request, logs it, and turns errors into statuses.
 type observe struct {
 	log     *slog.Logger
 	metrics *Metrics
@@ -76,7 +76,6 @@ func (o *observe) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerI
 func (o *observe) done(ctx context.Context, method string, start time.Time, err error) {
 	code := status.Code(err)
 	elapsed := o.now().Sub(start)
-	o.metrics.observe(method, code, elapsed)
 	level := slog.LevelInfo
 	if code == codes.Internal || code == codes.Unknown || code == codes.DataLoss {
 		level = slog.LevelError

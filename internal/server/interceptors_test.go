@@ -65,10 +65,13 @@ func TestObservePanic(t *testing.T) {
 	o := &observe{log: slog.New(requestid.Handler(slog.NewTextHandler(&log, nil))), metrics: m, now: time.Now}
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-request-id", "req-42"))
 	var seenID string
-	_, err := o.unary(ctx, nil, testInfo, func(ctx context.Context, req any) (any, error) {
-		return recoverUnary(ctx, req, testInfo, func(ctx context.Context, _ any) (any, error) {
-			seenID = requestid.From(ctx)
-			panic("boom with password=hunter2")
+	// The standard metrics wrap observe, as in the server's chain.
+	_, err := m.grpc.UnaryServerInterceptor()(ctx, nil, testInfo, func(ctx context.Context, req any) (any, error) {
+		return o.unary(ctx, req, testInfo, func(ctx context.Context, req any) (any, error) {
+			return recoverUnary(ctx, req, testInfo, func(ctx context.Context, _ any) (any, error) {
+				seenID = requestid.From(ctx)
+				panic("boom with password=hunter2")
+			})
 		})
 	})
 	st, ok := status.FromError(err)
@@ -102,7 +105,7 @@ func TestObservePanic(t *testing.T) {
 	}
 	found := false
 	for _, f := range families {
-		if f.GetName() != "pushauth_grpc_requests_total" {
+		if f.GetName() != "grpc_server_handled_total" {
 			continue
 		}
 		for _, metric := range f.GetMetric() {
@@ -110,13 +113,13 @@ func TestObservePanic(t *testing.T) {
 			for _, l := range metric.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["method"] == testInfo.FullMethod && labels["code"] == "Internal" && metric.GetCounter().GetValue() == 1 {
+			if "/"+labels["grpc_service"]+"/"+labels["grpc_method"] == testInfo.FullMethod && labels["grpc_code"] == "Internal" && metric.GetCounter().GetValue() == 1 {
 				found = true
 			}
 		}
 	}
 	if !found {
-		t.Errorf("no pushauth_grpc_requests_total{code=Internal,method=%s} = 1", testInfo.FullMethod)
+		t.Errorf("no grpc_server_handled_total{grpc_code=Internal} = 1 for %s", testInfo.FullMethod)
 	}
 }
 

@@ -350,7 +350,30 @@ func (l *limiter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 	if err := l.checkRate(ctx); err != nil {
 		return nil, err
 	}
+	if info.FullMethod == pushauthv1.RelyingPartyService_AwaitRequest_FullMethodName {
+		// A long poll holds the server like a WaitRequest stream does.
+		release, err := l.acquireWait(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 	return handler(ctx, req)
+}
+
+// acquireWait takes one of the caller's WaitRequest/AwaitRequest slots.
+func (l *limiter) acquireWait(ctx context.Context) (release func(), err error) {
+	_, key, ok := auth.RelyingPartyFrom(ctx)
+	if !ok || l.limits.WaitStreamsPerAPIKey <= 0 {
+		return func() {}, nil
+	}
+	release, ok = l.waits.acquire(key.ID, l.limits.WaitStreamsPerAPIKey)
+	if !ok {
+		l.metrics.refused.WithLabelValues("wait_streams").Inc()
+		return nil, fault.Exhausted(fmt.Sprintf("too many WaitRequest streams and AwaitRequest calls open with this API key: at most %d at once on each server; end one (or wait for a request to finish) before opening another",
+			l.limits.WaitStreamsPerAPIKey), streamRetry)
+	}
+	return release, nil
 }
 
 // streamRetry is the RetryInfo delay of a refused stream: one of the
@@ -364,15 +387,11 @@ func (l *limiter) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerI
 	}
 	switch info.FullMethod {
 	case pushauthv1.RelyingPartyService_WaitRequest_FullMethodName:
-		if _, key, ok := auth.RelyingPartyFrom(ctx); ok && l.limits.WaitStreamsPerAPIKey > 0 {
-			release, ok := l.waits.acquire(key.ID, l.limits.WaitStreamsPerAPIKey)
-			if !ok {
-				l.metrics.refused.WithLabelValues("wait_streams").Inc()
-				return fault.Exhausted(fmt.Sprintf("too many WaitRequest streams open with this API key: at most %d at once on each server; end one (or wait for a request to finish) before opening another",
-					l.limits.WaitStreamsPerAPIKey), streamRetry)
-			}
-			defer release()
+		release, err := l.acquireWait(ctx)
+		if err != nil {
+			return err
 		}
+		defer release()
 	case pushauthv1.DeviceService_WatchRequests_FullMethodName:
 		if dev, ok := auth.DeviceFrom(ctx); ok && l.limits.WatchStreamsPerDevice > 0 {
 			release, ok := l.watches.acquire(dev.ID, l.limits.WatchStreamsPerDevice)

@@ -143,7 +143,7 @@ func TestWaitStreamsPerAPIKey(t *testing.T) {
 		openWait(t, kctx, l.ts.RP, id2)
 
 		wantMetric(t, l.ts, `pushauth_limit_refused_total{limit="wait_streams"} 1`)
-		wantMetric(t, l.ts, `pushauth_grpc_requests_total{code="ResourceExhausted",method="/pushauth.v1.RelyingPartyService/WaitRequest"} 1`)
+		wantMetric(t, l.ts, `grpc_server_handled_total{grpc_code="ResourceExhausted",grpc_method="WaitRequest",grpc_service="pushauth.v1.RelyingPartyService",grpc_type="server_stream"} 1`)
 	})
 }
 
@@ -187,7 +187,7 @@ func TestWatchStreamsPerDevice(t *testing.T) {
 		openWatch(l.ts.WithToken(ctx, p2.Credential))
 
 		wantMetric(t, l.ts, `pushauth_limit_refused_total{limit="watch_streams"} 1`)
-		wantMetric(t, l.ts, `pushauth_grpc_requests_total{code="ResourceExhausted",method="/pushauth.v1.DeviceService/WatchRequests"} 1`)
+		wantMetric(t, l.ts, `grpc_server_handled_total{grpc_code="ResourceExhausted",grpc_method="WatchRequests",grpc_service="pushauth.v1.DeviceService",grpc_type="server_stream"} 1`)
 	})
 }
 

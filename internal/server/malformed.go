@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	protov2 "google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -202,6 +203,7 @@ func (h refusedCalls) HandleRPC(ctx context.Context, s stats.RPCStats) {
 	}
 	ctx = requestid.With(ctx, requestid.New())
 	start := h.obs.now().Add(-end.EndTime.Sub(end.BeginTime))
+	h.obs.metrics.refusedEarly(r.method, status.Code(end.Error))
 	h.obs.done(ctx, r.method, start, end.Error)
 }
 

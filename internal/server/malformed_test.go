@@ -111,10 +111,11 @@ func TestMalformedRequests(t *testing.T) {
 
 		// Every one is logged and counted like any call.
 		for _, want := range []string{
-			`pushauth_grpc_requests_total{code="InvalidArgument",method="/pushauth.v1.DeviceService/StartPhoneVerification"} 2`,
-			`pushauth_grpc_requests_total{code="InvalidArgument",method="/pushauth.v1.RelyingPartyService/CreateApproval"} 1`,
-			`pushauth_grpc_requests_total{code="InvalidArgument",method="/pushauth.v1.RelyingPartyService/WaitRequest"} 1`,
-			`pushauth_grpc_requests_total{code="ResourceExhausted",method="/pushauth.v1.DeviceService/StartPhoneVerification"} 1`,
+			`grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="StartPhoneVerification",grpc_service="pushauth.v1.DeviceService",grpc_type="unary"} 2`,
+			`grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="CreateApproval",grpc_service="pushauth.v1.RelyingPartyService",grpc_type="unary"} 1`,
+			`grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="WaitRequest",grpc_service="pushauth.v1.RelyingPartyService",grpc_type="server_stream"} 1`,
+			// Refused before the interceptors: the standard metrics never see it.
+			`pushauth_grpc_refused_early_total{grpc_code="ResourceExhausted",grpc_method="StartPhoneVerification",grpc_service="pushauth.v1.DeviceService"} 1`,
 		} {
 			wantMetric(t, ts, want)
 		}

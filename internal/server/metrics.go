@@ -2,8 +2,9 @@ package server
 
 import (
 	"runtime"
-	"time"
+	"strings"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc/codes"
@@ -15,10 +16,16 @@ import (
 // so tests and several servers in one process do not collide.
 type Metrics struct {
 	Registry *prometheus.Registry
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	refused  *prometheus.CounterVec
-	checks   *prometheus.CounterVec
+	// grpc are the standard gRPC server metrics (grpc_server_handled_total,
+	// grpc_server_handling_seconds, …) of go-grpc-middleware's provider.
+	grpc *grpcprom.ServerMetrics
+	// early counts the calls gRPC refuses before any interceptor runs,
+	// which grpc cannot see.
+	early   *prometheus.CounterVec
+	refused *prometheus.CounterVec
+	checks  *prometheus.CounterVec
+	// domain are pushauth's own (domainmetrics.go).
+	domain *domainMetrics
 	// also is told of secret checks too (tests count them); may be nil.
 	also guess.Observer
 }
@@ -28,15 +35,12 @@ func NewMetrics(version string) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: reg,
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pushauth_grpc_requests_total",
-			Help: "RPCs handled, by full method and status code.",
-		}, []string{"method", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "pushauth_grpc_request_duration_seconds",
-			Help:    "RPC latency by full method (streams: their whole life).",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120},
-		}, []string{"method"}),
+		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+			grpcprom.WithHistogramBuckets([]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120}))),
+		early: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushauth_grpc_refused_early_total",
+			Help: "Calls gRPC refused before any interceptor ran (a message over the size limit, one that does not decompress), by service, method and code; grpc_server_handled_total does not see them.",
+		}, []string{"grpc_service", "grpc_method", "grpc_code"}),
 	}
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pushauth_sms_refused_total",
@@ -51,14 +55,19 @@ func NewMetrics(version string) *Metrics {
 		Help: "Always 1; labels name the build.",
 	}, []string{"version", "go_version"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
-	reg.MustRegister(m.requests, m.latency, m.refused, m.checks, build,
+	m.domain = newDomainMetrics(reg)
+	reg.MustRegister(m.grpc, m.early, m.refused, m.checks, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-func (m *Metrics) observe(method string, code codes.Code, d time.Duration) {
-	m.requests.WithLabelValues(method, code.String()).Inc()
-	m.latency.WithLabelValues(method).Observe(d.Seconds())
+// refusedEarly counts a call gRPC refused before the interceptors.
+func (m *Metrics) refusedEarly(fullMethod string, code codes.Code) {
+	service, method := "unknown", "unknown"
+	if s, meth, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/"); ok {
+		service, method = s, meth
+	}
+	m.early.WithLabelValues(service, method, code.String()).Inc()
 }
 
 func (m *Metrics) smsRefused(reason string) { m.refused.WithLabelValues(reason).Inc() }

@@ -213,10 +213,10 @@ func TestMetrics(t *testing.T) {
 
 		body := wantOps(t, ts, "/metrics", http.StatusOK)
 		for _, want := range []string{
-			`pushauth_grpc_requests_total{code="OK",method="/pushauth.v1.AdminService/ListRelyingParties"} 2`,
-			`pushauth_grpc_requests_total{code="Unauthenticated",method="/pushauth.v1.AdminService/ListRelyingParties"} 1`,
-			`pushauth_grpc_requests_total{code="NotFound",method="/pushauth.v1.AdminService/GetRelyingParty"} 1`,
-			`pushauth_grpc_request_duration_seconds_count{method="/pushauth.v1.AdminService/ListRelyingParties"} 3`,
+			`grpc_server_handled_total{grpc_code="OK",grpc_method="ListRelyingParties",grpc_service="pushauth.v1.AdminService",grpc_type="unary"} 2`,
+			`grpc_server_handled_total{grpc_code="Unauthenticated",grpc_method="ListRelyingParties",grpc_service="pushauth.v1.AdminService",grpc_type="unary"} 1`,
+			`grpc_server_handled_total{grpc_code="NotFound",grpc_method="GetRelyingParty",grpc_service="pushauth.v1.AdminService",grpc_type="unary"} 1`,
+			`grpc_server_handling_seconds_count{grpc_method="ListRelyingParties",grpc_service="pushauth.v1.AdminService",grpc_type="unary"} 3`,
 			fmt.Sprintf(`pushauth_build_info{go_version=%q,version="test"} 1`, runtime.Version()),
 			"go_goroutines ",
 		} {
@@ -334,7 +334,7 @@ func TestPanicBecomesInternal(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
 	}
-	want := `pushauth_grpc_requests_total{code="Internal",method="/pushauth.test.Panic/Boom"} 2`
+	want := `grpc_server_handled_total{grpc_code="Internal",grpc_method="Boom",grpc_service="pushauth.test.Panic",grpc_type="unary"} 2`
 	if code, body := opsGet(t, srv.OpsHandler(), "/metrics"); code != http.StatusOK || !strings.Contains(body, want) {
 		t.Errorf("/metrics = %d without %s", code, want)
 	}

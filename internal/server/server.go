@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"buf.build/go/protovalidate"
@@ -106,6 +107,9 @@ type Server struct {
 	lmet      *limitMetrics
 	log       *slog.Logger
 	now       func() time.Time
+
+	// gateway serves JSON over HTTP (see http.go).
+	gateway gateway
 }
 
 // Serve accepts connections on lis, up to Limits.MaxConnections open at
@@ -127,6 +131,7 @@ func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
 
 // Close releases what New started besides the gRPC server.
 func (s *Server) Close() {
+	s.gateway.close()
 	s.hub.Close()
 	s.Revocations.Close()
 }
@@ -153,6 +158,9 @@ func New(o Options) (*Server, error) {
 	metrics.also = o.SecretChecks
 	rps := relyingparty.New(o.Store, o.Now, o.Bus)
 	devices := registration.NewDevices(o.Store, o.Now)
+	if o.SMS != nil {
+		o.SMS = countingSMS{o.SMS, metrics}
+	}
 	reg := registration.New(o.Registration, o.Store, o.SMS, o.Keys, o.Now, o.Logger, metrics.smsRefused, metrics)
 	if o.PairingTTL == 0 {
 		o.PairingTTL = 10 * time.Minute
@@ -186,6 +194,7 @@ func New(o Options) (*Server, error) {
 	phrases := pairing.New(o.Store, o.Keys, o.Now, o.PairingTTL, o.Pairing, metrics)
 	pusher := &queuePusher{rps: o.Store}
 	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, o.Bus, pusher, o.Now, o.Logger)
+	engine.OnDecided(metrics.decided)
 	if o.PushSender == nil {
 		o.PushSender = push.NewLogSender(o.Logger)
 	}
@@ -195,7 +204,7 @@ func New(o Options) (*Server, error) {
 	}
 	qctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	queue, err := push.NewQueue(qctx, js, o.PushQueue, o.PushSender, pushResult(engine), o.Now, o.Logger)
+	queue, err := push.NewQueue(qctx, js, o.PushQueue, countingPushes{o.PushSender, metrics}, pushResult(engine), o.Now, o.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("push queue: %w", err)
 	}
@@ -213,14 +222,18 @@ func New(o Options) (*Server, error) {
 		// Order matters: observe sees the final status of everything inside it,
 		// including auth refusals and recovered panics; the limiter needs the
 		// caller that auth finds.
-		grpc.ChainUnaryInterceptor(obs.unary, recoverUnary, addrs.Unary, authn.Unary, lim.unary, val.unary),
-		grpc.ChainStreamInterceptor(obs.stream, recoverStream, addrs.Stream, authn.Stream, lim.stream, val.stream),
+		// The standard metrics come first, so they count the status observe
+		// made of the error.
+		grpc.ChainUnaryInterceptor(metrics.grpc.UnaryServerInterceptor(), obs.unary, recoverUnary, addrs.Unary, authn.Unary, lim.unary, val.unary, metrics.openUnary),
+		grpc.ChainStreamInterceptor(metrics.grpc.StreamServerInterceptor(), obs.stream, recoverStream, addrs.Stream, authn.Stream, lim.stream, val.stream, metrics.openStream),
 		// Requests that do not decode are InvalidArgument (see codec), and
 		// calls refused before the interceptors are still logged and counted.
 		grpc.ForceServerCodecV2(cdc),
 		grpc.StatsHandler(refusedCalls{obs: obs}),
 	}
 	opts = append(opts, o.Limits.serverOptions()...)
+	// The HTTP gateway's gRPC server: the same interceptors, in process.
+	inproc := grpc.NewServer(append(slices.Clone(opts), inprocOptions()...)...)
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
@@ -229,7 +242,7 @@ func New(o Options) (*Server, error) {
 	if o.Outbox {
 		outbox = o.Store
 	}
-	pushauthv1.RegisterAdminServiceServer(g, admin.New(rps, o.Store, outbox))
+	adminSrv := admin.New(rps, o.Store, outbox)
 	if o.Backup.MaxAttempts == 0 {
 		o.Backup = backup.DefaultConfig()
 	}
@@ -238,8 +251,13 @@ func New(o Options) (*Server, error) {
 	}
 	backups := backup.New(o.Backup, o.Store, o.Keys, o.Bus, o.Now, o.Logger, metrics)
 	codes := totp.New(o.TOTP, o.Store, o.Keys, o.Now, metrics)
-	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New(engine, codes, hub, o.Recheck, guard))
-	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices, engine, o.Store, o.Bus, backups, codes, guard))
+	rpSrv := rpservice.New(engine, codes, hub, o.Recheck, guard)
+	deviceSrv := device.New(reg, devices, engine, o.Store, o.Bus, backups, codes, guard)
+	for _, gs := range []*grpc.Server{g, inproc} {
+		pushauthv1.RegisterAdminServiceServer(gs, adminSrv)
+		pushauthv1.RegisterRelyingPartyServiceServer(gs, rpSrv)
+		pushauthv1.RegisterDeviceServiceServer(gs, deviceSrv)
+	}
 
 	h := newHealth(o.Checks, []string{
 		pushauthv1.AdminService_ServiceDesc.ServiceName,
@@ -248,8 +266,15 @@ func New(o Options) (*Server, error) {
 	}, o.Logger)
 	healthpb.RegisterHealthServer(g, h.srv)
 	reflection.Register(g)
-	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub, queue: queue,
-		limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now}, nil
+	metrics.grpc.InitializeMetrics(g)
+	metrics.registerDomain(o, queue)
+	s := &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub, queue: queue,
+		limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now}
+	if err := s.startGateway(inproc, o.TLS); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // OpsHandler serves /metrics, /healthz (the process is alive) and /readyz

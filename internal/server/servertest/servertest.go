@@ -135,6 +135,9 @@ func Context(t testing.TB) context.Context {
 type TestServer struct {
 	// Addr is the host:port the gRPC server listens on.
 	Addr string
+	// HTTPURL is the base URL of the JSON-over-HTTP API, e.g.
+	// "http://127.0.0.1:5678".
+	HTTPURL string
 	// Conn is a plaintext client connection to Addr, without credentials.
 	Conn   *grpc.ClientConn
 	Admin  pushauthv1.AdminServiceClient
@@ -264,6 +267,22 @@ func newServer(t testing.TB, url string, sh shared, opts ...func(*server.Options
 		}
 	})
 
+	hlis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	httpServed := make(chan error, 1)
+	go func() { httpServed <- srv.ServeHTTP(hlis) }()
+	t.Cleanup(func() {
+		// Open long polls and streams are cut at once, not waited for.
+		cut, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = srv.ShutdownHTTP(cut)
+		if err := <-httpServed; err != nil {
+			t.Errorf("http Serve: %v", err)
+		}
+	})
+
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatalf("grpc.NewClient: %v", err)
@@ -283,6 +302,7 @@ func newServer(t testing.TB, url string, sh shared, opts ...func(*server.Options
 
 	return &TestServer{
 		Addr:       lis.Addr().String(),
+		HTTPURL:    "http://" + hlis.Addr().String(),
 		Conn:       conn,
 		Admin:      pushauthv1.NewAdminServiceClient(conn),
 		RP:         pushauthv1.NewRelyingPartyServiceClient(conn),

@@ -8,6 +8,7 @@ package pushauthv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -1230,7 +1231,7 @@ var File_pushauth_v1_admin_proto protoreflect.FileDescriptor
 
 const file_pushauth_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17pushauth/v1/admin.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pushauth/v1/policy.proto\"\xd3\x01\n" +
+	"\x17pushauth/v1/admin.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pushauth/v1/policy.proto\"\xd3\x01\n" +
 	"\x19CreateRelyingPartyRequest\x121\n" +
 	"\x04name\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[a-z][a-z0-9-]{1,62}$R\x04name\x12J\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB'\xbaH$r\"\x10\x01\x18d2\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\vdisplayName\x127\n" +
@@ -1317,17 +1318,18 @@ const file_pushauth_v1_admin_proto_rawDesc = "" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\"T\n" +
 	"\x1aListOutboxMessagesResponse\x126\n" +
-	"\bmessages\x18\x01 \x03(\v2\x1a.pushauth.v1.OutboxMessageR\bmessages2\xf4\x06\n" +
-	"\fAdminService\x12e\n" +
-	"\x12CreateRelyingParty\x12&.pushauth.v1.CreateRelyingPartyRequest\x1a'.pushauth.v1.CreateRelyingPartyResponse\x12\\\n" +
-	"\x0fGetRelyingParty\x12#.pushauth.v1.GetRelyingPartyRequest\x1a$.pushauth.v1.GetRelyingPartyResponse\x12e\n" +
-	"\x12ListRelyingParties\x12&.pushauth.v1.ListRelyingPartiesRequest\x1a'.pushauth.v1.ListRelyingPartiesResponse\x12w\n" +
-	"\x18UpdateRelyingPartyPolicy\x12,.pushauth.v1.UpdateRelyingPartyPolicyRequest\x1a-.pushauth.v1.UpdateRelyingPartyPolicyResponse\x12S\n" +
-	"\fCreateApiKey\x12 .pushauth.v1.CreateApiKeyRequest\x1a!.pushauth.v1.CreateApiKeyResponse\x12P\n" +
-	"\vListApiKeys\x12\x1f.pushauth.v1.ListApiKeysRequest\x1a .pushauth.v1.ListApiKeysResponse\x12S\n" +
-	"\fRevokeApiKey\x12 .pushauth.v1.RevokeApiKeyRequest\x1a!.pushauth.v1.RevokeApiKeyResponse\x12\\\n" +
-	"\x0fListAuditEvents\x12#.pushauth.v1.ListAuditEventsRequest\x1a$.pushauth.v1.ListAuditEventsResponse\x12e\n" +
-	"\x12ListOutboxMessages\x12&.pushauth.v1.ListOutboxMessagesRequest\x1a'.pushauth.v1.ListOutboxMessagesResponseB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
+	"\bmessages\x18\x01 \x03(\v2\x1a.pushauth.v1.OutboxMessageR\bmessages2\xa5\n" +
+	"\n" +
+	"\fAdminService\x12\x8b\x01\n" +
+	"\x12CreateRelyingParty\x12&.pushauth.v1.CreateRelyingPartyRequest\x1a'.pushauth.v1.CreateRelyingPartyResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/admin/relying-parties\x12\x8f\x01\n" +
+	"\x0fGetRelyingParty\x12#.pushauth.v1.GetRelyingPartyRequest\x1a$.pushauth.v1.GetRelyingPartyResponse\"1\x82\xd3\xe4\x93\x02+\x12)/v1/admin/relying-parties/{relying_party}\x12\x88\x01\n" +
+	"\x12ListRelyingParties\x12&.pushauth.v1.ListRelyingPartiesRequest\x1a'.pushauth.v1.ListRelyingPartiesResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/admin/relying-parties\x12\xb9\x01\n" +
+	"\x18UpdateRelyingPartyPolicy\x12,.pushauth.v1.UpdateRelyingPartyPolicyRequest\x1a-.pushauth.v1.UpdateRelyingPartyPolicyResponse\"@\x82\xd3\xe4\x93\x02::\x06policy20/v1/admin/relying-parties/{relying_party}/policy\x12\x92\x01\n" +
+	"\fCreateApiKey\x12 .pushauth.v1.CreateApiKeyRequest\x1a!.pushauth.v1.CreateApiKeyResponse\"=\x82\xd3\xe4\x93\x027:\x01*\"2/v1/admin/relying-parties/{relying_party}/api-keys\x12\x8c\x01\n" +
+	"\vListApiKeys\x12\x1f.pushauth.v1.ListApiKeysRequest\x1a .pushauth.v1.ListApiKeysResponse\":\x82\xd3\xe4\x93\x024\x122/v1/admin/relying-parties/{relying_party}/api-keys\x12\x80\x01\n" +
+	"\fRevokeApiKey\x12 .pushauth.v1.RevokeApiKeyRequest\x1a!.pushauth.v1.RevokeApiKeyResponse\"+\x82\xd3\xe4\x93\x02%\"#/v1/admin/api-keys/{api_key}:revoke\x12|\n" +
+	"\x0fListAuditEvents\x12#.pushauth.v1.ListAuditEventsRequest\x1a$.pushauth.v1.ListAuditEventsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/admin/audit-events\x12\x88\x01\n" +
+	"\x12ListOutboxMessages\x12&.pushauth.v1.ListOutboxMessagesRequest\x1a'.pushauth.v1.ListOutboxMessagesResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/admin/outbox-messagesB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
 
 var (
 	file_pushauth_v1_admin_proto_rawDescOnce sync.Once

@@ -8,6 +8,7 @@ package pushauthv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -2217,7 +2218,7 @@ var File_pushauth_v1_device_proto protoreflect.FileDescriptor
 
 const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\n" +
-	"\x18pushauth/v1/device.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19pushauth/v1/request.proto\"\xae\x01\n" +
+	"\x18pushauth/v1/device.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19pushauth/v1/request.proto\"\xae\x01\n" +
 	"\x1dStartPhoneVerificationRequest\x12,\n" +
 	"\fphone_number\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x03\x18 R\vphoneNumber\x12>\n" +
 	"\x0edefault_region\x18\x02 \x01(\tB\x17\xbaH\x14r\x122\x10^([A-Za-z]{2})?$R\rdefaultRegion\x12\x1f\n" +
@@ -2368,25 +2369,27 @@ const file_pushauth_v1_device_proto_rawDesc = "" +
 	"\bPlatform\x12\x18\n" +
 	"\x14PLATFORM_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10PLATFORM_ANDROID\x10\x01\x12\x10\n" +
-	"\fPLATFORM_IOS\x10\x022\x88\f\n" +
-	"\rDeviceService\x12q\n" +
-	"\x16StartPhoneVerification\x12*.pushauth.v1.StartPhoneVerificationRequest\x1a+.pushauth.v1.StartPhoneVerificationResponse\x12z\n" +
-	"\x19CompletePhoneVerification\x12-.pushauth.v1.CompletePhoneVerificationRequest\x1a..pushauth.v1.CompletePhoneVerificationResponse\x12J\n" +
-	"\tGetDevice\x12\x1d.pushauth.v1.GetDeviceRequest\x1a\x1e.pushauth.v1.GetDeviceResponse\x12S\n" +
-	"\fUpdateDevice\x12 .pushauth.v1.UpdateDeviceRequest\x1a!.pushauth.v1.UpdateDeviceResponse\x12_\n" +
-	"\x10DeregisterDevice\x12$.pushauth.v1.DeregisterDeviceRequest\x1a%.pushauth.v1.DeregisterDeviceResponse\x12h\n" +
-	"\x13CreatePairingPhrase\x12'.pushauth.v1.CreatePairingPhraseRequest\x1a(.pushauth.v1.CreatePairingPhraseResponse\x12\\\n" +
-	"\x0fListConnections\x12#.pushauth.v1.ListConnectionsRequest\x1a$.pushauth.v1.ListConnectionsResponse\x12_\n" +
-	"\x10RemoveConnection\x12$.pushauth.v1.RemoveConnectionRequest\x1a%.pushauth.v1.RemoveConnectionResponse\x12h\n" +
-	"\x13ListPendingRequests\x12'.pushauth.v1.ListPendingRequestsRequest\x1a(.pushauth.v1.ListPendingRequestsResponse\x12g\n" +
+	"\fPLATFORM_IOS\x10\x022\xe1\x10\n" +
+	"\rDeviceService\x12\x9c\x01\n" +
+	"\x16StartPhoneVerification\x12*.pushauth.v1.StartPhoneVerificationRequest\x1a+.pushauth.v1.StartPhoneVerificationResponse\")\x82\xd3\xe4\x93\x02#:\x01*\"\x1e/v1/device/phone-verifications\x12\xc0\x01\n" +
+	"\x19CompletePhoneVerification\x12-.pushauth.v1.CompletePhoneVerificationRequest\x1a..pushauth.v1.CompletePhoneVerificationResponse\"D\x82\xd3\xe4\x93\x02>:\x01*\"9/v1/device/phone-verifications/{verification_id}:complete\x12^\n" +
+	"\tGetDevice\x12\x1d.pushauth.v1.GetDeviceRequest\x1a\x1e.pushauth.v1.GetDeviceResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/device\x12j\n" +
+	"\fUpdateDevice\x12 .pushauth.v1.UpdateDeviceRequest\x1a!.pushauth.v1.UpdateDeviceResponse\"\x15\x82\xd3\xe4\x93\x02\x0f:\x01*2\n" +
+	"/v1/device\x12~\n" +
+	"\x10DeregisterDevice\x12$.pushauth.v1.DeregisterDeviceRequest\x1a%.pushauth.v1.DeregisterDeviceResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\"\x15/v1/device:deregister\x12\x8c\x01\n" +
+	"\x13CreatePairingPhrase\x12'.pushauth.v1.CreatePairingPhraseRequest\x1a(.pushauth.v1.CreatePairingPhraseResponse\"\"\x82\xd3\xe4\x93\x02\x1c\"\x1a/v1/device/pairing-phrases\x12|\n" +
+	"\x0fListConnections\x12#.pushauth.v1.ListConnectionsRequest\x1a$.pushauth.v1.ListConnectionsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/device/connections\x12\x8f\x01\n" +
+	"\x10RemoveConnection\x12$.pushauth.v1.RemoveConnectionRequest\x1a%.pushauth.v1.RemoveConnectionResponse\".\x82\xd3\xe4\x93\x02(*&/v1/device/connections/{connection_id}\x12\x85\x01\n" +
+	"\x13ListPendingRequests\x12'.pushauth.v1.ListPendingRequestsRequest\x1a(.pushauth.v1.ListPendingRequestsResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/device/requests\x12\x91\x01\n" +
 	"\n" +
-	"GetRequest\x12+.pushauth.v1.DeviceServiceGetRequestRequest\x1a,.pushauth.v1.DeviceServiceGetRequestResponse\x12X\n" +
-	"\rWatchRequests\x12!.pushauth.v1.WatchRequestsRequest\x1a\".pushauth.v1.WatchRequestsResponse0\x01\x12_\n" +
-	"\x10RespondToRequest\x12$.pushauth.v1.RespondToRequestRequest\x1a%.pushauth.v1.RespondToRequestResponse\x12J\n" +
-	"\tPutBackup\x12\x1d.pushauth.v1.PutBackupRequest\x1a\x1e.pushauth.v1.PutBackupResponse\x12V\n" +
-	"\rRestoreBackup\x12!.pushauth.v1.RestoreBackupRequest\x1a\".pushauth.v1.RestoreBackupResponse\x12S\n" +
-	"\fDeleteBackup\x12 .pushauth.v1.DeleteBackupRequest\x1a!.pushauth.v1.DeleteBackupResponse\x12V\n" +
-	"\rGetBackupInfo\x12!.pushauth.v1.GetBackupInfoRequest\x1a\".pushauth.v1.GetBackupInfoResponseB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
+	"GetRequest\x12+.pushauth.v1.DeviceServiceGetRequestRequest\x1a,.pushauth.v1.DeviceServiceGetRequestResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/device/requests/{request_id}\x12{\n" +
+	"\rWatchRequests\x12!.pushauth.v1.WatchRequestsRequest\x1a\".pushauth.v1.WatchRequestsResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/device/requests:watch0\x01\x12\x94\x01\n" +
+	"\x10RespondToRequest\x12$.pushauth.v1.RespondToRequestRequest\x1a%.pushauth.v1.RespondToRequestResponse\"3\x82\xd3\xe4\x93\x02-:\x01*\"(/v1/device/requests/{request_id}:respond\x12h\n" +
+	"\tPutBackup\x12\x1d.pushauth.v1.PutBackupRequest\x1a\x1e.pushauth.v1.PutBackupResponse\"\x1c\x82\xd3\xe4\x93\x02\x16:\x01*\x1a\x11/v1/device/backup\x12|\n" +
+	"\rRestoreBackup\x12!.pushauth.v1.RestoreBackupRequest\x1a\".pushauth.v1.RestoreBackupResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/device/backup:restore\x12x\n" +
+	"\fDeleteBackup\x12 .pushauth.v1.DeleteBackupRequest\x1a!.pushauth.v1.DeleteBackupResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/device/backup:delete\x12q\n" +
+	"\rGetBackupInfo\x12!.pushauth.v1.GetBackupInfoRequest\x1a\".pushauth.v1.GetBackupInfoResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/device/backupB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
 
 var (
 	file_pushauth_v1_device_proto_rawDescOnce sync.Once

@@ -8,8 +8,10 @@ package pushauthv1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1176,6 +1178,104 @@ func (*WaitRequestResponse_Progress) isWaitRequestResponse_Event() {}
 
 func (*WaitRequestResponse_Result) isWaitRequestResponse_Event() {}
 
+type AwaitRequestRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// How long to wait for a final state; at most 30 s, unset means 30 s.
+	Timeout       *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AwaitRequestRequest) Reset() {
+	*x = AwaitRequestRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AwaitRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AwaitRequestRequest) ProtoMessage() {}
+
+func (x *AwaitRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AwaitRequestRequest.ProtoReflect.Descriptor instead.
+func (*AwaitRequestRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AwaitRequestRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AwaitRequestRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+type AwaitRequestResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request: final, or PENDING when the timeout ran out first.
+	Request       *Request `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AwaitRequestResponse) Reset() {
+	*x = AwaitRequestResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AwaitRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AwaitRequestResponse) ProtoMessage() {}
+
+func (x *AwaitRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AwaitRequestResponse.ProtoReflect.Descriptor instead.
+func (*AwaitRequestResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AwaitRequestResponse) GetRequest() *Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
 type EnrollTotpRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	UserRef string                 `protobuf:"bytes,1,opt,name=user_ref,json=userRef,proto3" json:"user_ref,omitempty"`
@@ -1187,7 +1287,7 @@ type EnrollTotpRequest struct {
 
 func (x *EnrollTotpRequest) Reset() {
 	*x = EnrollTotpRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[20]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1299,7 @@ func (x *EnrollTotpRequest) String() string {
 func (*EnrollTotpRequest) ProtoMessage() {}
 
 func (x *EnrollTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[20]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1312,7 @@ func (x *EnrollTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollTotpRequest.ProtoReflect.Descriptor instead.
 func (*EnrollTotpRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{20}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EnrollTotpRequest) GetUserRef() string {
@@ -1244,7 +1344,7 @@ type EnrollTotpResponse struct {
 
 func (x *EnrollTotpResponse) Reset() {
 	*x = EnrollTotpResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[21]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1356,7 @@ func (x *EnrollTotpResponse) String() string {
 func (*EnrollTotpResponse) ProtoMessage() {}
 
 func (x *EnrollTotpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[21]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1369,7 @@ func (x *EnrollTotpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollTotpResponse.ProtoReflect.Descriptor instead.
 func (*EnrollTotpResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{21}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EnrollTotpResponse) GetFactorId() string {
@@ -1311,7 +1411,7 @@ type ConfirmTotpRequest struct {
 
 func (x *ConfirmTotpRequest) Reset() {
 	*x = ConfirmTotpRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[22]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1423,7 @@ func (x *ConfirmTotpRequest) String() string {
 func (*ConfirmTotpRequest) ProtoMessage() {}
 
 func (x *ConfirmTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[22]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1436,7 @@ func (x *ConfirmTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTotpRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmTotpRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{22}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ConfirmTotpRequest) GetUserRef() string {
@@ -1368,7 +1468,7 @@ type ConfirmTotpResponse struct {
 
 func (x *ConfirmTotpResponse) Reset() {
 	*x = ConfirmTotpResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[23]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1480,7 @@ func (x *ConfirmTotpResponse) String() string {
 func (*ConfirmTotpResponse) ProtoMessage() {}
 
 func (x *ConfirmTotpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[23]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1493,7 @@ func (x *ConfirmTotpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTotpResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmTotpResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{23}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{25}
 }
 
 type RemoveTotpRequest struct {
@@ -1406,7 +1506,7 @@ type RemoveTotpRequest struct {
 
 func (x *RemoveTotpRequest) Reset() {
 	*x = RemoveTotpRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[24]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1518,7 @@ func (x *RemoveTotpRequest) String() string {
 func (*RemoveTotpRequest) ProtoMessage() {}
 
 func (x *RemoveTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[24]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1531,7 @@ func (x *RemoveTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTotpRequest.ProtoReflect.Descriptor instead.
 func (*RemoveTotpRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{24}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RemoveTotpRequest) GetUserRef() string {
@@ -1456,7 +1556,7 @@ type RemoveTotpResponse struct {
 
 func (x *RemoveTotpResponse) Reset() {
 	*x = RemoveTotpResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[25]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1568,7 @@ func (x *RemoveTotpResponse) String() string {
 func (*RemoveTotpResponse) ProtoMessage() {}
 
 func (x *RemoveTotpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[25]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1581,7 @@ func (x *RemoveTotpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTotpResponse.ProtoReflect.Descriptor instead.
 func (*RemoveTotpResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{25}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{27}
 }
 
 type VerifyTotpRequest struct {
@@ -1494,7 +1594,7 @@ type VerifyTotpRequest struct {
 
 func (x *VerifyTotpRequest) Reset() {
 	*x = VerifyTotpRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[26]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1506,7 +1606,7 @@ func (x *VerifyTotpRequest) String() string {
 func (*VerifyTotpRequest) ProtoMessage() {}
 
 func (x *VerifyTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[26]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1519,7 +1619,7 @@ func (x *VerifyTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTotpRequest.ProtoReflect.Descriptor instead.
 func (*VerifyTotpRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{26}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *VerifyTotpRequest) GetUserRef() string {
@@ -1549,7 +1649,7 @@ type VerifyTotpResponse struct {
 
 func (x *VerifyTotpResponse) Reset() {
 	*x = VerifyTotpResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[27]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1561,7 +1661,7 @@ func (x *VerifyTotpResponse) String() string {
 func (*VerifyTotpResponse) ProtoMessage() {}
 
 func (x *VerifyTotpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[27]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1574,7 +1674,7 @@ func (x *VerifyTotpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTotpResponse.ProtoReflect.Descriptor instead.
 func (*VerifyTotpResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{27}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *VerifyTotpResponse) GetFactorId() string {
@@ -1609,7 +1709,7 @@ type TotpFactor struct {
 
 func (x *TotpFactor) Reset() {
 	*x = TotpFactor{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[28]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1721,7 @@ func (x *TotpFactor) String() string {
 func (*TotpFactor) ProtoMessage() {}
 
 func (x *TotpFactor) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[28]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1734,7 @@ func (x *TotpFactor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TotpFactor.ProtoReflect.Descriptor instead.
 func (*TotpFactor) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{28}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TotpFactor) GetId() string {
@@ -1688,7 +1788,7 @@ type ListUserFactorsRequest struct {
 
 func (x *ListUserFactorsRequest) Reset() {
 	*x = ListUserFactorsRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[29]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1800,7 @@ func (x *ListUserFactorsRequest) String() string {
 func (*ListUserFactorsRequest) ProtoMessage() {}
 
 func (x *ListUserFactorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[29]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1813,7 @@ func (x *ListUserFactorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserFactorsRequest.ProtoReflect.Descriptor instead.
 func (*ListUserFactorsRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{29}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListUserFactorsRequest) GetUserRef() string {
@@ -1736,7 +1836,7 @@ type ListUserFactorsResponse struct {
 
 func (x *ListUserFactorsResponse) Reset() {
 	*x = ListUserFactorsResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[30]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +1848,7 @@ func (x *ListUserFactorsResponse) String() string {
 func (*ListUserFactorsResponse) ProtoMessage() {}
 
 func (x *ListUserFactorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[30]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +1861,7 @@ func (x *ListUserFactorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserFactorsResponse.ProtoReflect.Descriptor instead.
 func (*ListUserFactorsResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{30}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListUserFactorsResponse) GetPushDevices() []*UserDevice {
@@ -1808,7 +1908,7 @@ type UserState struct {
 
 func (x *UserState) Reset() {
 	*x = UserState{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[31]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1820,7 +1920,7 @@ func (x *UserState) String() string {
 func (*UserState) ProtoMessage() {}
 
 func (x *UserState) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[31]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1833,7 +1933,7 @@ func (x *UserState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserState.ProtoReflect.Descriptor instead.
 func (*UserState) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{31}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UserState) GetPushBackoffUntil() *timestamppb.Timestamp {
@@ -1875,7 +1975,7 @@ var File_pushauth_v1_relying_party_proto protoreflect.FileDescriptor
 
 const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpushauth/v1/relying_party.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pushauth/v1/device.proto\x1a\x18pushauth/v1/policy.proto\x1a\x19pushauth/v1/request.proto\"\x0f\n" +
+	"\x1fpushauth/v1/relying_party.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pushauth/v1/device.proto\x1a\x18pushauth/v1/policy.proto\x1a\x19pushauth/v1/request.proto\"\x0f\n" +
 	"\rWhoAmIRequest\"v\n" +
 	"\x0eWhoAmIResponse\x12>\n" +
 	"\rrelying_party\x18\x01 \x01(\v2\x19.pushauth.v1.RelyingPartyR\frelyingParty\x12$\n" +
@@ -1954,7 +2054,13 @@ const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"\x13WaitRequestResponse\x123\n" +
 	"\bprogress\x18\x01 \x01(\v2\x15.pushauth.v1.ProgressH\x00R\bprogress\x12.\n" +
 	"\x06result\x18\x02 \x01(\v2\x14.pushauth.v1.RequestH\x00R\x06resultB\a\n" +
-	"\x05event\"\xa7\x01\n" +
+	"\x05event\"\x82\x01\n" +
+	"\x13AwaitRequestRequest\x12(\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\trequestId\x12A\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\f\xbaH\t\xaa\x01\x06\"\x02\b\x1e2\x00R\atimeout\"F\n" +
+	"\x14AwaitRequestResponse\x12.\n" +
+	"\arequest\x18\x01 \x01(\v2\x14.pushauth.v1.RequestR\arequest\"\xa7\x01\n" +
 	"\x11EnrollTotpRequest\x12C\n" +
 	"\buser_ref\x18\x01 \x01(\tB(\xbaH%r#\x10\x01\x18\xc8\x012\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\auserRef\x12M\n" +
 	"\raccount_label\x18\x02 \x01(\tB(\xbaH%r#\x10\x01\x18d2\x1d^[^\\p{Cc}\\x{2028}\\x{2029}:]*$R\faccountLabel\"\x81\x01\n" +
@@ -2007,26 +2113,28 @@ const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"pushLocked\x121\n" +
 	"\x14consecutive_failures\x18\x03 \x01(\x05R\x13consecutiveFailures\x12D\n" +
 	"\x10push_muted_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0epushMutedUntil\x12F\n" +
-	"\x11totp_locked_until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0ftotpLockedUntil2\xc6\t\n" +
-	"\x13RelyingPartyService\x12A\n" +
-	"\x06WhoAmI\x12\x1a.pushauth.v1.WhoAmIRequest\x1a\x1b.pushauth.v1.WhoAmIResponse\x12e\n" +
-	"\x12ClaimPairingPhrase\x12&.pushauth.v1.ClaimPairingPhraseRequest\x1a'.pushauth.v1.ClaimPairingPhraseResponse\x12\\\n" +
-	"\x0fListUserDevices\x12#.pushauth.v1.ListUserDevicesRequest\x1a$.pushauth.v1.ListUserDevicesResponse\x12_\n" +
-	"\x10RemoveUserDevice\x12$.pushauth.v1.RemoveUserDeviceRequest\x1a%.pushauth.v1.RemoveUserDeviceResponse\x12S\n" +
-	"\fGetDeviceKey\x12 .pushauth.v1.GetDeviceKeyRequest\x1a!.pushauth.v1.GetDeviceKeyResponse\x12Y\n" +
-	"\x0eCreateApproval\x12\".pushauth.v1.CreateApprovalRequest\x1a#.pushauth.v1.CreateApprovalResponse\x12M\n" +
+	"\x11totp_locked_until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0ftotpLockedUntil2\x83\x0e\n" +
+	"\x13RelyingPartyService\x12U\n" +
+	"\x06WhoAmI\x12\x1a.pushauth.v1.WhoAmIRequest\x1a\x1b.pushauth.v1.WhoAmIResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/v1/whoami\x12~\n" +
+	"\x12ClaimPairingPhrase\x12&.pushauth.v1.ClaimPairingPhraseRequest\x1a'.pushauth.v1.ClaimPairingPhraseResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/pairings\x12q\n" +
+	"\x0fListUserDevices\x12#.pushauth.v1.ListUserDevicesRequest\x1a$.pushauth.v1.ListUserDevicesResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/devices\x12\x80\x01\n" +
+	"\x10RemoveUserDevice\x12$.pushauth.v1.RemoveUserDeviceRequest\x1a%.pushauth.v1.RemoveUserDeviceResponse\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/v1/devices/{device_id}\x12x\n" +
+	"\fGetDeviceKey\x12 .pushauth.v1.GetDeviceKeyRequest\x1a!.pushauth.v1.GetDeviceKeyResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/devices/{device_id}/key\x12s\n" +
+	"\x0eCreateApproval\x12\".pushauth.v1.CreateApprovalRequest\x1a#.pushauth.v1.CreateApprovalResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/v1/approvals\x12p\n" +
 	"\n" +
-	"GetRequest\x12\x1e.pushauth.v1.GetRequestRequest\x1a\x1f.pushauth.v1.GetRequestResponse\x12V\n" +
-	"\rCancelRequest\x12!.pushauth.v1.CancelRequestRequest\x1a\".pushauth.v1.CancelRequestResponse\x12R\n" +
-	"\vWaitRequest\x12\x1f.pushauth.v1.WaitRequestRequest\x1a .pushauth.v1.WaitRequestResponse0\x01\x12M\n" +
+	"GetRequest\x12\x1e.pushauth.v1.GetRequestRequest\x1a\x1f.pushauth.v1.GetRequestResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/requests/{request_id}\x12\x80\x01\n" +
+	"\rCancelRequest\x12!.pushauth.v1.CancelRequestRequest\x1a\".pushauth.v1.CancelRequestResponse\"(\x82\xd3\xe4\x93\x02\"\" /v1/requests/{request_id}:cancel\x12z\n" +
+	"\vWaitRequest\x12\x1f.pushauth.v1.WaitRequestRequest\x1a .pushauth.v1.WaitRequestResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/v1/requests/{request_id}:wait0\x01\x12|\n" +
+	"\fAwaitRequest\x12 .pushauth.v1.AwaitRequestRequest\x1a!.pushauth.v1.AwaitRequestResponse\"'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/requests/{request_id}:await\x12j\n" +
 	"\n" +
-	"EnrollTotp\x12\x1e.pushauth.v1.EnrollTotpRequest\x1a\x1f.pushauth.v1.EnrollTotpResponse\x12P\n" +
-	"\vConfirmTotp\x12\x1f.pushauth.v1.ConfirmTotpRequest\x1a .pushauth.v1.ConfirmTotpResponse\x12M\n" +
+	"EnrollTotp\x12\x1e.pushauth.v1.EnrollTotpRequest\x1a\x1f.pushauth.v1.EnrollTotpResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\"\x10/v1/totp-factors\x12\x81\x01\n" +
+	"\vConfirmTotp\x12\x1f.pushauth.v1.ConfirmTotpRequest\x1a .pushauth.v1.ConfirmTotpResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/v1/totp-factors/{factor_id}:confirm\x12s\n" +
 	"\n" +
-	"RemoveTotp\x12\x1e.pushauth.v1.RemoveTotpRequest\x1a\x1f.pushauth.v1.RemoveTotpResponse\x12M\n" +
+	"RemoveTotp\x12\x1e.pushauth.v1.RemoveTotpRequest\x1a\x1f.pushauth.v1.RemoveTotpResponse\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/v1/totp-factors/{factor_id}\x12i\n" +
 	"\n" +
-	"VerifyTotp\x12\x1e.pushauth.v1.VerifyTotpRequest\x1a\x1f.pushauth.v1.VerifyTotpResponse\x12\\\n" +
-	"\x0fListUserFactors\x12#.pushauth.v1.ListUserFactorsRequest\x1a$.pushauth.v1.ListUserFactorsResponseB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
+	"VerifyTotp\x12\x1e.pushauth.v1.VerifyTotpRequest\x1a\x1f.pushauth.v1.VerifyTotpResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/totp:verify\x12q\n" +
+	"\x0fListUserFactors\x12#.pushauth.v1.ListUserFactorsRequest\x1a$.pushauth.v1.ListUserFactorsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/factorsB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
 
 var (
 	file_pushauth_v1_relying_party_proto_rawDescOnce sync.Once
@@ -2041,7 +2149,7 @@ func file_pushauth_v1_relying_party_proto_rawDescGZIP() []byte {
 }
 
 var file_pushauth_v1_relying_party_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pushauth_v1_relying_party_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_pushauth_v1_relying_party_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_pushauth_v1_relying_party_proto_goTypes = []any{
 	(Progress_Kind)(0),                 // 0: pushauth.v1.Progress.Kind
 	(*WhoAmIRequest)(nil),              // 1: pushauth.v1.WhoAmIRequest
@@ -2064,84 +2172,91 @@ var file_pushauth_v1_relying_party_proto_goTypes = []any{
 	(*WaitRequestRequest)(nil),         // 18: pushauth.v1.WaitRequestRequest
 	(*Progress)(nil),                   // 19: pushauth.v1.Progress
 	(*WaitRequestResponse)(nil),        // 20: pushauth.v1.WaitRequestResponse
-	(*EnrollTotpRequest)(nil),          // 21: pushauth.v1.EnrollTotpRequest
-	(*EnrollTotpResponse)(nil),         // 22: pushauth.v1.EnrollTotpResponse
-	(*ConfirmTotpRequest)(nil),         // 23: pushauth.v1.ConfirmTotpRequest
-	(*ConfirmTotpResponse)(nil),        // 24: pushauth.v1.ConfirmTotpResponse
-	(*RemoveTotpRequest)(nil),          // 25: pushauth.v1.RemoveTotpRequest
-	(*RemoveTotpResponse)(nil),         // 26: pushauth.v1.RemoveTotpResponse
-	(*VerifyTotpRequest)(nil),          // 27: pushauth.v1.VerifyTotpRequest
-	(*VerifyTotpResponse)(nil),         // 28: pushauth.v1.VerifyTotpResponse
-	(*TotpFactor)(nil),                 // 29: pushauth.v1.TotpFactor
-	(*ListUserFactorsRequest)(nil),     // 30: pushauth.v1.ListUserFactorsRequest
-	(*ListUserFactorsResponse)(nil),    // 31: pushauth.v1.ListUserFactorsResponse
-	(*UserState)(nil),                  // 32: pushauth.v1.UserState
-	(*RelyingParty)(nil),               // 33: pushauth.v1.RelyingParty
-	(*RequestContext)(nil),             // 34: pushauth.v1.RequestContext
-	(*timestamppb.Timestamp)(nil),      // 35: google.protobuf.Timestamp
-	(Platform)(0),                      // 36: pushauth.v1.Platform
-	(NumberMatchingMode)(0),            // 37: pushauth.v1.NumberMatchingMode
-	(*Request)(nil),                    // 38: pushauth.v1.Request
-	(DeliveryFailureReason)(0),         // 39: pushauth.v1.DeliveryFailureReason
+	(*AwaitRequestRequest)(nil),        // 21: pushauth.v1.AwaitRequestRequest
+	(*AwaitRequestResponse)(nil),       // 22: pushauth.v1.AwaitRequestResponse
+	(*EnrollTotpRequest)(nil),          // 23: pushauth.v1.EnrollTotpRequest
+	(*EnrollTotpResponse)(nil),         // 24: pushauth.v1.EnrollTotpResponse
+	(*ConfirmTotpRequest)(nil),         // 25: pushauth.v1.ConfirmTotpRequest
+	(*ConfirmTotpResponse)(nil),        // 26: pushauth.v1.ConfirmTotpResponse
+	(*RemoveTotpRequest)(nil),          // 27: pushauth.v1.RemoveTotpRequest
+	(*RemoveTotpResponse)(nil),         // 28: pushauth.v1.RemoveTotpResponse
+	(*VerifyTotpRequest)(nil),          // 29: pushauth.v1.VerifyTotpRequest
+	(*VerifyTotpResponse)(nil),         // 30: pushauth.v1.VerifyTotpResponse
+	(*TotpFactor)(nil),                 // 31: pushauth.v1.TotpFactor
+	(*ListUserFactorsRequest)(nil),     // 32: pushauth.v1.ListUserFactorsRequest
+	(*ListUserFactorsResponse)(nil),    // 33: pushauth.v1.ListUserFactorsResponse
+	(*UserState)(nil),                  // 34: pushauth.v1.UserState
+	(*RelyingParty)(nil),               // 35: pushauth.v1.RelyingParty
+	(*RequestContext)(nil),             // 36: pushauth.v1.RequestContext
+	(*timestamppb.Timestamp)(nil),      // 37: google.protobuf.Timestamp
+	(Platform)(0),                      // 38: pushauth.v1.Platform
+	(NumberMatchingMode)(0),            // 39: pushauth.v1.NumberMatchingMode
+	(*Request)(nil),                    // 40: pushauth.v1.Request
+	(DeliveryFailureReason)(0),         // 41: pushauth.v1.DeliveryFailureReason
+	(*durationpb.Duration)(nil),        // 42: google.protobuf.Duration
 }
 var file_pushauth_v1_relying_party_proto_depIdxs = []int32{
-	33, // 0: pushauth.v1.WhoAmIResponse.relying_party:type_name -> pushauth.v1.RelyingParty
-	34, // 1: pushauth.v1.ClaimPairingPhraseRequest.context:type_name -> pushauth.v1.RequestContext
-	35, // 2: pushauth.v1.ClaimPairingPhraseResponse.expire_time:type_name -> google.protobuf.Timestamp
-	36, // 3: pushauth.v1.UserDevice.platform:type_name -> pushauth.v1.Platform
-	35, // 4: pushauth.v1.UserDevice.connect_time:type_name -> google.protobuf.Timestamp
-	35, // 5: pushauth.v1.UserDevice.last_seen_time:type_name -> google.protobuf.Timestamp
+	35, // 0: pushauth.v1.WhoAmIResponse.relying_party:type_name -> pushauth.v1.RelyingParty
+	36, // 1: pushauth.v1.ClaimPairingPhraseRequest.context:type_name -> pushauth.v1.RequestContext
+	37, // 2: pushauth.v1.ClaimPairingPhraseResponse.expire_time:type_name -> google.protobuf.Timestamp
+	38, // 3: pushauth.v1.UserDevice.platform:type_name -> pushauth.v1.Platform
+	37, // 4: pushauth.v1.UserDevice.connect_time:type_name -> google.protobuf.Timestamp
+	37, // 5: pushauth.v1.UserDevice.last_seen_time:type_name -> google.protobuf.Timestamp
 	5,  // 6: pushauth.v1.ListUserDevicesResponse.devices:type_name -> pushauth.v1.UserDevice
-	34, // 7: pushauth.v1.CreateApprovalRequest.context:type_name -> pushauth.v1.RequestContext
-	35, // 8: pushauth.v1.CreateApprovalResponse.expire_time:type_name -> google.protobuf.Timestamp
-	37, // 9: pushauth.v1.CreateApprovalResponse.number_matching:type_name -> pushauth.v1.NumberMatchingMode
-	38, // 10: pushauth.v1.GetRequestResponse.request:type_name -> pushauth.v1.Request
-	38, // 11: pushauth.v1.CancelRequestResponse.request:type_name -> pushauth.v1.Request
+	36, // 7: pushauth.v1.CreateApprovalRequest.context:type_name -> pushauth.v1.RequestContext
+	37, // 8: pushauth.v1.CreateApprovalResponse.expire_time:type_name -> google.protobuf.Timestamp
+	39, // 9: pushauth.v1.CreateApprovalResponse.number_matching:type_name -> pushauth.v1.NumberMatchingMode
+	40, // 10: pushauth.v1.GetRequestResponse.request:type_name -> pushauth.v1.Request
+	40, // 11: pushauth.v1.CancelRequestResponse.request:type_name -> pushauth.v1.Request
 	0,  // 12: pushauth.v1.Progress.kind:type_name -> pushauth.v1.Progress.Kind
-	35, // 13: pushauth.v1.Progress.time:type_name -> google.protobuf.Timestamp
-	39, // 14: pushauth.v1.Progress.failure_reason:type_name -> pushauth.v1.DeliveryFailureReason
+	37, // 13: pushauth.v1.Progress.time:type_name -> google.protobuf.Timestamp
+	41, // 14: pushauth.v1.Progress.failure_reason:type_name -> pushauth.v1.DeliveryFailureReason
 	19, // 15: pushauth.v1.WaitRequestResponse.progress:type_name -> pushauth.v1.Progress
-	38, // 16: pushauth.v1.WaitRequestResponse.result:type_name -> pushauth.v1.Request
-	35, // 17: pushauth.v1.TotpFactor.create_time:type_name -> google.protobuf.Timestamp
-	5,  // 18: pushauth.v1.ListUserFactorsResponse.push_devices:type_name -> pushauth.v1.UserDevice
-	29, // 19: pushauth.v1.ListUserFactorsResponse.totp_factors:type_name -> pushauth.v1.TotpFactor
-	32, // 20: pushauth.v1.ListUserFactorsResponse.state:type_name -> pushauth.v1.UserState
-	35, // 21: pushauth.v1.UserState.push_backoff_until:type_name -> google.protobuf.Timestamp
-	35, // 22: pushauth.v1.UserState.push_muted_until:type_name -> google.protobuf.Timestamp
-	35, // 23: pushauth.v1.UserState.totp_locked_until:type_name -> google.protobuf.Timestamp
-	1,  // 24: pushauth.v1.RelyingPartyService.WhoAmI:input_type -> pushauth.v1.WhoAmIRequest
-	3,  // 25: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:input_type -> pushauth.v1.ClaimPairingPhraseRequest
-	6,  // 26: pushauth.v1.RelyingPartyService.ListUserDevices:input_type -> pushauth.v1.ListUserDevicesRequest
-	8,  // 27: pushauth.v1.RelyingPartyService.RemoveUserDevice:input_type -> pushauth.v1.RemoveUserDeviceRequest
-	10, // 28: pushauth.v1.RelyingPartyService.GetDeviceKey:input_type -> pushauth.v1.GetDeviceKeyRequest
-	12, // 29: pushauth.v1.RelyingPartyService.CreateApproval:input_type -> pushauth.v1.CreateApprovalRequest
-	14, // 30: pushauth.v1.RelyingPartyService.GetRequest:input_type -> pushauth.v1.GetRequestRequest
-	16, // 31: pushauth.v1.RelyingPartyService.CancelRequest:input_type -> pushauth.v1.CancelRequestRequest
-	18, // 32: pushauth.v1.RelyingPartyService.WaitRequest:input_type -> pushauth.v1.WaitRequestRequest
-	21, // 33: pushauth.v1.RelyingPartyService.EnrollTotp:input_type -> pushauth.v1.EnrollTotpRequest
-	23, // 34: pushauth.v1.RelyingPartyService.ConfirmTotp:input_type -> pushauth.v1.ConfirmTotpRequest
-	25, // 35: pushauth.v1.RelyingPartyService.RemoveTotp:input_type -> pushauth.v1.RemoveTotpRequest
-	27, // 36: pushauth.v1.RelyingPartyService.VerifyTotp:input_type -> pushauth.v1.VerifyTotpRequest
-	30, // 37: pushauth.v1.RelyingPartyService.ListUserFactors:input_type -> pushauth.v1.ListUserFactorsRequest
-	2,  // 38: pushauth.v1.RelyingPartyService.WhoAmI:output_type -> pushauth.v1.WhoAmIResponse
-	4,  // 39: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:output_type -> pushauth.v1.ClaimPairingPhraseResponse
-	7,  // 40: pushauth.v1.RelyingPartyService.ListUserDevices:output_type -> pushauth.v1.ListUserDevicesResponse
-	9,  // 41: pushauth.v1.RelyingPartyService.RemoveUserDevice:output_type -> pushauth.v1.RemoveUserDeviceResponse
-	11, // 42: pushauth.v1.RelyingPartyService.GetDeviceKey:output_type -> pushauth.v1.GetDeviceKeyResponse
-	13, // 43: pushauth.v1.RelyingPartyService.CreateApproval:output_type -> pushauth.v1.CreateApprovalResponse
-	15, // 44: pushauth.v1.RelyingPartyService.GetRequest:output_type -> pushauth.v1.GetRequestResponse
-	17, // 45: pushauth.v1.RelyingPartyService.CancelRequest:output_type -> pushauth.v1.CancelRequestResponse
-	20, // 46: pushauth.v1.RelyingPartyService.WaitRequest:output_type -> pushauth.v1.WaitRequestResponse
-	22, // 47: pushauth.v1.RelyingPartyService.EnrollTotp:output_type -> pushauth.v1.EnrollTotpResponse
-	24, // 48: pushauth.v1.RelyingPartyService.ConfirmTotp:output_type -> pushauth.v1.ConfirmTotpResponse
-	26, // 49: pushauth.v1.RelyingPartyService.RemoveTotp:output_type -> pushauth.v1.RemoveTotpResponse
-	28, // 50: pushauth.v1.RelyingPartyService.VerifyTotp:output_type -> pushauth.v1.VerifyTotpResponse
-	31, // 51: pushauth.v1.RelyingPartyService.ListUserFactors:output_type -> pushauth.v1.ListUserFactorsResponse
-	38, // [38:52] is the sub-list for method output_type
-	24, // [24:38] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	40, // 16: pushauth.v1.WaitRequestResponse.result:type_name -> pushauth.v1.Request
+	42, // 17: pushauth.v1.AwaitRequestRequest.timeout:type_name -> google.protobuf.Duration
+	40, // 18: pushauth.v1.AwaitRequestResponse.request:type_name -> pushauth.v1.Request
+	37, // 19: pushauth.v1.TotpFactor.create_time:type_name -> google.protobuf.Timestamp
+	5,  // 20: pushauth.v1.ListUserFactorsResponse.push_devices:type_name -> pushauth.v1.UserDevice
+	31, // 21: pushauth.v1.ListUserFactorsResponse.totp_factors:type_name -> pushauth.v1.TotpFactor
+	34, // 22: pushauth.v1.ListUserFactorsResponse.state:type_name -> pushauth.v1.UserState
+	37, // 23: pushauth.v1.UserState.push_backoff_until:type_name -> google.protobuf.Timestamp
+	37, // 24: pushauth.v1.UserState.push_muted_until:type_name -> google.protobuf.Timestamp
+	37, // 25: pushauth.v1.UserState.totp_locked_until:type_name -> google.protobuf.Timestamp
+	1,  // 26: pushauth.v1.RelyingPartyService.WhoAmI:input_type -> pushauth.v1.WhoAmIRequest
+	3,  // 27: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:input_type -> pushauth.v1.ClaimPairingPhraseRequest
+	6,  // 28: pushauth.v1.RelyingPartyService.ListUserDevices:input_type -> pushauth.v1.ListUserDevicesRequest
+	8,  // 29: pushauth.v1.RelyingPartyService.RemoveUserDevice:input_type -> pushauth.v1.RemoveUserDeviceRequest
+	10, // 30: pushauth.v1.RelyingPartyService.GetDeviceKey:input_type -> pushauth.v1.GetDeviceKeyRequest
+	12, // 31: pushauth.v1.RelyingPartyService.CreateApproval:input_type -> pushauth.v1.CreateApprovalRequest
+	14, // 32: pushauth.v1.RelyingPartyService.GetRequest:input_type -> pushauth.v1.GetRequestRequest
+	16, // 33: pushauth.v1.RelyingPartyService.CancelRequest:input_type -> pushauth.v1.CancelRequestRequest
+	18, // 34: pushauth.v1.RelyingPartyService.WaitRequest:input_type -> pushauth.v1.WaitRequestRequest
+	21, // 35: pushauth.v1.RelyingPartyService.AwaitRequest:input_type -> pushauth.v1.AwaitRequestRequest
+	23, // 36: pushauth.v1.RelyingPartyService.EnrollTotp:input_type -> pushauth.v1.EnrollTotpRequest
+	25, // 37: pushauth.v1.RelyingPartyService.ConfirmTotp:input_type -> pushauth.v1.ConfirmTotpRequest
+	27, // 38: pushauth.v1.RelyingPartyService.RemoveTotp:input_type -> pushauth.v1.RemoveTotpRequest
+	29, // 39: pushauth.v1.RelyingPartyService.VerifyTotp:input_type -> pushauth.v1.VerifyTotpRequest
+	32, // 40: pushauth.v1.RelyingPartyService.ListUserFactors:input_type -> pushauth.v1.ListUserFactorsRequest
+	2,  // 41: pushauth.v1.RelyingPartyService.WhoAmI:output_type -> pushauth.v1.WhoAmIResponse
+	4,  // 42: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:output_type -> pushauth.v1.ClaimPairingPhraseResponse
+	7,  // 43: pushauth.v1.RelyingPartyService.ListUserDevices:output_type -> pushauth.v1.ListUserDevicesResponse
+	9,  // 44: pushauth.v1.RelyingPartyService.RemoveUserDevice:output_type -> pushauth.v1.RemoveUserDeviceResponse
+	11, // 45: pushauth.v1.RelyingPartyService.GetDeviceKey:output_type -> pushauth.v1.GetDeviceKeyResponse
+	13, // 46: pushauth.v1.RelyingPartyService.CreateApproval:output_type -> pushauth.v1.CreateApprovalResponse
+	15, // 47: pushauth.v1.RelyingPartyService.GetRequest:output_type -> pushauth.v1.GetRequestResponse
+	17, // 48: pushauth.v1.RelyingPartyService.CancelRequest:output_type -> pushauth.v1.CancelRequestResponse
+	20, // 49: pushauth.v1.RelyingPartyService.WaitRequest:output_type -> pushauth.v1.WaitRequestResponse
+	22, // 50: pushauth.v1.RelyingPartyService.AwaitRequest:output_type -> pushauth.v1.AwaitRequestResponse
+	24, // 51: pushauth.v1.RelyingPartyService.EnrollTotp:output_type -> pushauth.v1.EnrollTotpResponse
+	26, // 52: pushauth.v1.RelyingPartyService.ConfirmTotp:output_type -> pushauth.v1.ConfirmTotpResponse
+	28, // 53: pushauth.v1.RelyingPartyService.RemoveTotp:output_type -> pushauth.v1.RemoveTotpResponse
+	30, // 54: pushauth.v1.RelyingPartyService.VerifyTotp:output_type -> pushauth.v1.VerifyTotpResponse
+	33, // 55: pushauth.v1.RelyingPartyService.ListUserFactors:output_type -> pushauth.v1.ListUserFactorsResponse
+	41, // [41:56] is the sub-list for method output_type
+	26, // [26:41] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_pushauth_v1_relying_party_proto_init() }
@@ -2162,7 +2277,7 @@ func file_pushauth_v1_relying_party_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushauth_v1_relying_party_proto_rawDesc), len(file_pushauth_v1_relying_party_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	RelyingPartyService_GetRequest_FullMethodName         = "/pushauth.v1.RelyingPartyService/GetRequest"
 	RelyingPartyService_CancelRequest_FullMethodName      = "/pushauth.v1.RelyingPartyService/CancelRequest"
 	RelyingPartyService_WaitRequest_FullMethodName        = "/pushauth.v1.RelyingPartyService/WaitRequest"
+	RelyingPartyService_AwaitRequest_FullMethodName       = "/pushauth.v1.RelyingPartyService/AwaitRequest"
 	RelyingPartyService_EnrollTotp_FullMethodName         = "/pushauth.v1.RelyingPartyService/EnrollTotp"
 	RelyingPartyService_ConfirmTotp_FullMethodName        = "/pushauth.v1.RelyingPartyService/ConfirmTotp"
 	RelyingPartyService_RemoveTotp_FullMethodName         = "/pushauth.v1.RelyingPartyService/RemoveTotp"
@@ -67,6 +68,11 @@ type RelyingPartyServiceClient interface {
 	// WaitRequest streams progress and then the final request, on any replica.
 	// It ends at expiry with EXPIRED.
 	WaitRequest(ctx context.Context, in *WaitRequestRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WaitRequestResponse], error)
+	// AwaitRequest is WaitRequest for clients without streaming (a long
+	// poll): it returns the request as soon as it is final, or as it stands
+	// when timeout (at most 30 s; unset means 30 s) runs out. Call it again
+	// while the status is PENDING.
+	AwaitRequest(ctx context.Context, in *AwaitRequestRequest, opts ...grpc.CallOption) (*AwaitRequestResponse, error)
 	// EnrollTotp starts enrolling another authenticator app (Google,
 	// Microsoft): show the QR code, then ConfirmTotp with a first code.
 	EnrollTotp(ctx context.Context, in *EnrollTotpRequest, opts ...grpc.CallOption) (*EnrollTotpResponse, error)
@@ -189,6 +195,16 @@ func (c *relyingPartyServiceClient) WaitRequest(ctx context.Context, in *WaitReq
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RelyingPartyService_WaitRequestClient = grpc.ServerStreamingClient[WaitRequestResponse]
 
+func (c *relyingPartyServiceClient) AwaitRequest(ctx context.Context, in *AwaitRequestRequest, opts ...grpc.CallOption) (*AwaitRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AwaitRequestResponse)
+	err := c.cc.Invoke(ctx, RelyingPartyService_AwaitRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *relyingPartyServiceClient) EnrollTotp(ctx context.Context, in *EnrollTotpRequest, opts ...grpc.CallOption) (*EnrollTotpResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(EnrollTotpResponse)
@@ -271,6 +287,11 @@ type RelyingPartyServiceServer interface {
 	// WaitRequest streams progress and then the final request, on any replica.
 	// It ends at expiry with EXPIRED.
 	WaitRequest(*WaitRequestRequest, grpc.ServerStreamingServer[WaitRequestResponse]) error
+	// AwaitRequest is WaitRequest for clients without streaming (a long
+	// poll): it returns the request as soon as it is final, or as it stands
+	// when timeout (at most 30 s; unset means 30 s) runs out. Call it again
+	// while the status is PENDING.
+	AwaitRequest(context.Context, *AwaitRequestRequest) (*AwaitRequestResponse, error)
 	// EnrollTotp starts enrolling another authenticator app (Google,
 	// Microsoft): show the QR code, then ConfirmTotp with a first code.
 	EnrollTotp(context.Context, *EnrollTotpRequest) (*EnrollTotpResponse, error)
@@ -320,6 +341,9 @@ func (UnimplementedRelyingPartyServiceServer) CancelRequest(context.Context, *Ca
 }
 func (UnimplementedRelyingPartyServiceServer) WaitRequest(*WaitRequestRequest, grpc.ServerStreamingServer[WaitRequestResponse]) error {
 	return status.Error(codes.Unimplemented, "method WaitRequest not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) AwaitRequest(context.Context, *AwaitRequestRequest) (*AwaitRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AwaitRequest not implemented")
 }
 func (UnimplementedRelyingPartyServiceServer) EnrollTotp(context.Context, *EnrollTotpRequest) (*EnrollTotpResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EnrollTotp not implemented")
@@ -512,6 +536,24 @@ func _RelyingPartyService_WaitRequest_Handler(srv interface{}, stream grpc.Serve
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RelyingPartyService_WaitRequestServer = grpc.ServerStreamingServer[WaitRequestResponse]
 
+func _RelyingPartyService_AwaitRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AwaitRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RelyingPartyServiceServer).AwaitRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RelyingPartyService_AwaitRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RelyingPartyServiceServer).AwaitRequest(ctx, req.(*AwaitRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RelyingPartyService_EnrollTotp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(EnrollTotpRequest)
 	if err := dec(in); err != nil {
@@ -640,6 +682,10 @@ var RelyingPartyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelRequest",
 			Handler:    _RelyingPartyService_CancelRequest_Handler,
+		},
+		{
+			MethodName: "AwaitRequest",
+			Handler:    _RelyingPartyService_AwaitRequest_Handler,
 		},
 		{
 			MethodName: "EnrollTotp",
