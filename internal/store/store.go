@@ -55,6 +55,7 @@ type Store interface {
 	Audit
 	TargetRemovals
 	Retention
+	PushOutbox
 }
 
 // NumberMatching is the relying party's number-matching mode.
@@ -713,4 +714,31 @@ type Retention interface {
 	// DeleteExpiredPairingPhrases deletes pairing phrases whose ExpiresAt is
 	// before cutoff (or not set), claimed or not.
 	DeleteExpiredPairingPhrases(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+}
+
+// QueuedPush is one push job waiting in the push outbox: written in the
+// transaction that creates its request, so a committed request never loses
+// its push, and deleted once the push queue has stored the job.
+type QueuedPush struct {
+	// ID is "<request id>:<device id>", also the queue's de-duplication id.
+	ID string
+	// Job is the job as the push queue carries it (opaque here).
+	Job       []byte
+	CreatedAt time.Time
+}
+
+// PushOutbox is the transactional outbox of push jobs. A relay on every
+// replica hands its rows to the push queue.
+type PushOutbox interface {
+	// AddPushes inserts jobs (use it inside the transaction that writes
+	// their request). ErrConflict if an ID is taken.
+	AddPushes(ctx context.Context, jobs []QueuedPush) error
+	// ClaimPushes returns up to limit (> 0) jobs created at or before
+	// createdBy that no relay holds at now, oldest first, and holds them
+	// until until, so other relays skip them meanwhile. Concurrent callers on
+	// any replica get disjoint jobs. A job whose holder died comes back once
+	// its hold ends.
+	ClaimPushes(ctx context.Context, createdBy, now, until time.Time, limit int) ([]QueuedPush, error)
+	// DeletePushes removes the jobs with these IDs; missing ones are ignored.
+	DeletePushes(ctx context.Context, ids []string) error
 }
