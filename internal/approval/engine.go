@@ -14,6 +14,7 @@ import (
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/pairing"
+	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/store"
 )
 
@@ -58,9 +59,15 @@ type Publisher interface {
 	Publish(ctx context.Context, subject string, data []byte) error
 }
 
-// Pusher queues a push for each device of a request.
-type Pusher interface {
-	Push(ctx context.Context, r store.Request, devices []store.Device) error
+// PushQueue is the durable queue of push jobs; push.Queue is one. The
+// engine's relay hands it the jobs of the push outbox; the queue tells the
+// engine every job's outcome (PushResult) once Run starts it.
+type PushQueue interface {
+	// Enqueue stores jobs durably. A job enqueued again within the queue's
+	// de-duplication window (same Job.ID) is sent once.
+	Enqueue(ctx context.Context, jobs ...push.Job) error
+	// Run sends queued jobs until ctx ends, reporting each outcome.
+	Run(ctx context.Context, onResult func(context.Context, push.Job, push.Result)) error
 }
 
 // Engine runs requests.
@@ -70,14 +77,30 @@ type Engine struct {
 	keys    *keyring.Keyring
 	phrases *pairing.Phrases
 	pub     Publisher
-	pusher  Pusher
+	queue   PushQueue
+	relay   *relay
 	now     func() time.Time
 	log     *slog.Logger
 }
 
-// New returns an Engine.
-func New(cfg Config, st store.Store, keys *keyring.Keyring, phrases *pairing.Phrases, pub Publisher, pusher Pusher, now func() time.Time, log *slog.Logger) *Engine {
-	return &Engine{cfg: cfg, store: st, keys: keys, phrases: phrases, pub: pub, pusher: pusher, now: now, log: log}
+// Option changes an Engine at New.
+type Option func(*Engine)
+
+// WithRelay sets how the push outbox relay works (zero fields: defaults).
+func WithRelay(rc RelayConfig) Option {
+	return func(e *Engine) { e.relay = newRelay(e, rc) }
+}
+
+// New returns an Engine that queues pushes on queue (nil: requests are
+// created without pushes; the apps still see them). It starts nothing: see
+// RunRelay, RunSweeper and RunPushQueue.
+func New(cfg Config, st store.Store, keys *keyring.Keyring, phrases *pairing.Phrases, pub Publisher, queue PushQueue, now func() time.Time, log *slog.Logger, opts ...Option) *Engine {
+	e := &Engine{cfg: cfg, store: st, keys: keys, phrases: phrases, pub: pub, queue: queue, now: now, log: log}
+	e.relay = newRelay(e, RelayConfig{})
+	for _, o := range opts {
+		o(e)
+	}
+	return e
 }
 
 func (e *Engine) clock() time.Time { return e.now().UTC().Truncate(time.Microsecond) }

@@ -8,6 +8,7 @@ import (
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/store"
 )
 
@@ -165,30 +166,40 @@ func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Push outcomes reported by the push queue.
-const (
-	PushSent   = "SENT"
-	PushFailed = "FAILED"
-	PushDead   = "DEAD"
-)
-
-// PushResult records what the push provider said for one device, so the
-// waiting login server sees it, and marks dead tokens.
-func (e *Engine) PushResult(ctx context.Context, requestID, deviceID, token, outcome, detail string) {
-	now := e.clock()
-	delivery := map[string]string{PushSent: store.DeliverySent, PushFailed: store.DeliveryFailed, PushDead: store.DeliveryDead}[outcome]
-	if delivery == "" {
+// PushResult records what the push queue says of one job, so the waiting
+// login server sees it, and marks dead tokens. Only a reason and its fixed
+// sentence are recorded: the provider's text can hold anything, and the
+// queue has logged it already.
+func (e *Engine) PushResult(ctx context.Context, j push.Job, res push.Result) {
+	var delivery, detail string
+	switch res.Outcome {
+	case push.Sent:
+		delivery = store.DeliverySent
+	case push.Dead:
+		delivery, detail = store.DeliveryDead, push.ReasonTokenInvalid.Detail()
+	case push.Retrying, push.Failed:
+		delivery, detail = store.DeliveryFailed, push.ReasonOf(res.Err).Detail()
+	default:
 		return
 	}
-	if err := e.store.UpdateTargetDelivery(ctx, requestID, deviceID, delivery, detail, now); err != nil {
-		e.log.WarnContext(ctx, "record push result", "request_id", requestID, "device_id", deviceID, "err", err)
+	if err := e.store.UpdateTargetDelivery(ctx, j.RequestID, j.DeviceID, delivery, detail, e.clock()); err != nil {
+		e.log.WarnContext(ctx, "record push result", "request_id", j.RequestID, "device_id", j.DeviceID, "err", err)
 	}
-	if outcome == PushDead {
-		if err := e.store.MarkPushTokenDead(ctx, deviceID, token); err != nil {
-			e.log.WarnContext(ctx, "mark push token dead", "device_id", deviceID, "err", err)
+	if res.Outcome == push.Dead {
+		if err := e.store.MarkPushTokenDead(ctx, j.DeviceID, j.PushToken); err != nil {
+			e.log.WarnContext(ctx, "mark push token dead", "device_id", j.DeviceID, "err", err)
 		}
 	}
-	e.publishRequest(ctx, requestID, NewsProgress)
+	e.publishRequest(ctx, j.RequestID, NewsProgress)
+}
+
+// RunPushQueue sends queued pushes until ctx ends, recording each outcome.
+func (e *Engine) RunPushQueue(ctx context.Context) error {
+	if e.queue == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return e.queue.Run(ctx, e.PushResult)
 }
 
 // Connections of a device, with their relying parties.

@@ -15,6 +15,7 @@ import (
 
 	"buf.build/go/protovalidate"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -64,7 +65,9 @@ type Options struct {
 	// PushSender sends pushes (FCM, APNs); nil logs instead of sending.
 	PushSender push.Sender
 	// PushQueue names the JetStream work queue; zero fields take defaults.
-	PushQueue  push.QueueConfig
+	PushQueue push.QueueConfig
+	// Relay tunes the push outbox relay; zero fields take defaults.
+	Relay      approval.RelayConfig
 	Approval   approval.Config
 	PairingTTL time.Duration  // zero means 10 minutes
 	Pairing    pairing.Limits // zero means pairing.DefaultLimits()
@@ -90,14 +93,12 @@ type Server struct {
 	GRPC    *grpc.Server
 	Health  *Health
 	Metrics *Metrics
-	// Engine runs requests; its sweeper and push results are wired by the
-	// caller (RunSweeper, PushResult).
+	// Engine runs requests; Run runs its background work.
 	Engine *approval.Engine
 	// Revocations ends this replica's streams of revoked credentials; a
 	// credential cache can hook into it (OnRevoke).
 	Revocations *events.Revocations
 	hub         *events.Hub
-	queue       *push.Queue
 
 	// Retention deletes old data; Run starts it.
 	Retention *retention.Sweeper
@@ -116,12 +117,17 @@ func (s *Server) Serve(lis net.Listener) error {
 	return s.GRPC.Serve(lis)
 }
 
-// Run works the push queue, sweeps expired requests and deletes old data
-// until ctx ends.
+// Run does the server's background work until ctx ends, and returns once
+// all of it has stopped: the push outbox relay, the push queue's workers,
+// the sweeper of expired requests and the retention sweeper. The first
+// worker to fail stops the others.
 func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
-	go s.Engine.RunSweeper(ctx, sweepEvery)
-	go s.Retention.Run(ctx)
-	return s.queue.Run(ctx)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { s.Engine.RunSweeper(ctx, sweepEvery); return nil })
+	g.Go(func() error { s.Retention.Run(ctx); return nil })
+	g.Go(func() error { return s.Engine.RunRelay(ctx) })
+	g.Go(func() error { return s.Engine.RunPushQueue(ctx) })
+	return g.Wait()
 }
 
 // Close releases what New started besides the gRPC server.
@@ -181,8 +187,6 @@ func New(o Options) (*Server, error) {
 	}
 	guard := auth.NewGuard(revocations, o.Store, o.Recheck)
 	phrases := pairing.New(o.Store, o.Keys, o.Now, o.PairingTTL, o.Pairing, metrics)
-	pusher := &queuePusher{}
-	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, o.Bus, pusher, o.Now, o.Logger)
 	if o.PushSender == nil {
 		o.PushSender = push.NewLogSender(o.Logger)
 	}
@@ -192,11 +196,11 @@ func New(o Options) (*Server, error) {
 	}
 	qctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	queue, err := push.NewQueue(qctx, js, o.PushQueue, o.PushSender, pushResult(engine), o.Now, o.Logger)
+	queue, err := push.NewQueue(qctx, js, o.PushQueue, o.PushSender, o.Now, o.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("push queue: %w", err)
 	}
-	pusher.q = queue
+	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, o.Bus, queue, o.Now, o.Logger, approval.WithRelay(o.Relay))
 	o.Auth.PublicMethods = append(o.Auth.PublicMethods, device.PublicMethods...)
 	authn := auth.New(o.Auth, rps, devices, o.Logger)
 	cdc := newCodec()
@@ -245,7 +249,7 @@ func New(o Options) (*Server, error) {
 	}, o.Logger)
 	healthpb.RegisterHealthServer(g, h.srv)
 	reflection.Register(g)
-	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub, queue: queue,
+	return &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub,
 		limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now}, nil
 }
 
