@@ -83,6 +83,10 @@ type Options struct {
 	// Limits bound connections, streams, message sizes and call rates;
 	// zero fields take DefaultLimits().
 	Limits Limits
+	// AuthCacheTTL is how long a replica trusts a credential it looked up
+	// (zero means 2s, negative disables the cache); revocation notices drop
+	// entries at once.
+	AuthCacheTTL time.Duration
 	// TrustedProxies are the CIDRs of proxies whose x-forwarded-for header
 	// names the client address; empty trusts none.
 	TrustedProxies []string
@@ -122,7 +126,7 @@ func (s *Server) Serve(lis net.Listener) error {
 // the sweeper of expired requests and the retention sweeper. The first
 // worker to fail stops the others.
 func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
-	g, ctx := errgroup.WithContext(ctx)
+	g, ctx := errgroup.WithContext(store.Background(ctx))
 	g.Go(func() error { s.Engine.RunSweeper(ctx, sweepEvery); return nil })
 	g.Go(func() error { s.Retention.Run(ctx); return nil })
 	g.Go(func() error { return s.Engine.RunRelay(ctx) })
@@ -154,7 +158,6 @@ func New(o Options) (*Server, error) {
 	}
 	metrics := NewMetrics(o.Version)
 	metrics.also = o.SecretChecks
-	rps := relyingparty.New(o.Store, o.Now, o.Bus)
 	devices := registration.NewDevices(o.Store, o.Now)
 	reg := registration.New(o.Registration, o.Store, o.SMS, o.Keys, o.Now, o.Logger, metrics.smsRefused, metrics)
 	if o.PairingTTL == 0 {
@@ -185,6 +188,10 @@ func New(o Options) (*Server, error) {
 		hub.Close()
 		return nil, fmt.Errorf("revocations: %w", err)
 	}
+	// Revocations announced here take effect on this replica before the
+	// call that made them returns.
+	pub := revocations.LocalFirst(o.Bus)
+	rps := relyingparty.New(o.Store, o.Now, pub)
 	guard := auth.NewGuard(revocations, o.Store, o.Recheck)
 	phrases := pairing.New(o.Store, o.Keys, o.Now, o.PairingTTL, o.Pairing, metrics)
 	if o.PushSender == nil {
@@ -200,9 +207,18 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("push queue: %w", err)
 	}
-	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, o.Bus, queue, o.Now, o.Logger, approval.WithRelay(o.Relay))
+	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, pub, queue, o.Now, o.Logger, approval.WithRelay(o.Relay))
 	o.Auth.PublicMethods = append(o.Auth.PublicMethods, device.PublicMethods...)
-	authn := auth.New(o.Auth, rps, devices, o.Logger)
+	var keyAuth auth.APIKeyAuthenticator = rps
+	var devAuth auth.DeviceAuthenticator = devices
+	if o.AuthCacheTTL == 0 {
+		o.AuthCacheTTL = 2 * time.Second
+	}
+	if o.AuthCacheTTL > 0 {
+		cache := auth.NewCache(rps, devices, o.AuthCacheTTL, o.Now, revocations)
+		keyAuth, devAuth = cache.APIKeys(), cache.Devices()
+	}
+	authn := auth.New(o.Auth, keyAuth, devAuth, o.Logger)
 	cdc := newCodec()
 	obs := &observe{log: o.Logger, metrics: metrics, now: o.Now, codec: cdc}
 	val := validator{v: pv}
@@ -237,7 +253,7 @@ func New(o Options) (*Server, error) {
 	if o.TOTP == (totp.Config{}) {
 		o.TOTP = totp.DefaultConfig()
 	}
-	backups := backup.New(o.Backup, o.Store, o.Keys, o.Bus, o.Now, o.Logger, metrics)
+	backups := backup.New(o.Backup, o.Store, o.Keys, pub, o.Now, o.Logger, metrics)
 	codes := totp.New(o.TOTP, o.Store, o.Keys, o.Now, metrics)
 	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New(engine, codes, hub, o.Recheck, guard))
 	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices, engine, o.Store, o.Bus, backups, codes, guard))

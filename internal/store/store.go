@@ -742,3 +742,19 @@ type PushOutbox interface {
 	// DeletePushes removes the jobs with these IDs; missing ones are ignored.
 	DeletePushes(ctx context.Context, ids []string) error
 }
+
+// backgroundKey marks a context as background work.
+type backgroundKey struct{}
+
+// Background marks ctx as a background worker's (the push outbox relay,
+// push results, batched marks, sweepers), so a backend's statement counts
+// can tell it from the request path.
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+// IsBackground reports whether ctx was marked by Background.
+func IsBackground(ctx context.Context) bool {
+	b, _ := ctx.Value(backgroundKey{}).(bool)
+	return b
+}
