@@ -56,6 +56,7 @@ type Store interface {
 	TargetRemovals
 	Retention
 	PushOutbox
+	RequestPath
 }
 
 // NumberMatching is the relying party's number-matching mode.
@@ -757,4 +758,39 @@ func Background(ctx context.Context) context.Context {
 func IsBackground(ctx context.Context) bool {
 	b, _ := ctx.Value(backgroundKey{}).(bool)
 	return b
+}
+
+// UserDevice is an ACTIVE connection of a user with its device.
+type UserDevice struct {
+	Connection Connection
+	Device     Device
+}
+
+// DeciderState is what the transaction deciding a login checks about the
+// phone that decides it and its user.
+type DeciderState struct {
+	// Connected: the device has an ACTIVE connection to the user, now
+	// locked until the transaction ends.
+	Connected bool
+	// Registered: the device exists and is not revoked.
+	Registered bool
+	// User is the user's limit state as the transaction sees it.
+	User UserState
+}
+
+// RequestPath holds the reads of the request path that join what one call
+// needs into one statement.
+type RequestPath interface {
+	// GetRequestWithTargets returns a request and its targets (in device-ID
+	// order), or ErrNotFound.
+	GetRequestWithTargets(ctx context.Context, id string) (Request, []RequestTarget, error)
+	// ListUserDevices returns the ACTIVE connections of a relying party's
+	// user, oldest first, each with its device (revoked or not).
+	ListUserDevices(ctx context.Context, relyingPartyID, userRef string) ([]UserDevice, error)
+	// LockDecider reads, inside InTx, whether deviceID may still decide a
+	// login of the user and the user's state. When connected, the
+	// connection row is held until the transaction ends (as
+	// LockActiveConnection does), so a removal, revocation or transfer runs
+	// wholly before or after the decision.
+	LockDecider(ctx context.Context, relyingPartyID, userRef, deviceID string) (DeciderState, error)
 }

@@ -109,6 +109,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PushOutbox", testPushOutbox},
 		{"PushOutbox/InTx", testPushOutboxInTx},
 		{"Concurrent/ClaimPushes", testConcurrentClaimPushes},
+		{"RequestPath/GetRequestWithTargets", testGetRequestWithTargets},
+		{"RequestPath/ListUserDevices", testListUserDevices},
+		{"RequestPath/LockDecider", testLockDecider},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
