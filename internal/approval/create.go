@@ -3,12 +3,12 @@ package approval
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"math/big"
 	"time"
 
 	"github.com/pushauth/pushauth/internal/audit"
+	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/push"
@@ -119,7 +119,7 @@ func (e *Engine) CreateApproval(ctx context.Context, actor string, rp store.Rely
 	}
 	e.relay.handOff(jobs)
 	for _, s := range superseded {
-		e.afterDecision(ctx, s.r, s.d, s.others)
+		e.afterDecision(ctx, withDecision(s.r, s.d), s.d, s.others, nil)
 	}
 	e.announce(ctx, r, devices)
 	return Created{Request: r, Number: number}, nil
@@ -205,25 +205,18 @@ func (e *Engine) ClaimPairing(ctx context.Context, actor string, rp store.Relyin
 }
 
 // activeDevices are the registered devices with an active connection to the
-// user, and the account label of the newest connection.
+// user, and the account label of the newest connection, in one read.
 func (e *Engine) activeDevices(ctx context.Context, rpID, userRef string) ([]store.Device, string, error) {
-	conns, err := e.store.ListUserConnections(ctx, rpID, userRef)
+	uds, err := e.store.ListUserDevices(ctx, rpID, userRef)
 	if err != nil {
 		return nil, "", err
 	}
 	var devs []store.Device
 	label := ""
-	for _, c := range conns {
-		d, err := e.store.GetDevice(ctx, c.DeviceID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		if d.RevokedAt.IsZero() {
-			devs = append(devs, d)
-			label = c.AccountLabel
+	for _, u := range uds {
+		if u.Device.RevokedAt.IsZero() {
+			devs = append(devs, u.Device)
+			label = u.Connection.AccountLabel
 		}
 	}
 	return devs, label, nil
@@ -270,7 +263,7 @@ func (e *Engine) insertTx(ctx context.Context, tx store.Store, actor string, r s
 // in the outbox already.
 func (e *Engine) announce(ctx context.Context, r store.Request, devices []store.Device) {
 	for _, d := range devices {
-		e.publishDevice(ctx, d.ID, DeviceNews{Type: NewsRequest, RequestID: r.ID})
+		e.publishDevice(ctx, d.ID, events.DeviceNews{Type: events.NewsRequest, RequestID: r.ID})
 	}
 }
 

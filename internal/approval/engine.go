@@ -7,7 +7,6 @@ package approval
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -79,6 +78,8 @@ type Engine struct {
 	pub     Publisher
 	queue   PushQueue
 	relay   *relay
+	marks   *marks
+	shown   *snapshots
 	now     func() time.Time
 	log     *slog.Logger
 }
@@ -97,6 +98,8 @@ func WithRelay(rc RelayConfig) Option {
 func New(cfg Config, st store.Store, keys *keyring.Keyring, phrases *pairing.Phrases, pub Publisher, queue PushQueue, now func() time.Time, log *slog.Logger, opts ...Option) *Engine {
 	e := &Engine{cfg: cfg, store: st, keys: keys, phrases: phrases, pub: pub, queue: queue, now: now, log: log}
 	e.relay = newRelay(e, RelayConfig{})
+	e.marks = newMarks(e)
+	e.shown = newSnapshots(10_000)
 	for _, o := range opts {
 		o(e)
 	}
@@ -105,58 +108,22 @@ func New(cfg Config, st store.Store, keys *keyring.Keyring, phrases *pairing.Phr
 
 func (e *Engine) clock() time.Time { return e.now().UTC().Truncate(time.Microsecond) }
 
-// News types on pushauth.request.<id> and pushauth.device.<id>.
-const (
-	NewsDecided  = "decided"
-	NewsProgress = "progress"
-	NewsRequest  = "request"
-	NewsClosed   = "closed"
-	NewsNotice   = "notice"
-)
-
-// DeviceNews is what travels on pushauth.device.<id>.
-type DeviceNews struct {
-	Type      string `json:"type"`
-	RequestID string `json:"request_id,omitempty"`
-	Notice    string `json:"notice,omitempty"`
-}
-
-// RelyingPartyEvent is what travels on pushauth.events.<relying party id>,
-// for relying parties that listen on NATS.
-type RelyingPartyEvent struct {
-	Type      string    `json:"type"` // "fraud_report", "device_paired", "device_removed"
-	UserRef   string    `json:"user_ref"`
-	DeviceID  string    `json:"device_id,omitempty"`
-	RequestID string    `json:"request_id,omitempty"`
-	Time      time.Time `json:"time"`
-}
-
 // publishRequest announces news of a request to its waiters. A lost message
 // only costs latency: waiters re-read the row now and then.
-func (e *Engine) publishRequest(ctx context.Context, id, kind string) {
-	subj, err := events.RequestSubject(id)
-	if err == nil {
-		err = e.pub.Publish(ctx, subj, []byte(kind))
-	}
-	if err != nil {
+func (e *Engine) publishRequest(ctx context.Context, id string, n events.RequestNews) {
+	if err := events.PublishRequestNews(ctx, e.pub, id, n); err != nil {
 		e.log.WarnContext(ctx, "publish request news", "request_id", id, "err", err)
 	}
 }
 
-func (e *Engine) publishDevice(ctx context.Context, deviceID string, n DeviceNews) {
-	b, _ := json.Marshal(n)
-	subj, err := events.DeviceSubject(deviceID)
-	if err == nil {
-		err = e.pub.Publish(ctx, subj, b)
-	}
-	if err != nil {
+func (e *Engine) publishDevice(ctx context.Context, deviceID string, n events.DeviceNews) {
+	if err := events.PublishDeviceNews(ctx, e.pub, deviceID, n); err != nil {
 		e.log.WarnContext(ctx, "publish device news", "device_id", deviceID, "err", err)
 	}
 }
 
-func (e *Engine) publishRelyingParty(ctx context.Context, rpID string, ev RelyingPartyEvent) {
-	b, _ := json.Marshal(ev)
-	if err := e.pub.Publish(ctx, "pushauth.events."+rpID, b); err != nil {
+func (e *Engine) publishRelyingParty(ctx context.Context, rpID string, ev events.RelyingPartyEvent) {
+	if err := events.PublishRelyingPartyEvent(ctx, e.pub, rpID, ev); err != nil {
 		e.log.WarnContext(ctx, "publish relying party event", "relying_party_id", rpID, "err", err)
 	}
 }

@@ -30,6 +30,12 @@ type Cache struct {
 	gen     uint64
 	apiKeys map[[32]byte]keyEntry
 	devs    map[[32]byte]deviceEntry
+	rps     map[string]rpEntry
+}
+
+type rpEntry struct {
+	rp      store.RelyingParty
+	expires time.Time
 }
 
 type keyEntry struct {
@@ -47,7 +53,7 @@ type deviceEntry struct {
 // entries on the notices rev receives (rev may be nil).
 func NewCache(keys APIKeyAuthenticator, devices DeviceAuthenticator, ttl time.Duration, now func() time.Time, rev *events.Revocations) *Cache {
 	c := &Cache{keys: keys, devices: devices, ttl: ttl, now: now, max: 100_000,
-		apiKeys: map[[32]byte]keyEntry{}, devs: map[[32]byte]deviceEntry{}}
+		apiKeys: map[[32]byte]keyEntry{}, devs: map[[32]byte]deviceEntry{}, rps: map[string]rpEntry{}}
 	if rev != nil {
 		rev.OnRevoke(c.revoked)
 	}
@@ -59,6 +65,42 @@ func (c *Cache) APIKeys() APIKeyAuthenticator { return cachedKeys{c} }
 
 // Devices is the caching DeviceAuthenticator.
 func (c *Cache) Devices() DeviceAuthenticator { return cachedDevices{c} }
+
+// RelyingParties returns rps whose GetRelyingParty is cached like the
+// credentials (for what a phone is shown of a relying party).
+func (c *Cache) RelyingParties(rps store.RelyingParties) store.RelyingParties {
+	return cachedRPs{RelyingParties: rps, c: c}
+}
+
+type cachedRPs struct {
+	store.RelyingParties
+	c *Cache
+}
+
+func (r cachedRPs) GetRelyingParty(ctx context.Context, id string) (store.RelyingParty, error) {
+	c := r.c
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.rps[id]
+	gen := c.gen
+	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.rp, nil
+	}
+	rp, err := r.RelyingParties.GetRelyingParty(ctx, id)
+	if err != nil {
+		return rp, err
+	}
+	c.mu.Lock()
+	if gen == c.gen {
+		if len(c.rps) >= c.max {
+			clear(c.rps)
+		}
+		c.rps[id] = rpEntry{rp: rp, expires: now.Add(c.ttl)}
+	}
+	c.mu.Unlock()
+	return rp, nil
+}
 
 // Len is how many credentials are cached, for tests.
 func (c *Cache) Len() int {
@@ -80,6 +122,7 @@ func (c *Cache) revoked(n events.Revocation) {
 			}
 		}
 	case events.ChangedRelyingParty:
+		delete(c.rps, n.ID)
 		for h, e := range c.apiKeys {
 			if e.rp.ID == n.ID {
 				delete(c.apiKeys, h)

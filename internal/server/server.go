@@ -131,6 +131,7 @@ func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
 	g.Go(func() error { s.Retention.Run(ctx); return nil })
 	g.Go(func() error { return s.Engine.RunRelay(ctx) })
 	g.Go(func() error { return s.Engine.RunPushQueue(ctx) })
+	g.Go(func() error { return s.Engine.RunMarks(ctx) })
 	return g.Wait()
 }
 
@@ -211,12 +212,13 @@ func New(o Options) (*Server, error) {
 	o.Auth.PublicMethods = append(o.Auth.PublicMethods, device.PublicMethods...)
 	var keyAuth auth.APIKeyAuthenticator = rps
 	var devAuth auth.DeviceAuthenticator = devices
+	var rpReads store.RelyingParties = o.Store
 	if o.AuthCacheTTL == 0 {
 		o.AuthCacheTTL = 2 * time.Second
 	}
 	if o.AuthCacheTTL > 0 {
 		cache := auth.NewCache(rps, devices, o.AuthCacheTTL, o.Now, revocations)
-		keyAuth, devAuth = cache.APIKeys(), cache.Devices()
+		keyAuth, devAuth, rpReads = cache.APIKeys(), cache.Devices(), cache.RelyingParties(o.Store)
 	}
 	authn := auth.New(o.Auth, keyAuth, devAuth, o.Logger)
 	cdc := newCodec()
@@ -256,7 +258,7 @@ func New(o Options) (*Server, error) {
 	backups := backup.New(o.Backup, o.Store, o.Keys, pub, o.Now, o.Logger, metrics)
 	codes := totp.New(o.TOTP, o.Store, o.Keys, o.Now, metrics)
 	pushauthv1.RegisterRelyingPartyServiceServer(g, rpservice.New(engine, codes, hub, o.Recheck, guard))
-	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices, engine, o.Store, o.Bus, backups, codes, guard))
+	pushauthv1.RegisterDeviceServiceServer(g, device.New(reg, devices, engine, rpReads, o.Bus, backups, codes, guard))
 
 	h := newHealth(o.Checks, []string{
 		pushauthv1.AdminService_ServiceDesc.ServiceName,
