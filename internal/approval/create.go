@@ -3,12 +3,12 @@ package approval
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"math/big"
 	"time"
 
 	"github.com/pushauth/pushauth/internal/audit"
+	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/push"
@@ -65,6 +65,7 @@ func (e *Engine) CreateApproval(ctx context.Context, actor string, rp store.Rely
 		r.NumberHash = e.keys.Hash("number", r.ID+":"+number)
 	}
 	var muted bool
+	var jobs []store.QueuedPush
 	type ended struct {
 		r      store.Request
 		d      store.Decision
@@ -107,7 +108,8 @@ func (e *Engine) CreateApproval(ctx context.Context, actor string, rp store.Rely
 		// The user state as the supersedes left it: a mute can only have
 		// come from before.
 		muted = now.Before(us.MutedUntil)
-		return e.insertTx(ctx, tx, actor, r, devices, muted, now)
+		jobs, err = e.insertTx(ctx, tx, actor, rp, r, devices, muted, now)
+		return err
 	})
 	if err != nil {
 		if _, ok := fault.As(err); ok {
@@ -115,10 +117,11 @@ func (e *Engine) CreateApproval(ctx context.Context, actor string, rp store.Rely
 		}
 		return Created{}, fmt.Errorf("create request: %w", err)
 	}
+	e.relay.handOff(jobs)
 	for _, s := range superseded {
-		e.afterDecision(ctx, s.r, s.d, s.others)
+		e.afterDecision(ctx, withDecision(s.r, s.d), s.d, s.others, nil)
 	}
-	e.announce(ctx, r, devices, muted)
+	e.announce(ctx, r, devices)
 	return Created{Request: r, Number: number}, nil
 }
 
@@ -184,45 +187,44 @@ func (e *Engine) ClaimPairing(ctx context.Context, actor string, rp store.Relyin
 		CreatedAt:      now,
 		ExpiresAt:      now.Add(rp.Policy.ApprovalTTL),
 	}
+	var jobs []store.QueuedPush
 	err = e.store.InTx(ctx, func(tx store.Store) error {
 		if err := tx.CreateConnection(ctx, conn); err != nil {
 			return err
 		}
-		return e.insertTx(ctx, tx, actor, r, []store.Device{dev}, false, now)
+		var err error
+		jobs, err = e.insertTx(ctx, tx, actor, rp, r, []store.Device{dev}, false, now)
+		return err
 	})
 	if err != nil {
 		return store.Request{}, fmt.Errorf("create pairing request: %w", err)
 	}
-	e.announce(ctx, r, []store.Device{dev}, false)
+	e.relay.handOff(jobs)
+	e.announce(ctx, r, []store.Device{dev})
 	return r, nil
 }
 
 // activeDevices are the registered devices with an active connection to the
-// user, and the account label of the newest connection.
+// user, and the account label of the newest connection, in one read.
 func (e *Engine) activeDevices(ctx context.Context, rpID, userRef string) ([]store.Device, string, error) {
-	conns, err := e.store.ListUserConnections(ctx, rpID, userRef)
+	uds, err := e.store.ListUserDevices(ctx, rpID, userRef)
 	if err != nil {
 		return nil, "", err
 	}
 	var devs []store.Device
 	label := ""
-	for _, c := range conns {
-		d, err := e.store.GetDevice(ctx, c.DeviceID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		if d.RevokedAt.IsZero() {
-			devs = append(devs, d)
-			label = c.AccountLabel
+	for _, u := range uds {
+		if u.Device.RevokedAt.IsZero() {
+			devs = append(devs, u.Device)
+			label = u.Connection.AccountLabel
 		}
 	}
 	return devs, label, nil
 }
 
-func (e *Engine) insertTx(ctx context.Context, tx store.Store, actor string, r store.Request, devices []store.Device, muted bool, now time.Time) error {
+// insertTx writes a new request, its targets, its audit event and, unless
+// muted, its push jobs into the outbox, and returns the jobs for the relay.
+func (e *Engine) insertTx(ctx context.Context, tx store.Store, actor string, rp store.RelyingParty, r store.Request, devices []store.Device, muted bool, now time.Time) ([]store.QueuedPush, error) {
 	delivery := store.DeliveryQueued
 	if muted {
 		delivery = store.DeliveryMuted
@@ -235,40 +237,34 @@ func (e *Engine) insertTx(ctx context.Context, tx store.Store, actor string, r s
 		}
 	}
 	if err := tx.CreateRequest(ctx, r, targets); err != nil {
-		return err
+		return nil, err
 	}
 	details := map[string]string{"kind": r.Kind, "user_ref": r.UserRef, "devices": fmt.Sprint(len(devices)), "number_matching": string(r.NumberMatching)}
 	if muted {
 		details["muted"] = "true"
 	}
-	return audit.Write(ctx, tx, now, audit.Entry{Actor: actor, Action: "request.created", RelyingPartyID: r.RelyingPartyID, Target: r.ID, Details: details})
-}
-
-// announce tells the devices' open apps and queues the pushes.
-func (e *Engine) announce(ctx context.Context, r store.Request, devices []store.Device, muted bool) {
-	for _, d := range devices {
-		e.publishDevice(ctx, d.ID, DeviceNews{Type: NewsRequest, RequestID: r.ID})
+	if err := audit.Write(ctx, tx, now, audit.Entry{Actor: actor, Action: "request.created", RelyingPartyID: r.RelyingPartyID, Target: r.ID, Details: details}); err != nil {
+		return nil, err
 	}
 	if muted {
-		return
+		return nil, nil
 	}
-	var live []store.Device
+	jobs, err := e.outboxJobs(r, rp.DisplayName, devices, now)
+	if err != nil {
+		return nil, fmt.Errorf("push jobs: %w", err)
+	}
+	if err := tx.AddPushes(ctx, jobs); err != nil {
+		return nil, err
+	}
+	return jobs, nil
+}
+
+// announce tells the devices' open apps of a new request. Its pushes are
+// in the outbox already.
+func (e *Engine) announce(ctx context.Context, r store.Request, devices []store.Device) {
 	for _, d := range devices {
-		if !d.PushTokenDead && d.PushToken != "" {
-			live = append(live, d)
-		}
+		e.publishDevice(ctx, d.ID, events.DeviceNews{Type: events.NewsRequest, RequestID: r.ID})
 	}
-	if len(live) > 0 && e.pusher != nil {
-		if err := e.pusher.Push(ctx, r, live); err != nil {
-			// The apps still see the request through WatchRequests and
-			// ListPendingRequests; the waiter sees the failure.
-			e.log.ErrorContext(ctx, "queue pushes", "approval_id", r.ID, "err", err)
-			for _, d := range live {
-				_ = e.store.UpdateTargetDelivery(ctx, r.ID, d.ID, store.DeliveryFailed, push.ReasonQueueFailed.Detail(), e.clock())
-			}
-		}
-	}
-	e.publishRequest(ctx, r.ID, NewsProgress)
 }
 
 // randomDigits returns n random digits; noLeadingZero keeps "07" from

@@ -7,13 +7,13 @@ package approval
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"time"
 
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/pairing"
+	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/store"
 )
 
@@ -58,9 +58,15 @@ type Publisher interface {
 	Publish(ctx context.Context, subject string, data []byte) error
 }
 
-// Pusher queues a push for each device of a request.
-type Pusher interface {
-	Push(ctx context.Context, r store.Request, devices []store.Device) error
+// PushQueue is the durable queue of push jobs; push.Queue is one. The
+// engine's relay hands it the jobs of the push outbox; the queue tells the
+// engine every job's outcome (PushResult) once Run starts it.
+type PushQueue interface {
+	// Enqueue stores jobs durably. A job enqueued again within the queue's
+	// de-duplication window (same Job.ID) is sent once.
+	Enqueue(ctx context.Context, jobs ...push.Job) error
+	// Run sends queued jobs until ctx ends, reporting each outcome.
+	Run(ctx context.Context, onResult func(context.Context, push.Job, push.Result)) error
 }
 
 // Engine runs requests.
@@ -70,7 +76,10 @@ type Engine struct {
 	keys    *keyring.Keyring
 	phrases *pairing.Phrases
 	pub     Publisher
-	pusher  Pusher
+	queue   PushQueue
+	relay   *relay
+	marks   *marks
+	shown   *snapshots
 	now     func() time.Time
 	log     *slog.Logger
 	// decided, when set, is told of every decision this replica commits.
@@ -81,65 +90,46 @@ type Engine struct {
 // after the commit. f must not block.
 func (e *Engine) OnDecided(f func(context.Context, store.Request, store.Decision)) { e.decided = f }
 
-// New returns an Engine.
-func New(cfg Config, st store.Store, keys *keyring.Keyring, phrases *pairing.Phrases, pub Publisher, pusher Pusher, now func() time.Time, log *slog.Logger) *Engine {
-	return &Engine{cfg: cfg, store: st, keys: keys, phrases: phrases, pub: pub, pusher: pusher, now: now, log: log}
+// Option changes an Engine at New.
+type Option func(*Engine)
+
+// WithRelay sets how the push outbox relay works (zero fields: defaults).
+func WithRelay(rc RelayConfig) Option {
+	return func(e *Engine) { e.relay = newRelay(e, rc) }
+}
+
+// New returns an Engine that queues pushes on queue (nil: requests are
+// created without pushes; the apps still see them). It starts nothing: see
+// RunRelay, RunSweeper and RunPushQueue.
+func New(cfg Config, st store.Store, keys *keyring.Keyring, phrases *pairing.Phrases, pub Publisher, queue PushQueue, now func() time.Time, log *slog.Logger, opts ...Option) *Engine {
+	e := &Engine{cfg: cfg, store: st, keys: keys, phrases: phrases, pub: pub, queue: queue, now: now, log: log}
+	e.relay = newRelay(e, RelayConfig{})
+	e.marks = newMarks(e)
+	e.shown = newSnapshots(10_000)
+	for _, o := range opts {
+		o(e)
+	}
+	return e
 }
 
 func (e *Engine) clock() time.Time { return e.now().UTC().Truncate(time.Microsecond) }
 
-// News types on pushauth.request.<id> and pushauth.device.<id>.
-const (
-	NewsDecided  = "decided"
-	NewsProgress = "progress"
-	NewsRequest  = "request"
-	NewsClosed   = "closed"
-	NewsNotice   = "notice"
-)
-
-// DeviceNews is what travels on pushauth.device.<id>.
-type DeviceNews struct {
-	Type      string `json:"type"`
-	RequestID string `json:"request_id,omitempty"`
-	Notice    string `json:"notice,omitempty"`
-}
-
-// RelyingPartyEvent is what travels on pushauth.events.<relying party id>,
-// for relying parties that listen on NATS.
-type RelyingPartyEvent struct {
-	Type      string    `json:"type"` // "fraud_report", "device_paired", "device_removed"
-	UserRef   string    `json:"user_ref"`
-	DeviceID  string    `json:"device_id,omitempty"`
-	RequestID string    `json:"request_id,omitempty"`
-	Time      time.Time `json:"time"`
-}
-
 // publishRequest announces news of a request to its waiters. A lost message
 // only costs latency: waiters re-read the row now and then.
-func (e *Engine) publishRequest(ctx context.Context, id, kind string) {
-	subj, err := events.RequestSubject(id)
-	if err == nil {
-		err = e.pub.Publish(ctx, subj, []byte(kind))
-	}
-	if err != nil {
+func (e *Engine) publishRequest(ctx context.Context, id string, n events.RequestNews) {
+	if err := events.PublishRequestNews(ctx, e.pub, id, n); err != nil {
 		e.log.WarnContext(ctx, "publish request news", "approval_id", id, "err", err)
 	}
 }
 
-func (e *Engine) publishDevice(ctx context.Context, deviceID string, n DeviceNews) {
-	b, _ := json.Marshal(n)
-	subj, err := events.DeviceSubject(deviceID)
-	if err == nil {
-		err = e.pub.Publish(ctx, subj, b)
-	}
-	if err != nil {
+func (e *Engine) publishDevice(ctx context.Context, deviceID string, n events.DeviceNews) {
+	if err := events.PublishDeviceNews(ctx, e.pub, deviceID, n); err != nil {
 		e.log.WarnContext(ctx, "publish device news", "device_id", deviceID, "err", err)
 	}
 }
 
-func (e *Engine) publishRelyingParty(ctx context.Context, rpID string, ev RelyingPartyEvent) {
-	b, _ := json.Marshal(ev)
-	if err := e.pub.Publish(ctx, "pushauth.events."+rpID, b); err != nil {
+func (e *Engine) publishRelyingParty(ctx context.Context, rpID string, ev events.RelyingPartyEvent) {
+	if err := events.PublishRelyingPartyEvent(ctx, e.pub, rpID, ev); err != nil {
 		e.log.WarnContext(ctx, "publish relying party event", "relying_party_id", rpID, "err", err)
 	}
 }

@@ -564,7 +564,7 @@ func TestFraudMute(t *testing.T) {
 		reported := h.clock.Now()
 		select {
 		case b := <-news:
-			var ev approval.RelyingPartyEvent
+			var ev events.RelyingPartyEvent
 			if err := json.Unmarshal(b, &ev); err != nil || ev.Type != "fraud_report" || ev.UserRef != "jan" || ev.RequestID != c.Request.ID || ev.DeviceID != p.dev.ID {
 				t.Fatalf("relying party event %s: %v", b, err)
 			}

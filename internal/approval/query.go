@@ -8,6 +8,7 @@ import (
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/store"
 )
 
@@ -31,7 +32,7 @@ func (e *Engine) Cancel(ctx context.Context, actor, rpID, id string) (store.Requ
 	if r.Status != store.StatusPending {
 		return store.Request{}, fault.Newf(fault.FailedPrecondition, "the request is already %s", r.Status)
 	}
-	err = e.finish(ctx, r, store.Decision{RequestID: r.ID, Status: store.StatusCancelled, Reason: store.ReasonCancelled, At: e.clock()}, actor)
+	err = e.finish(ctx, r, store.Decision{RequestID: r.ID, Status: store.StatusCancelled, Reason: store.ReasonCancelled, At: e.clock()}, actor, nil)
 	if errors.Is(err, store.ErrConflict) {
 		cur, gerr := e.store.GetRequest(ctx, id)
 		if gerr != nil {
@@ -47,37 +48,110 @@ func (e *Engine) Cancel(ctx context.Context, actor, rpID, id string) (store.Requ
 
 // Wait blocks until a relying party's request is final, calling progress
 // whenever its targets change (on any replica) and returning the final
-// request. It subscribes before it reads, so no decision slips between, and
-// re-reads on every recheck tick so a lost message only costs latency. A
-// request still pending after its expiry is expired here, so a waiter never
-// depends on a sweeper having run.
+// request. It subscribes before its one read, so no news slips between;
+// news then carries what changed (a target's new state, or the final
+// request as the deciding transaction wrote it), so it reads again only
+// when news was lost or carried nothing, and on a recheck tick. A request
+// still pending after its expiry is expired here, so a waiter never depends
+// on a sweeper having run.
 func (e *Engine) Wait(ctx context.Context, hub *events.Hub, rpID, id string, recheck <-chan time.Time, progress func([]store.RequestTarget) error) (store.Request, error) {
-	if _, err := e.Get(ctx, rpID, id); err != nil {
-		return store.Request{}, err
+	if err := events.ValidateID(id); err != nil {
+		return store.Request{}, errNotOwned
 	}
-	read := func(ctx context.Context) (store.Request, bool, error) {
-		r, err := e.store.GetRequest(ctx, id)
+	var news <-chan []byte // nil hub: never ready
+	if hub != nil {
+		ch, cancel := hub.Watch(id)
+		defer cancel()
+		news = ch
+	}
+	var targets []store.RequestTarget
+	read := func() (store.Request, bool, error) {
+		r, ts, err := e.store.GetRequestWithTargets(ctx, id)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && r.RelyingPartyID != rpID) {
+			return store.Request{}, false, errNotOwned
+		}
 		if err != nil {
 			return r, false, err
 		}
 		if r.Status == store.StatusPending && !e.clock().Before(r.ExpiresAt) {
-			if err := e.expire(ctx, r); err != nil && !errors.Is(err, store.ErrConflict) {
+			if err := e.expire(ctx, r, ts); err != nil && !errors.Is(err, store.ErrConflict) {
 				return r, false, err
 			}
-			if r, err = e.store.GetRequest(ctx, id); err != nil {
+			if r, ts, err = e.store.GetRequestWithTargets(ctx, id); err != nil {
 				return r, false, err
 			}
 		}
-		targets, err := e.store.ListRequestTargets(ctx, id)
-		if err != nil {
-			return r, false, err
-		}
+		targets = seenByDecider(r, ts)
 		if err := progress(targets); err != nil {
 			return r, false, err
 		}
 		return r, r.Status != store.StatusPending, nil
 	}
-	return events.Wait(ctx, hub, id, read, recheck)
+	for {
+		r, done, err := read()
+		if err != nil || done {
+			return r, err
+		}
+	wait:
+		for {
+			select {
+			case b, ok := <-news:
+				if !ok {
+					if r, done, err := read(); err != nil || done {
+						return r, err
+					}
+					return store.Request{}, events.ErrHubClosed
+				}
+				n := events.DecodeRequestNews(b)
+				switch {
+				case n.Type == events.NewsDecided && n.Request != nil && n.Request.ID == id && n.Request.Status != store.StatusPending:
+					if len(n.Targets) > 0 {
+						for _, t := range n.Targets {
+							targets = mergeTarget(targets, t)
+						}
+						if err := progress(targets); err != nil {
+							return store.Request{}, err
+						}
+					}
+					return *n.Request, nil
+				case n.Type == events.NewsProgress && n.Target != nil:
+					targets = mergeTarget(targets, *n.Target)
+					if err := progress(targets); err != nil {
+						return store.Request{}, err
+					}
+				default:
+					break wait // lost or bare news: read
+				}
+			case <-recheck:
+				break wait
+			case <-ctx.Done():
+				return store.Request{}, ctx.Err()
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return store.Request{}, err
+		}
+	}
+}
+
+// mergeTarget applies a target's news to targets. News may arrive out of
+// order from several replicas: a delivery change older than what is known
+// is ignored, and a seen mark is kept once set.
+func mergeTarget(targets []store.RequestTarget, n store.RequestTarget) []store.RequestTarget {
+	for i := range targets {
+		t := &targets[i]
+		if t.DeviceID != n.DeviceID {
+			continue
+		}
+		if n.Delivery != "" && !n.UpdatedAt.Before(t.UpdatedAt) {
+			t.Delivery, t.Detail, t.UpdatedAt = n.Delivery, n.Detail, n.UpdatedAt
+		}
+		if !n.SeenAt.IsZero() && t.SeenAt.IsZero() {
+			t.SeenAt = n.SeenAt
+		}
+		return targets
+	}
+	return targets // not a target this waiter read: ignore
 }
 
 // ListPending returns the requests waiting for a device.
@@ -85,19 +159,21 @@ func (e *Engine) ListPending(ctx context.Context, deviceID string) ([]store.Requ
 	return e.store.ListDevicePendingRequests(ctx, deviceID, e.clock())
 }
 
-// GetForDevice returns a request the device was asked about and marks it
-// seen, which its relying party sees as progress.
+// GetForDevice returns a request the device was asked about, in one read,
+// and marks it seen, which its relying party sees as progress. The mark is
+// written by the group-committer (RunMarks), off the request path.
 func (e *Engine) GetForDevice(ctx context.Context, deviceID, id string) (store.Request, error) {
-	r, err := e.deviceRequest(ctx, deviceID, id)
+	r, targets, err := e.deviceRequest(ctx, deviceID, id)
 	if err != nil {
 		return store.Request{}, err
 	}
-	first, err := e.store.MarkTargetSeen(ctx, id, deviceID, e.clock())
-	if err != nil {
-		return store.Request{}, err
+	if r.Status == store.StatusPending {
+		e.shown.put(deviceID, r, targets, e.clock())
 	}
-	if first {
-		e.publishRequest(ctx, id, NewsProgress)
+	for _, t := range targets {
+		if t.DeviceID == deviceID && t.SeenAt.IsZero() {
+			e.marks.add(ctx, mark{requestID: id, deviceID: deviceID, seen: e.clock()})
+		}
 	}
 	return r, nil
 }
@@ -122,8 +198,8 @@ func (e *Engine) Sweep(ctx context.Context) (int, error) {
 }
 
 // expire ends one request that is past its expiry.
-func (e *Engine) expire(ctx context.Context, r store.Request) error {
-	return e.finish(ctx, r, store.Decision{RequestID: r.ID, Status: store.StatusExpired, Reason: store.ReasonTimeout, At: e.clock()}, audit.ActorSystem)
+func (e *Engine) expire(ctx context.Context, r store.Request, targets []store.RequestTarget) error {
+	return e.finish(ctx, r, store.Decision{RequestID: r.ID, Status: store.StatusExpired, Reason: store.ReasonTimeout, At: e.clock()}, audit.ActorSystem, targets)
 }
 
 // expired does for a request ExpireRequests already ended what finish does
@@ -136,7 +212,7 @@ func (e *Engine) expired(ctx context.Context, r store.Request, now time.Time) {
 			}
 		}
 		if r.Kind == store.KindLogin {
-			if err := e.account(ctx, tx, r, store.Decision{Status: store.StatusExpired, Reason: store.ReasonTimeout, At: now}); err != nil {
+			if err := e.account(ctx, tx, r, store.Decision{Status: store.StatusExpired, Reason: store.ReasonTimeout, At: now}, nil); err != nil {
 				return err
 			}
 		}
@@ -146,7 +222,7 @@ func (e *Engine) expired(ctx context.Context, r store.Request, now time.Time) {
 	if err != nil {
 		e.log.ErrorContext(ctx, "finish expired request", "approval_id", r.ID, "err", err)
 	}
-	e.afterDecision(ctx, r, store.Decision{Status: store.StatusExpired, Reason: store.ReasonTimeout, At: now}, nil)
+	e.afterDecision(ctx, r, store.Decision{Status: store.StatusExpired, Reason: store.ReasonTimeout, At: now}, nil, nil)
 }
 
 // RunSweeper sweeps every interval until ctx ends.
@@ -165,30 +241,33 @@ func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Push outcomes reported by the push queue.
-const (
-	PushSent   = "SENT"
-	PushFailed = "FAILED"
-	PushDead   = "DEAD"
-)
-
-// PushResult records what the push provider said for one device, so the
-// waiting login server sees it, and marks dead tokens.
-func (e *Engine) PushResult(ctx context.Context, requestID, deviceID, token, outcome, detail string) {
-	now := e.clock()
-	delivery := map[string]string{PushSent: store.DeliverySent, PushFailed: store.DeliveryFailed, PushDead: store.DeliveryDead}[outcome]
-	if delivery == "" {
+// PushResult records what the push queue says of one job, so the waiting
+// login server sees it, and marks dead tokens; the group-committer
+// (RunMarks) writes it. Only a reason and its fixed sentence are recorded:
+// the provider's text can hold anything, and the queue has logged it
+// already.
+func (e *Engine) PushResult(ctx context.Context, j push.Job, res push.Result) {
+	m := mark{requestID: j.RequestID, deviceID: j.DeviceID, at: e.clock()}
+	switch res.Outcome {
+	case push.Sent:
+		m.delivery = store.DeliverySent
+	case push.Dead:
+		m.delivery, m.detail, m.deadToken = store.DeliveryDead, push.ReasonTokenInvalid.Detail(), j.PushToken
+	case push.Retrying, push.Failed:
+		m.delivery, m.detail = store.DeliveryFailed, push.ReasonOf(res.Err).Detail()
+	default:
 		return
 	}
-	if err := e.store.UpdateTargetDelivery(ctx, requestID, deviceID, delivery, detail, now); err != nil {
-		e.log.WarnContext(ctx, "record push result", "approval_id", requestID, "device_id", deviceID, "err", err)
+	e.marks.add(ctx, m)
+}
+
+// RunPushQueue sends queued pushes until ctx ends, recording each outcome.
+func (e *Engine) RunPushQueue(ctx context.Context) error {
+	if e.queue == nil {
+		<-ctx.Done()
+		return nil
 	}
-	if outcome == PushDead {
-		if err := e.store.MarkPushTokenDead(ctx, deviceID, token); err != nil {
-			e.log.WarnContext(ctx, "mark push token dead", "device_id", deviceID, "err", err)
-		}
-	}
-	e.publishRequest(ctx, requestID, NewsProgress)
+	return e.queue.Run(ctx, e.PushResult)
 }
 
 // Connections of a device, with their relying parties.
@@ -209,26 +288,11 @@ func (e *Engine) RemoveDeviceConnection(ctx context.Context, deviceID, connectio
 }
 
 // UserDevice is a device connected to a user.
-type UserDevice struct {
-	Connection store.Connection
-	Device     store.Device
-}
+type UserDevice = store.UserDevice
 
 // UserDevices lists the devices connected to a relying party's user.
 func (e *Engine) UserDevices(ctx context.Context, rpID, userRef string) ([]UserDevice, error) {
-	conns, err := e.store.ListUserConnections(ctx, rpID, userRef)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]UserDevice, 0, len(conns))
-	for _, c := range conns {
-		d, err := e.store.GetDevice(ctx, c.DeviceID)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, UserDevice{Connection: c, Device: d})
-	}
-	return out, nil
+	return e.store.ListUserDevices(ctx, rpID, userRef)
 }
 
 // RemoveUserDevice disconnects a device from a relying party's user.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/devicekey"
+	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/store"
 )
@@ -33,9 +34,15 @@ func (e *Engine) Respond(ctx context.Context, dev store.Device, resp Response) (
 	if err := checkRuleID(resp); err != nil {
 		return store.Request{}, err
 	}
-	r, err := e.deviceRequest(ctx, dev.ID, resp.RequestID)
-	if err != nil {
-		return store.Request{}, err
+	var r store.Request
+	var targets []store.RequestTarget
+	if snap, ok := e.shown.take(dev.ID, resp.RequestID); ok {
+		r, targets = snap.r, snap.targets // fetched on this replica just now
+	} else {
+		var err error
+		if r, targets, err = e.deviceRequest(ctx, dev.ID, resp.RequestID); err != nil {
+			return store.Request{}, err
+		}
 	}
 	now := e.clock()
 	if d := now.Sub(resp.SignedAt); d > e.cfg.ClockSkew || d < -e.cfg.ClockSkew {
@@ -84,7 +91,7 @@ func (e *Engine) Respond(ctx context.Context, dev store.Device, resp Response) (
 	if resp.AutoApproved && resp.Decision != DecisionApprove {
 		return store.Request{}, fault.Invalid("auto_approved", "only an approval can be automatic")
 	}
-	err = e.finish(ctx, r, d, "device:"+dev.ID)
+	err = e.finish(ctx, r, d, "device:"+dev.ID, targets)
 	if errors.Is(err, store.ErrConflict) {
 		// Someone else decided first: answer as for a repeat.
 		cur, gerr := e.store.GetRequest(ctx, r.ID)
@@ -96,7 +103,29 @@ func (e *Engine) Respond(ctx context.Context, dev store.Device, resp Response) (
 	if err != nil {
 		return store.Request{}, err
 	}
-	return e.store.GetRequest(ctx, r.ID)
+	return withDecision(r, d), nil
+}
+
+// seenByDecider returns a copy of targets in which the phone that decided r
+// has seen it: its seen mark is written off the request path and may come
+// after the decision.
+func seenByDecider(r store.Request, targets []store.RequestTarget) []store.RequestTarget {
+	out := make([]store.RequestTarget, len(targets))
+	copy(out, targets)
+	for i := range out {
+		if r.DecidedBy != "" && out[i].DeviceID == r.DecidedBy && out[i].SeenAt.IsZero() {
+			out[i].SeenAt = r.DecidedAt
+		}
+	}
+	return out
+}
+
+// withDecision is r as DecideRequest(d) left it in the database.
+func withDecision(r store.Request, d store.Decision) store.Request {
+	r.Status, r.Reason, r.DecidedAt = d.Status, d.Reason, d.At
+	r.DecidedBy, r.Payload, r.Signature = d.DecidedBy, d.Payload, d.Signature
+	r.AutoApproved, r.LocationRuleID = d.AutoApproved, d.LocationRuleID
+	return r
 }
 
 // LocationAutomationAllowed reports whether a location rule on the phone
@@ -142,7 +171,9 @@ func sameDecision(a, b []byte) bool {
 
 // finish ends a pending request and everything that hangs on it, in one
 // transaction, then tells whoever waits. ErrConflict if it was not pending.
-func (e *Engine) finish(ctx context.Context, r store.Request, d store.Decision, actor string) error {
+// targets are the request's targets when the caller has read them (nil:
+// afterDecision reads them).
+func (e *Engine) finish(ctx context.Context, r store.Request, d store.Decision, actor string, targets []store.RequestTarget) error {
 	var others []store.Connection
 	err := e.store.InTx(ctx, func(tx store.Store) error {
 		var err error
@@ -152,7 +183,7 @@ func (e *Engine) finish(ctx context.Context, r store.Request, d store.Decision, 
 	if err != nil {
 		return err
 	}
-	e.afterDecision(ctx, r, d, others)
+	e.afterDecision(ctx, withDecision(r, d), d, others, targets)
 	return nil
 }
 
@@ -162,10 +193,12 @@ func (e *Engine) finish(ctx context.Context, r store.Request, d store.Decision, 
 func (e *Engine) finishTx(ctx context.Context, tx store.Store, r store.Request, d store.Decision, actor string) ([]store.Connection, error) {
 	var others []store.Connection
 	err := func() error {
+		var user *store.UserState
 		if d.DecidedBy != "" {
 			// In the deciding transaction, so a removal cannot slip between
 			// the check and the decision.
-			if err := e.mayDecide(ctx, tx, r, d.DecidedBy); err != nil {
+			var err error
+			if user, err = e.mayDecide(ctx, tx, r, d.DecidedBy); err != nil {
 				return err
 			}
 		}
@@ -186,7 +219,7 @@ func (e *Engine) finishTx(ctx context.Context, tx store.Store, r store.Request, 
 			}
 		}
 		if r.Kind == store.KindLogin {
-			if err := e.account(ctx, tx, r, d); err != nil {
+			if err := e.account(ctx, tx, r, d, user); err != nil {
 				return err
 			}
 		}
@@ -203,8 +236,12 @@ func (e *Engine) finishTx(ctx context.Context, tx store.Store, r store.Request, 
 	return others, err
 }
 
-// account updates the user's abuse-limit state for a finished login.
-func (e *Engine) account(ctx context.Context, tx store.Store, r store.Request, d store.Decision) error {
+// account updates the user's abuse-limit state for a finished login. user
+// is the state the deciding transaction has read already, if it has: an
+// approval of a user without failures then changes nothing and writes
+// nothing. (On PostgreSQL a failure another transaction commits after that
+// read is then kept, never dropped: the mistake can only be strict.)
+func (e *Engine) account(ctx context.Context, tx store.Store, r store.Request, d store.Decision, user *store.UserState) error {
 	success := d.Status == store.StatusApproved
 	// A superseded request was never answered: like a timeout it counts, so
 	// a flood of requests that replace each other (push bombing) backs off.
@@ -213,12 +250,19 @@ func (e *Engine) account(ctx context.Context, tx store.Store, r store.Request, d
 	if !success && !failure {
 		return nil // cancelled by the relying party: no verdict on the user
 	}
+	clean := func(s *store.UserState) bool { return s.ConsecutiveFailures == 0 && s.BackoffUntil.IsZero() }
+	if success && user != nil && clean(user) {
+		return nil
+	}
 	return tx.UpdateUserState(ctx, r.RelyingPartyID, r.UserRef, func(s *store.UserState) error {
-		s.UpdatedAt = d.At
 		if success {
-			s.ConsecutiveFailures, s.BackoffUntil = 0, time.Time{}
+			if clean(s) {
+				return nil // unchanged: not written
+			}
+			s.ConsecutiveFailures, s.BackoffUntil, s.UpdatedAt = 0, time.Time{}, d.At
 			return nil
 		}
+		s.UpdatedAt = d.At
 		s.ConsecutiveFailures++
 		s.BackoffUntil = d.At.Add(e.backoff(s.ConsecutiveFailures))
 		if d.Reason == store.ReasonFraudReport {
@@ -241,20 +285,27 @@ func (e *Engine) backoff(n int) time.Duration {
 	return min(d, e.cfg.BackoffMax)
 }
 
-func (e *Engine) afterDecision(ctx context.Context, r store.Request, d store.Decision, others []store.Connection) {
+// afterDecision tells everyone of a decision that committed: the waiters
+// (with the final request, so they need not read it), the devices, the
+// relying party. r is the request as decided; targets are its targets if
+// the caller has them.
+func (e *Engine) afterDecision(ctx context.Context, r store.Request, d store.Decision, others []store.Connection, targets []store.RequestTarget) {
 	if e.decided != nil {
 		e.decided(ctx, r, d)
 	}
-	e.publishRequest(ctx, r.ID, NewsDecided)
-	targets, err := e.store.ListRequestTargets(ctx, r.ID)
-	if err != nil {
-		e.log.WarnContext(ctx, "list targets", "approval_id", r.ID, "err", err)
+	if targets == nil {
+		var err error
+		if targets, err = e.store.ListRequestTargets(ctx, r.ID); err != nil {
+			e.log.WarnContext(ctx, "list targets", "approval_id", r.ID, "err", err)
+		}
 	}
+	final := r
+	e.publishRequest(ctx, r.ID, events.RequestNews{Type: events.NewsDecided, Request: &final, Targets: seenByDecider(r, targets)})
 	for _, t := range targets {
-		e.publishDevice(ctx, t.DeviceID, DeviceNews{Type: NewsClosed, RequestID: r.ID})
+		e.publishDevice(ctx, t.DeviceID, events.DeviceNews{Type: events.NewsClosed, RequestID: r.ID})
 	}
 	if d.Reason == store.ReasonFraudReport {
-		e.publishRelyingParty(ctx, r.RelyingPartyID, RelyingPartyEvent{Type: "fraud_report", UserRef: r.UserRef, DeviceID: d.DecidedBy, RequestID: r.ID, Time: d.At})
+		e.publishRelyingParty(ctx, r.RelyingPartyID, events.RelyingPartyEvent{Type: "fraud_report", UserRef: r.UserRef, DeviceID: d.DecidedBy, RequestID: r.ID, Time: d.At})
 		e.log.WarnContext(ctx, "user reported a request as fraud; pushes muted", "approval_id", r.ID, "relying_party_id", r.RelyingPartyID, "mute", e.cfg.FraudMute.String())
 	}
 	if r.Kind == store.KindPairing && d.Status == store.StatusApproved {
@@ -265,10 +316,10 @@ func (e *Engine) afterDecision(ctx context.Context, r store.Request, d store.Dec
 				continue
 			}
 			notified++
-			e.publishDevice(ctx, c.DeviceID, DeviceNews{Type: NewsNotice, Notice: fmt.Sprintf("A new phone was connected to your account %s.", r.AccountLabel)})
+			e.publishDevice(ctx, c.DeviceID, events.DeviceNews{Type: events.NewsNotice, Notice: fmt.Sprintf("A new phone was connected to your account %s.", r.AccountLabel)})
 		}
 		if notified > 0 {
-			e.publishRelyingParty(ctx, r.RelyingPartyID, RelyingPartyEvent{Type: "device_paired", UserRef: r.UserRef, DeviceID: paired, RequestID: r.ID, Time: d.At})
+			e.publishRelyingParty(ctx, r.RelyingPartyID, events.RelyingPartyEvent{Type: "device_paired", UserRef: r.UserRef, DeviceID: paired, RequestID: r.ID, Time: d.At})
 			if err := audit.Write(ctx, e.store, d.At, audit.Entry{Actor: audit.ActorSystem, Action: "connection.other_devices_notified",
 				RelyingPartyID: r.RelyingPartyID, Target: r.ConnectionID, Details: map[string]string{"devices": strconv.Itoa(notified)}}); err != nil {
 				e.log.WarnContext(ctx, "audit notice", "err", err)
@@ -277,24 +328,21 @@ func (e *Engine) afterDecision(ctx context.Context, r store.Request, d store.Dec
 	}
 }
 
-// deviceRequest returns a request the device was asked about. Any other
-// request is NotFound: a device cannot learn of others' requests.
-func (e *Engine) deviceRequest(ctx context.Context, deviceID, requestID string) (store.Request, error) {
-	r, err := e.store.GetRequest(ctx, requestID)
+// deviceRequest returns a request the device was asked about, with its
+// targets, in one read. Any other request is NotFound: a device cannot learn
+// of others' requests.
+func (e *Engine) deviceRequest(ctx context.Context, deviceID, requestID string) (store.Request, []store.RequestTarget, error) {
+	r, targets, err := e.store.GetRequestWithTargets(ctx, requestID)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Request{}, errNotYours
+		return store.Request{}, nil, errNotYours
 	}
 	if err != nil {
-		return store.Request{}, err
-	}
-	targets, err := e.store.ListRequestTargets(ctx, requestID)
-	if err != nil {
-		return store.Request{}, err
+		return store.Request{}, nil, err
 	}
 	for _, t := range targets {
 		if t.DeviceID == deviceID {
-			return r, nil
+			return r, targets, nil
 		}
 	}
-	return store.Request{}, errNotYours
+	return store.Request{}, nil, errNotYours
 }

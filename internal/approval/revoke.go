@@ -48,7 +48,7 @@ func (e *Engine) removeConnection(ctx context.Context, actor string, c store.Con
 	}
 	e.targetsRemoved(ctx, actor, c.DeviceID, dropped)
 	e.announceRevocation(ctx, events.Revocation{Kind: events.RevokedConnection, ID: c.ID, DeviceID: c.DeviceID})
-	e.publishRelyingParty(ctx, c.RelyingPartyID, RelyingPartyEvent{Type: "device_removed", UserRef: c.UserRef, DeviceID: c.DeviceID, Time: now})
+	e.publishRelyingParty(ctx, c.RelyingPartyID, events.RelyingPartyEvent{Type: "device_removed", UserRef: c.UserRef, DeviceID: c.DeviceID, Time: now})
 	return nil
 }
 
@@ -88,14 +88,14 @@ func (e *Engine) targetsRemoved(ctx context.Context, actor, deviceID string, rs 
 		}
 		if left == 0 {
 			d := store.Decision{RequestID: r.ID, Status: store.StatusCancelled, Reason: store.ReasonDeviceRemoved, At: e.clock()}
-			err := e.finish(ctx, r, d, actor)
+			err := e.finish(ctx, r, d, actor, targets)
 			if err == nil || errors.Is(err, store.ErrConflict) {
 				continue // finish told everyone; or it was decided meanwhile
 			}
 			e.log.WarnContext(ctx, "cancel a request whose devices were removed", "approval_id", r.ID, "err", err)
 		}
-		e.publishDevice(ctx, deviceID, DeviceNews{Type: NewsClosed, RequestID: r.ID})
-		e.publishRequest(ctx, r.ID, NewsProgress)
+		e.publishDevice(ctx, deviceID, events.DeviceNews{Type: events.NewsClosed, RequestID: r.ID})
+		e.publishRequest(ctx, r.ID, events.RequestNews{Type: events.NewsProgress})
 	}
 }
 
@@ -115,20 +115,24 @@ var (
 // mayDecide checks, inside the deciding transaction tx, that deviceID is
 // still registered and, for a login, still connected to the user: it locks
 // the connection, so a concurrent removal, revocation or transfer happens
-// wholly before (and the decision is refused) or after the decision.
-func (e *Engine) mayDecide(ctx context.Context, tx store.Store, r store.Request, deviceID string) error {
+// wholly before (and the decision is refused) or after the decision. For a
+// login it returns the user's state, read with the check.
+func (e *Engine) mayDecide(ctx context.Context, tx store.Store, r store.Request, deviceID string) (*store.UserState, error) {
 	if r.Kind == store.KindLogin {
-		_, err := tx.LockActiveConnection(ctx, r.RelyingPartyID, r.UserRef, deviceID)
-		if errors.Is(err, store.ErrNotFound) {
-			return errDisconnected
+		st, err := tx.LockDecider(ctx, r.RelyingPartyID, r.UserRef, deviceID)
+		switch {
+		case err != nil:
+			return nil, err
+		case !st.Registered:
+			return nil, errDeviceGone
+		case !st.Connected:
+			return nil, errDisconnected
 		}
-		if err != nil {
-			return err
-		}
+		return &st.User, nil
 	}
 	dev, err := tx.GetDevice(ctx, deviceID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !dev.RevokedAt.IsZero()) {
-		return errDeviceGone
+		return nil, errDeviceGone
 	}
-	return err
+	return nil, err
 }

@@ -20,8 +20,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/audit"
+	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/keyring"
@@ -50,7 +50,7 @@ type Service struct {
 	cfg    Config
 	store  store.Store
 	keys   *keyring.Keyring
-	pub    approval.Publisher
+	pub    events.Publisher
 	now    func() time.Time
 	log    *slog.Logger
 	checks guess.Observer
@@ -58,7 +58,7 @@ type Service struct {
 
 // New returns a Service. pub carries notices to the replaced phone; checks
 // may be nil.
-func New(cfg Config, st store.Store, keys *keyring.Keyring, pub approval.Publisher, now func() time.Time, log *slog.Logger, checks guess.Observer) *Service {
+func New(cfg Config, st store.Store, keys *keyring.Keyring, pub events.Publisher, now func() time.Time, log *slog.Logger, checks guess.Observer) *Service {
 	return &Service{cfg: cfg, store: st, keys: keys, pub: pub, now: now, log: log, checks: checks}
 }
 

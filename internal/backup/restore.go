@@ -2,12 +2,10 @@ package backup
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
@@ -125,8 +123,8 @@ func (s *Service) Restore(ctx context.Context, dev store.Device, passcode string
 		s.log.WarnContext(ctx, "announce revocation of the replaced device", "device_id", old, "err", err)
 	}
 	for _, c := range out.Moved {
-		ev, _ := json.Marshal(approval.RelyingPartyEvent{Type: "connection_restored", UserRef: c.UserRef, DeviceID: dev.ID, Time: now})
-		if err := s.pub.Publish(ctx, "pushauth.events."+c.RelyingPartyID, ev); err != nil {
+		ev := events.RelyingPartyEvent{Type: "connection_restored", UserRef: c.UserRef, DeviceID: dev.ID, Time: now}
+		if err := events.PublishRelyingPartyEvent(ctx, s.pub, c.RelyingPartyID, ev); err != nil {
 			s.log.WarnContext(ctx, "publish restore event", "err", err)
 		}
 	}
@@ -134,12 +132,7 @@ func (s *Service) Restore(ctx context.Context, dev store.Device, passcode string
 }
 
 func (s *Service) notice(ctx context.Context, deviceID, text string) {
-	subj, err := events.DeviceSubject(deviceID)
-	if err != nil {
-		return
-	}
-	b, _ := json.Marshal(approval.DeviceNews{Type: approval.NewsNotice, Notice: text})
-	if err := s.pub.Publish(ctx, subj, b); err != nil {
+	if err := events.PublishDeviceNews(ctx, s.pub, deviceID, events.DeviceNews{Type: events.NewsNotice, Notice: text}); err != nil {
 		s.log.WarnContext(ctx, "notice to replaced device", "device_id", deviceID, "err", err)
 	}
 }

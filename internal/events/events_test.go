@@ -265,23 +265,23 @@ func TestRedactURLs(t *testing.T) {
 }
 
 // store is a stand-in for the database row: the source of truth.
-type store struct {
+type rowStore struct {
 	mu    sync.Mutex
 	state map[string]string
 	reads chan string // each read reports what it saw
 }
 
-func newStore() *store {
-	return &store{state: map[string]string{}, reads: make(chan string, 100)}
+func newStore() *rowStore {
+	return &rowStore{state: map[string]string{}, reads: make(chan string, 100)}
 }
 
-func (s *store) set(id, v string) {
+func (s *rowStore) set(id, v string) {
 	s.mu.Lock()
 	s.state[id] = v
 	s.mu.Unlock()
 }
 
-func (s *store) reader(id string) func(context.Context) (string, bool, error) {
+func (s *rowStore) reader(id string) func(context.Context) (string, bool, error) {
 	return func(ctx context.Context) (string, bool, error) {
 		s.mu.Lock()
 		v := s.state[id]
@@ -305,7 +305,7 @@ func goWait(ctx context.Context, hub *Hub, id string, read func(context.Context)
 	return out
 }
 
-func awaitRead(t *testing.T, ctx context.Context, s *store) string {
+func awaitRead(t *testing.T, ctx context.Context, s *rowStore) string {
 	t.Helper()
 	select {
 	case v := <-s.reads:
@@ -525,22 +525,36 @@ func TestWatchConcurrent(t *testing.T) {
 	}
 }
 
-func TestDispatchNeverBlocksKeepsLatest(t *testing.T) {
+func TestDispatchNeverBlocksMarksLoss(t *testing.T) {
 	b := startEmbedded(t)
 	hub := newHub(t, b.Conn(), RequestPrefix)
 	ch, cancel := hub.Watch("r1")
 	defer cancel()
-	// Nobody reads: dispatch must not block and must keep the newest value.
-	for i := range 10 {
+	// Nobody reads: dispatch must not block; what fits is kept in order,
+	// and once news is lost the watcher is told so by a nil message.
+	for i := range watchBuffer {
 		hub.dispatch("r1", []byte{byte('0' + i)})
 	}
-	if got := recv(t, testCtx(t), ch); string(got) != "9" {
-		t.Fatalf("got %q, want latest %q", got, "9")
+	for i := range watchBuffer {
+		if got := recv(t, testCtx(t), ch); string(got) != string(rune('0'+i)) {
+			t.Fatalf("message %d: got %q", i, got)
+		}
 	}
-	select {
-	case extra := <-ch:
-		t.Fatalf("buffer held more than one value: %q", extra)
-	default:
+	for i := range 3 * watchBuffer {
+		hub.dispatch("r1", []byte{byte('a' + i)})
+	}
+	var last []byte
+	for {
+		select {
+		case m := <-ch:
+			last = m
+			continue
+		default:
+		}
+		break
+	}
+	if last != nil {
+		t.Fatalf("after an overflow the last message is %q, want nil (news lost)", last)
 	}
 	hub.dispatch("other", []byte("x")) // no watcher: no-op
 }

@@ -88,10 +88,13 @@ func (h *Hub) shard(key string) *hubShard {
 	return &h.shards[maphash.String(h.seed, key)%hubShards]
 }
 
-// dispatch hands data to every watcher of key without ever blocking: a
-// watcher whose buffer is full has its pending value replaced by the newer
-// one (only the latest news matters). Receivers share data and must not
-// modify it.
+// watchBuffer is how many messages a watcher holds before news is lost.
+const watchBuffer = 8
+
+// dispatch hands data to every watcher of key without ever blocking. A
+// watcher whose buffer is full loses data and its oldest messages as needed
+// and gets a nil message after them: "news was lost, read the state
+// again". Receivers share data and must not modify it.
 func (h *Hub) dispatch(key string, data []byte) {
 	s := h.shard(key)
 	s.mu.RLock()
@@ -99,27 +102,35 @@ func (h *Hub) dispatch(key string, data []byte) {
 	for w := range s.watchers[key] {
 		select {
 		case w.ch <- data:
+			continue
 		default:
-			select { // full: drop the stale value
-			case <-w.ch:
-			default:
-			}
+		}
+		// Full: drop the oldest until the nil fits (a concurrent dispatch
+		// may be filling it too; a nil after any loss is what matters).
+		for {
 			select {
-			case w.ch <- data:
-			default: // a concurrent dispatch refilled it; that is news too
+			case w.ch <- nil:
+			default:
+				select {
+				case <-w.ch:
+				default:
+				}
+				continue
 			}
+			break
 		}
 	}
 }
 
-// Watch registers a watcher for key and returns its channel, which holds at
-// most the latest message for key, and a cancel func that unregisters it
+// Watch registers a watcher for key and returns its channel, which holds up
+// to watchBuffer messages for key (then a nil one when news was lost; see
+// dispatch), and a cancel func that unregisters it
 // (idempotent; always call it). Register before reading state, so nothing
 // published in between is missed. The channel is closed when the Hub
 // closes; a closed Hub returns an already-closed channel. A key that is not
 // a valid id (see ValidateID) never receives anything.
 func (h *Hub) Watch(key string) (ch <-chan []byte, cancel func()) {
-	w := &watcher{ch: make(chan []byte, 1)}
+	w := &watcher{ch: make(chan []byte, watchBuffer)}
 	s := h.shard(key)
 	s.mu.Lock()
 	if s.closed {

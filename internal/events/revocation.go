@@ -20,6 +20,9 @@ const (
 	RevokedAPIKey     = "api_key"    // ID is the key's id ("key_…")
 	RevokedDevice     = "device"     // ID is the device id
 	RevokedConnection = "connection" // ID is the connection id
+	// ChangedRelyingParty: a relying party's policy changed; ID is its id.
+	// Nothing ends; per-replica caches of it drop what they hold.
+	ChangedRelyingParty = "relying_party"
 )
 
 // Revocation says that a credential or a connection stopped working. The
@@ -171,6 +174,29 @@ func (r *Revocations) Revoke(n Revocation) {
 	for _, h := range hooks {
 		h(n)
 	}
+}
+
+// LocalFirst returns a Publisher that, for a notice on RevokedSubject, runs
+// Revoke on this replica before publishing it: the replica that revoked
+// something never accepts it again, not even before the notice comes back
+// over NATS. Everything else passes through to pub.
+func (r *Revocations) LocalFirst(pub Publisher) Publisher {
+	return localFirst{r: r, pub: pub}
+}
+
+type localFirst struct {
+	r   *Revocations
+	pub Publisher
+}
+
+func (l localFirst) Publish(ctx context.Context, subject string, data []byte) error {
+	if subject == RevokedSubject {
+		var n Revocation
+		if err := json.Unmarshal(data, &n); err == nil && n.Kind != "" && n.ID != "" {
+			l.r.Revoke(n)
+		}
+	}
+	return l.pub.Publish(ctx, subject, data)
 }
 
 // Len reports the number of registered watchers, for tests and metrics.

@@ -55,6 +55,10 @@ type Job struct {
 	ExpiresAt    time.Time `json:"expires_at"`
 }
 
+// ID is the job's identity, "<request id>:<device id>": one push per request
+// and device. The queue de-duplicates on it.
+func (j Job) ID() string { return j.RequestID + ":" + j.DeviceID }
+
 // Validate reports the first missing or unknown field, so a bad job fails at
 // Enqueue rather than in a worker.
 func (j Job) Validate() error {

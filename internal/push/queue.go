@@ -128,22 +128,19 @@ type Queue struct {
 	js       jetstream.JetStream
 	cfg      QueueConfig
 	sender   Sender
-	onResult func(context.Context, Job, Result)
+	onResult func(context.Context, Job, Result) // set by Run
 	now      func() time.Time
 	logger   *slog.Logger
 }
 
 // NewQueue creates or updates the work-queue stream and its durable pull
-// consumer, so every replica can start in any order. onResult may be nil;
-// now nil means time.Now; logger nil means slog.Default().
+// consumer, so every replica can start in any order. It starts no worker
+// (see Run). now nil means time.Now; logger nil means slog.Default().
 func NewQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig, sender Sender,
-	onResult func(context.Context, Job, Result), now func() time.Time, logger *slog.Logger,
+	now func() time.Time, logger *slog.Logger,
 ) (*Queue, error) {
 	if isNil(sender) {
 		return nil, errors.New("push: queue: no sender")
-	}
-	if onResult == nil {
-		onResult = func(context.Context, Job, Result) {}
 	}
 	if now == nil {
 		now = time.Now
@@ -151,7 +148,7 @@ func NewQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig, send
 	if logger == nil {
 		logger = slog.Default()
 	}
-	q := &Queue{js: js, cfg: cfg.withDefaults(), sender: sender, onResult: onResult, now: now, logger: logger}
+	q := &Queue{js: js, cfg: cfg.withDefaults(), sender: sender, now: now, logger: logger}
 	if err := q.ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -189,33 +186,62 @@ func (q *Queue) ensure(ctx context.Context) error {
 	return nil
 }
 
-// Enqueue publishes jobs and waits for JetStream to store them. Each job's
-// Msg-Id is requestID:deviceID, so enqueueing the same job again within
-// DuplicateWindow (a retried RPC, a replayed outbox) sends no second push.
+// Enqueue publishes jobs and waits for JetStream to store them all; several
+// jobs are published together and their acknowledgements awaited at once.
+// Each job's Msg-Id is its ID (requestID:deviceID), so enqueueing the same
+// job again within DuplicateWindow (a retried RPC, a replayed outbox) sends
+// no second push.
 func (q *Queue) Enqueue(ctx context.Context, jobs ...Job) error {
 	for _, j := range jobs {
 		if err := j.Validate(); err != nil {
 			return err
 		}
 	}
+	if len(jobs) == 1 {
+		j := jobs[0]
+		data, err := json.Marshal(j)
+		if err != nil {
+			return fmt.Errorf("push: queue: encoding job: %w", err)
+		}
+		if _, err := q.js.Publish(ctx, q.cfg.Subject, data, jetstream.WithMsgID(j.ID()), jetstream.WithExpectStream(q.cfg.Stream)); err != nil {
+			return fmt.Errorf("push: queue: enqueue request %s device %s: %w", j.RequestID, j.DeviceID, err)
+		}
+		return nil
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(jobs))
 	for _, j := range jobs {
 		data, err := json.Marshal(j)
 		if err != nil {
 			return fmt.Errorf("push: queue: encoding job: %w", err)
 		}
-		if _, err := q.js.Publish(ctx, q.cfg.Subject, data,
-			jetstream.WithMsgID(j.RequestID+":"+j.DeviceID),
-			jetstream.WithExpectStream(q.cfg.Stream)); err != nil {
+		f, err := q.js.PublishAsync(q.cfg.Subject, data, jetstream.WithMsgID(j.ID()), jetstream.WithExpectStream(q.cfg.Stream))
+		if err != nil {
 			return fmt.Errorf("push: queue: enqueue request %s device %s: %w", j.RequestID, j.DeviceID, err)
 		}
+		futures = append(futures, f)
 	}
-	return nil
+	var errs []error
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs = append(errs, fmt.Errorf("push: queue: enqueue request %s device %s: %w", jobs[i].RequestID, jobs[i].DeviceID, err))
+		case <-ctx.Done():
+			return fmt.Errorf("push: queue: enqueue: %w", ctx.Err())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Run takes jobs with cfg.Workers concurrent sends until ctx ends, then
 // returns nil once in-flight sends have stopped. Jobs it held but had not
-// finished are handed back (Nak) for another replica.
-func (q *Queue) Run(ctx context.Context) error {
+// finished are handed back (Nak) for another replica. onResult, which may
+// be nil, is told the outcome of every delivery.
+func (q *Queue) Run(ctx context.Context, onResult func(context.Context, Job, Result)) error {
+	if onResult == nil {
+		onResult = func(context.Context, Job, Result) {}
+	}
+	q.onResult = onResult
 	// In-flight sends are cancelled only after consuming has stopped, so
 	// the jobs they hand back go to another replica, not to this one's
 	// closing iterator.

@@ -117,7 +117,7 @@ func (h *harness) onResult(_ context.Context, j Job, r Result) { h.results <- re
 // queue creates a Queue on js (a replica's connection) without running it.
 func (h *harness) queue(js jetstream.JetStream, sender Sender) *Queue {
 	h.t.Helper()
-	q, err := NewQueue(h.t.Context(), js, h.cfg, sender, h.onResult, h.clock.now, slog.New(slog.DiscardHandler))
+	q, err := NewQueue(h.t.Context(), js, h.cfg, sender, h.clock.now, slog.New(slog.DiscardHandler))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func (h *harness) queue(js jetstream.JetStream, sender Sender) *Queue {
 func (h *harness) run(q *Queue) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- q.Run(ctx) }()
+	go func() { done <- q.Run(ctx, h.onResult) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

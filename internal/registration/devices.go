@@ -67,6 +67,12 @@ func (d *Devices) Authenticate(ctx context.Context, credential string) (store.De
 	return dev, nil
 }
 
+// Get returns a device as stored now (the caller's credential may come from
+// a per-replica cache a few seconds old).
+func (d *Devices) Get(ctx context.Context, id string) (store.Device, error) {
+	return d.store.GetDevice(ctx, id)
+}
+
 // DeviceChange is an update of a device's own fields; nil leaves one as is.
 type DeviceChange struct {
 	PushToken  *string

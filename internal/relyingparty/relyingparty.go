@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -141,6 +142,13 @@ func (s *Service) UpdatePolicy(ctx context.Context, actor, idOrName string, chan
 	})
 	if err != nil {
 		return store.RelyingParty{}, fmt.Errorf("update policy: %w", err)
+	}
+	if s.pub != nil {
+		// Replicas cache the relying party with its API keys for a few
+		// seconds; this drops it at once.
+		if err := events.AnnounceRevocation(ctx, s.pub, events.Revocation{Kind: events.ChangedRelyingParty, ID: rp.ID}); err != nil {
+			slog.WarnContext(ctx, "announce policy change", "relying_party_id", rp.ID, "err", err)
+		}
 	}
 	return rp, nil
 }

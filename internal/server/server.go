@@ -16,6 +16,7 @@ import (
 
 	"buf.build/go/protovalidate"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -66,7 +67,9 @@ type Options struct {
 	// PushSender sends pushes (FCM, APNs); nil logs instead of sending.
 	PushSender push.Sender
 	// PushQueue names the JetStream work queue; zero fields take defaults.
-	PushQueue  push.QueueConfig
+	PushQueue push.QueueConfig
+	// Relay tunes the push outbox relay; zero fields take defaults.
+	Relay      approval.RelayConfig
 	Approval   approval.Config
 	PairingTTL time.Duration  // zero means 10 minutes
 	Pairing    pairing.Limits // zero means pairing.DefaultLimits()
@@ -82,6 +85,10 @@ type Options struct {
 	// Limits bound connections, streams, message sizes and call rates;
 	// zero fields take DefaultLimits().
 	Limits Limits
+	// AuthCacheTTL is how long a replica trusts a credential it looked up
+	// (zero means 2s, negative disables the cache); revocation notices drop
+	// entries at once.
+	AuthCacheTTL time.Duration
 	// TrustedProxies are the CIDRs of proxies whose x-forwarded-for header
 	// names the client address; empty trusts none.
 	TrustedProxies []string
@@ -92,14 +99,12 @@ type Server struct {
 	GRPC    *grpc.Server
 	Health  *Health
 	Metrics *Metrics
-	// Engine runs requests; its sweeper and push results are wired by the
-	// caller (RunSweeper, PushResult).
+	// Engine runs requests; Run runs its background work.
 	Engine *approval.Engine
 	// Revocations ends this replica's streams of revoked credentials; a
 	// credential cache can hook into it (OnRevoke).
 	Revocations *events.Revocations
 	hub         *events.Hub
-	queue       *push.Queue
 
 	// Retention deletes old data; Run starts it.
 	Retention *retention.Sweeper
@@ -121,12 +126,18 @@ func (s *Server) Serve(lis net.Listener) error {
 	return s.GRPC.Serve(lis)
 }
 
-// Run works the push queue, sweeps expired requests and deletes old data
-// until ctx ends.
+// Run does the server's background work until ctx ends, and returns once
+// all of it has stopped: the push outbox relay, the push queue's workers,
+// the sweeper of expired requests and the retention sweeper. The first
+// worker to fail stops the others.
 func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
-	go s.Engine.RunSweeper(ctx, sweepEvery)
-	go s.Retention.Run(ctx)
-	return s.queue.Run(ctx)
+	g, ctx := errgroup.WithContext(store.Background(ctx))
+	g.Go(func() error { s.Engine.RunSweeper(ctx, sweepEvery); return nil })
+	g.Go(func() error { s.Retention.Run(ctx); return nil })
+	g.Go(func() error { return s.Engine.RunRelay(ctx) })
+	g.Go(func() error { return s.Engine.RunPushQueue(ctx) })
+	g.Go(func() error { return s.Engine.RunMarks(ctx) })
+	return g.Wait()
 }
 
 // Close releases what New started besides the gRPC server.
@@ -156,7 +167,6 @@ func New(o Options) (*Server, error) {
 	}
 	metrics := NewMetrics(o.Version)
 	metrics.also = o.SecretChecks
-	rps := relyingparty.New(o.Store, o.Now, o.Bus)
 	devices := registration.NewDevices(o.Store, o.Now)
 	if o.SMS != nil {
 		o.SMS = countingSMS{o.SMS, metrics}
@@ -190,11 +200,12 @@ func New(o Options) (*Server, error) {
 		hub.Close()
 		return nil, fmt.Errorf("revocations: %w", err)
 	}
+	// Revocations announced here take effect on this replica before the
+	// call that made them returns.
+	pub := revocations.LocalFirst(o.Bus)
+	rps := relyingparty.New(o.Store, o.Now, pub)
 	guard := auth.NewGuard(revocations, o.Store, o.Recheck)
 	phrases := pairing.New(o.Store, o.Keys, o.Now, o.PairingTTL, o.Pairing, metrics)
-	pusher := &queuePusher{rps: o.Store}
-	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, o.Bus, pusher, o.Now, o.Logger)
-	engine.OnDecided(metrics.decided)
 	if o.PushSender == nil {
 		o.PushSender = push.NewLogSender(o.Logger)
 	}
@@ -204,13 +215,24 @@ func New(o Options) (*Server, error) {
 	}
 	qctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	queue, err := push.NewQueue(qctx, js, o.PushQueue, countingPushes{o.PushSender, metrics}, pushResult(engine), o.Now, o.Logger)
+	queue, err := push.NewQueue(qctx, js, o.PushQueue, countingPushes{o.PushSender, metrics}, o.Now, o.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("push queue: %w", err)
 	}
-	pusher.q = queue
+	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, pub, queue, o.Now, o.Logger, approval.WithRelay(o.Relay))
+	engine.OnDecided(metrics.decided)
 	o.Auth.PublicMethods = append(o.Auth.PublicMethods, device.PublicMethods...)
-	authn := auth.New(o.Auth, rps, devices, o.Logger)
+	var keyAuth auth.APIKeyAuthenticator = rps
+	var devAuth auth.DeviceAuthenticator = devices
+	var rpReads store.RelyingParties = o.Store
+	if o.AuthCacheTTL == 0 {
+		o.AuthCacheTTL = 2 * time.Second
+	}
+	if o.AuthCacheTTL > 0 {
+		cache := auth.NewCache(rps, devices, o.AuthCacheTTL, o.Now, revocations)
+		keyAuth, devAuth, rpReads = cache.APIKeys(), cache.Devices(), cache.RelyingParties(o.Store)
+	}
+	authn := auth.New(o.Auth, keyAuth, devAuth, o.Logger)
 	cdc := newCodec()
 	obs := &observe{log: o.Logger, metrics: metrics, now: o.Now, codec: cdc}
 	val := validator{v: pv}
@@ -249,10 +271,10 @@ func New(o Options) (*Server, error) {
 	if o.TOTP == (totp.Config{}) {
 		o.TOTP = totp.DefaultConfig()
 	}
-	backups := backup.New(o.Backup, o.Store, o.Keys, o.Bus, o.Now, o.Logger, metrics)
+	backups := backup.New(o.Backup, o.Store, o.Keys, pub, o.Now, o.Logger, metrics)
 	codes := totp.New(o.TOTP, o.Store, o.Keys, o.Now, metrics)
 	rpSrv := rpservice.New(engine, codes, hub, o.Recheck, guard)
-	deviceSrv := device.New(reg, devices, engine, o.Store, o.Bus, backups, codes, guard)
+	deviceSrv := device.New(reg, devices, engine, rpReads, o.Bus, backups, codes, guard)
 	for _, gs := range []*grpc.Server{g, inproc} {
 		pushauthv1.RegisterAdminServiceServer(gs, adminSrv)
 		pushauthv1.RegisterRelyingPartyServiceServer(gs, rpSrv)
@@ -268,7 +290,7 @@ func New(o Options) (*Server, error) {
 	reflection.Register(g)
 	metrics.grpc.InitializeMetrics(g)
 	metrics.registerDomain(o, queue)
-	s := &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub, queue: queue,
+	s := &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub,
 		limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now}
 	if err := s.startGateway(inproc, o.TLS); err != nil {
 		s.Close()

@@ -55,6 +55,8 @@ type Store interface {
 	Audit
 	TargetRemovals
 	Retention
+	PushOutbox
+	RequestPath
 }
 
 // NumberMatching is the relying party's number-matching mode.
@@ -717,4 +719,82 @@ type Retention interface {
 	// DeleteExpiredPairingPhrases deletes pairing phrases whose ExpiresAt is
 	// before cutoff (or not set), claimed or not.
 	DeleteExpiredPairingPhrases(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+}
+
+// QueuedPush is one push job waiting in the push outbox: written in the
+// transaction that creates its request, so a committed request never loses
+// its push, and deleted once the push queue has stored the job.
+type QueuedPush struct {
+	// ID is "<request id>:<device id>", also the queue's de-duplication id.
+	ID string
+	// Job is the job as the push queue carries it (opaque here).
+	Job       []byte
+	CreatedAt time.Time
+}
+
+// PushOutbox is the transactional outbox of push jobs. A relay on every
+// replica hands its rows to the push queue.
+type PushOutbox interface {
+	// AddPushes inserts jobs (use it inside the transaction that writes
+	// their request). ErrConflict if an ID is taken.
+	AddPushes(ctx context.Context, jobs []QueuedPush) error
+	// ClaimPushes returns up to limit (> 0) jobs created at or before
+	// createdBy that no relay holds at now, oldest first, and holds them
+	// until until, so other relays skip them meanwhile. Concurrent callers on
+	// any replica get disjoint jobs. A job whose holder died comes back once
+	// its hold ends.
+	ClaimPushes(ctx context.Context, createdBy, now, until time.Time, limit int) ([]QueuedPush, error)
+	// DeletePushes removes the jobs with these IDs; missing ones are ignored.
+	DeletePushes(ctx context.Context, ids []string) error
+}
+
+// backgroundKey marks a context as background work.
+type backgroundKey struct{}
+
+// Background marks ctx as a background worker's (the push outbox relay,
+// push results, batched marks, sweepers), so a backend's statement counts
+// can tell it from the request path.
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+// IsBackground reports whether ctx was marked by Background.
+func IsBackground(ctx context.Context) bool {
+	b, _ := ctx.Value(backgroundKey{}).(bool)
+	return b
+}
+
+// UserDevice is an ACTIVE connection of a user with its device.
+type UserDevice struct {
+	Connection Connection
+	Device     Device
+}
+
+// DeciderState is what the transaction deciding a login checks about the
+// phone that decides it and its user.
+type DeciderState struct {
+	// Connected: the device has an ACTIVE connection to the user, now
+	// locked until the transaction ends.
+	Connected bool
+	// Registered: the device exists and is not revoked.
+	Registered bool
+	// User is the user's limit state as the transaction sees it.
+	User UserState
+}
+
+// RequestPath holds the reads of the request path that join what one call
+// needs into one statement.
+type RequestPath interface {
+	// GetRequestWithTargets returns a request and its targets (in device-ID
+	// order), or ErrNotFound.
+	GetRequestWithTargets(ctx context.Context, id string) (Request, []RequestTarget, error)
+	// ListUserDevices returns the ACTIVE connections of a relying party's
+	// user, oldest first, each with its device (revoked or not).
+	ListUserDevices(ctx context.Context, relyingPartyID, userRef string) ([]UserDevice, error)
+	// LockDecider reads, inside InTx, whether deviceID may still decide a
+	// login of the user and the user's state. When connected, the
+	// connection row is held until the transaction ends (as
+	// LockActiveConnection does), so a removal, revocation or transfer runs
+	// wholly before or after the decision.
+	LockDecider(ctx context.Context, relyingPartyID, userRef, deviceID string) (DeciderState, error)
 }

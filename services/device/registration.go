@@ -6,7 +6,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/pushauth/pushauth/internal/auth"
 	"github.com/pushauth/pushauth/internal/clientaddr"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/registration"
@@ -55,9 +54,15 @@ func (s *Server) CompletePhoneVerification(ctx context.Context, req *pushauthv1.
 
 // GetDevice returns the calling device.
 func (s *Server) GetDevice(ctx context.Context, _ *pushauthv1.GetDeviceRequest) (*pushauthv1.GetDeviceResponse, error) {
-	dev, ok := auth.DeviceFrom(ctx)
-	if !ok {
-		return nil, fault.New(fault.Unauthenticated, "no device credentials")
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Read fresh: the credential's device may be cached from before an
+	// UpdateDevice.
+	dev, err := s.devices.Get(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	return &pushauthv1.GetDeviceResponse{Device: wire.Device(dev)}, nil
 }

@@ -235,19 +235,19 @@ func (s *Server) WatchRequests(_ *pushauthv1.WatchRequestsRequest, stream pushau
 				return lease.Err(err)
 			}
 		case b := <-news:
-			var n approval.DeviceNews
+			var n events.DeviceNews
 			if json.Unmarshal(b, &n) != nil {
 				continue
 			}
 			var err error
 			switch n.Type {
-			case approval.NewsRequest:
+			case events.NewsRequest:
 				err = resync()
-			case approval.NewsClosed:
+			case events.NewsClosed:
 				if shown[n.RequestID] {
 					err = closed(n.RequestID)
 				}
-			case approval.NewsNotice:
+			case events.NewsNotice:
 				err = stream.Send(&pushauthv1.WatchRequestsResponse{Event: &pushauthv1.WatchRequestsResponse_Notice{Notice: n.Notice}})
 			}
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pushauth/pushauth/internal/approval"
+	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/server"
 	"github.com/pushauth/pushauth/internal/server/servertest"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
@@ -350,7 +351,11 @@ func TestExpirySupersedeAndCancel(t *testing.T) {
 func TestFraudReport(t *testing.T) {
 	servertest.ForEachBackend(t, func(t *testing.T, url string) {
 		w := newWorld(t, url, nil)
-		events, cancel, err := w.a.Bus.Subscribe("pushauth.events."+w.rpID, 10)
+		subj, err := events.RelyingPartySubject(w.rpID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rpEvents, cancel, err := w.a.Bus.Subscribe(subj, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -360,9 +365,9 @@ func TestFraudReport(t *testing.T) {
 		if err != nil || r.GetStatus() != pushauthv1.RequestStatus_REQUEST_STATUS_DENIED || r.GetReason() != pushauthv1.DecisionReason_DECISION_REASON_FRAUD_REPORT {
 			t.Fatalf("fraud: %v %v", r, err)
 		}
-		var ev approval.RelyingPartyEvent
+		var ev events.RelyingPartyEvent
 		select {
-		case b := <-events:
+		case b := <-rpEvents:
 			if err := json.Unmarshal(b, &ev); err != nil || ev.Type != "fraud_report" || ev.RequestID != c.GetRequestId() || ev.UserRef != w.user {
 				t.Fatalf("event %s", b)
 			}

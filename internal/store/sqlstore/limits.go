@@ -31,8 +31,10 @@ func (s *Store) lockRateKeys(ctx context.Context, keys []string) error {
 }
 
 // TakeRate implements store.Rates in one transaction (the Store's own, or a
-// new one): lock the keys, count each limit's window, and record the events
-// only when every limit has room.
+// new one): lock the keys (PostgreSQL), then one statement that counts
+// every limit's window and records the events only when all have room. The
+// lock is a statement of its own so that the counting statement's snapshot
+// is taken after the lock is held and sees every event of an earlier taker.
 func (s *Store) TakeRate(ctx context.Context, now time.Time, limits ...store.RateLimit) (store.RateTicket, error) {
 	if len(limits) == 0 {
 		return store.RateTicket{}, nil
@@ -57,6 +59,56 @@ func (s *Store) TakeRate(ctx context.Context, now time.Time, limits ...store.Rat
 		if err := tx.lockRateKeys(ctx, keys); err != nil {
 			return err
 		}
+		// One statement records an event per key if every limit has room;
+		// it records none otherwise.
+		var q strings.Builder
+		var args []any
+		if len(keys) == 1 {
+			q.WriteString("INSERT INTO rate_events (key, at, expires_at) SELECT CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT) WHERE ")
+			args = append(args, keys[0], now.UnixMicro(), now.Add(longest[keys[0]]).UnixMicro())
+		} else {
+			q.WriteString("INSERT INTO rate_events (key, at, expires_at) SELECT column1, CAST(? AS BIGINT), column2 FROM (VALUES ")
+			args = append(args, now.UnixMicro())
+			for i, k := range keys {
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				q.WriteString("(CAST(? AS TEXT), CAST(? AS BIGINT))")
+				args = append(args, k, now.Add(longest[k]).UnixMicro())
+			}
+			q.WriteString(") AS v WHERE ")
+		}
+		for i, l := range limits {
+			if i > 0 {
+				q.WriteString(" AND ")
+			}
+			q.WriteString("(SELECT count(*) FROM rate_events WHERE key = ? AND at > ?) < ?")
+			args = append(args, l.Key, now.Add(-l.Window).UnixMicro(), l.Max)
+		}
+		q.WriteString(" RETURNING id")
+		rows, err := tx.w.QueryContext(ctx, tx.q(q.String()), args...)
+		if err != nil {
+			return mapErr(err)
+		}
+		t.IDs = t.IDs[:0]
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			t.IDs = append(t.IDs, id)
+		}
+		if err := rows.Close(); err != nil {
+			return mapErr(err)
+		}
+		if err := rows.Err(); err != nil {
+			return mapErr(err)
+		}
+		if len(t.IDs) > 0 {
+			return nil
+		}
+		// Refused: find the first full limit and when it has room again.
 		for i, l := range limits {
 			since := now.Add(-l.Window).UnixMicro()
 			var n int
@@ -75,16 +127,7 @@ func (s *Store) TakeRate(ctx context.Context, now time.Time, limits ...store.Rat
 			}
 			return &store.LimitError{Key: l.Key, Index: i, Until: time.UnixMicro(at).UTC().Add(l.Window)}
 		}
-		t.IDs = t.IDs[:0]
-		for _, k := range keys {
-			var id int64
-			if err := tx.w.QueryRowContext(ctx, tx.q("INSERT INTO rate_events (key, at, expires_at) VALUES (?, ?, ?) RETURNING id"),
-				k, now.UnixMicro(), now.Add(longest[k]).UnixMicro()).Scan(&id); err != nil {
-				return mapErr(err)
-			}
-			t.IDs = append(t.IDs, id)
-		}
-		return nil
+		return errors.New("no event recorded, yet every limit has room")
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrLimited) {

@@ -368,14 +368,18 @@ func (s *Store) CreateRequest(ctx context.Context, r store.Request, targets []st
 		if err != nil {
 			return mapErr(err)
 		}
+		if len(targets) == 0 {
+			return nil
+		}
+		// One statement for all targets; each belongs to r, whatever its
+		// RequestID says.
+		args := make([]any, 0, 6*len(targets))
 		for _, t := range targets {
-			// The target belongs to r, whatever its RequestID says.
-			_, err := tx.w.ExecContext(ctx, tx.q(`INSERT INTO request_targets (request_id, device_id, delivery, detail, updated_at, seen_at)
-				VALUES (?, ?, ?, ?, ?, ?)`),
-				r.ID, t.DeviceID, t.Delivery, t.Detail, timeArg(t.UpdatedAt), timeArg(t.SeenAt))
-			if err != nil {
-				return fmt.Errorf("target %q: %w", t.DeviceID, mapErr(err))
-			}
+			args = append(args, r.ID, t.DeviceID, t.Delivery, t.Detail, timeArg(t.UpdatedAt), timeArg(t.SeenAt))
+		}
+		rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(targets)), ", ")
+		if _, err := tx.w.ExecContext(ctx, tx.q("INSERT INTO request_targets (request_id, device_id, delivery, detail, updated_at, seen_at) VALUES "+rows), args...); err != nil {
+			return fmt.Errorf("targets: %w", mapErr(err))
 		}
 		return nil
 	})
@@ -625,35 +629,51 @@ func (s *Store) GetUserState(ctx context.Context, relyingPartyID, userRef string
 }
 
 // UpdateUserState implements store.UserStates in one transaction (the
-// Store's own, or a new one). The row is created first if missing, so there
-// is always a row to lock: on PostgreSQL concurrent updates wait on it (FOR
-// UPDATE), on SQLite transactions are serialized already. fn cannot change
-// the keys. When fn fails, a row created just for it is deleted again, so
-// nothing is left behind even in a transaction the caller commits.
+// Store's own, or a new one). The row is read and locked (FOR UPDATE on
+// PostgreSQL; SQLite's transactions are serialized already) in one
+// statement; only a missing row is created first, so concurrent callers
+// always have a row to wait on. It is written back only when fn changed
+// it. fn cannot change the keys. When fn fails, a row created just for it
+// is deleted again, so nothing is left behind even in a transaction the
+// caller commits.
 func (s *Store) UpdateUserState(ctx context.Context, relyingPartyID, userRef string, fn func(*store.UserState) error) error {
 	err := s.atomically(ctx, func(tx *Store) error {
-		res, err := tx.w.ExecContext(ctx, tx.q(`INSERT INTO user_states (relying_party_id, user_ref, consecutive_failures)
-			VALUES (?, ?, 0) ON CONFLICT (relying_party_id, user_ref) DO NOTHING`), relyingPartyID, userRef)
-		if err != nil {
+		lock := func() (store.UserState, error) {
+			return scanUserState(tx.w.QueryRowContext(ctx, tx.q("SELECT "+userStateColumns+
+				" FROM user_states WHERE relying_party_id = ? AND user_ref = ?"+tx.forUpdate()), relyingPartyID, userRef))
+		}
+		u, err := lock()
+		created := false
+		if errors.Is(err, sql.ErrNoRows) {
+			res, err := tx.w.ExecContext(ctx, tx.q(`INSERT INTO user_states (relying_party_id, user_ref, consecutive_failures)
+				VALUES (?, ?, 0) ON CONFLICT (relying_party_id, user_ref) DO NOTHING`), relyingPartyID, userRef)
+			if err != nil {
+				return mapErr(err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			created = n > 0
+			u, err = lock()
+			if err != nil {
+				return mapErr(err)
+			}
+		} else if err != nil {
 			return mapErr(err)
 		}
-		created, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		u, err := scanUserState(tx.w.QueryRowContext(ctx, tx.q("SELECT "+userStateColumns+
-			" FROM user_states WHERE relying_party_id = ? AND user_ref = ?"+tx.forUpdate()), relyingPartyID, userRef))
-		if err != nil {
-			return mapErr(err)
-		}
+		before := u
 		if err := fn(&u); err != nil {
-			if created > 0 {
+			if created {
 				if _, derr := tx.w.ExecContext(ctx, tx.q("DELETE FROM user_states WHERE relying_party_id = ? AND user_ref = ?"),
 					relyingPartyID, userRef); derr != nil {
 					return errors.Join(err, mapErr(derr))
 				}
 			}
 			return err
+		}
+		if sameUserState(before, u) {
+			return nil
 		}
 		_, err = tx.w.ExecContext(ctx, tx.q(`UPDATE user_states SET consecutive_failures = ?, backoff_until = ?, muted_until = ?,
 			totp_failures = ?, totp_locked_until = ?, updated_at = ?
@@ -667,4 +687,11 @@ func (s *Store) UpdateUserState(ctx context.Context, relyingPartyID, userRef str
 		return fmt.Errorf("update user state of %q/%q: %w", relyingPartyID, userRef, err)
 	}
 	return nil
+}
+
+// sameUserState compares the stored fields of two states.
+func sameUserState(a, b store.UserState) bool {
+	return a.ConsecutiveFailures == b.ConsecutiveFailures && a.TOTPFailures == b.TOTPFailures &&
+		a.BackoffUntil.Equal(b.BackoffUntil) && a.MutedUntil.Equal(b.MutedUntil) &&
+		a.TOTPLockedUntil.Equal(b.TOTPLockedUntil) && a.UpdatedAt.Equal(b.UpdatedAt)
 }

@@ -69,6 +69,7 @@ type shared struct {
 	openMigrationDB func() (*sql.DB, error)
 
 	rebound   sync.Map // query with ? -> query with $n (PostgreSQL only)
+	counters  counters
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -143,7 +144,7 @@ func openPostgres(ctx context.Context, rawURL string, logger *slog.Logger) (*Sto
 		},
 	}
 	logger.Debug("database opened", "dialect", dialectPostgres, "where", where)
-	return &Store{shared: sh, w: db, r: db}, nil
+	return &Store{shared: sh, w: counting{q: db, c: &sh.counters}, r: counting{q: db, c: &sh.counters}}, nil
 }
 
 // sqlitePragmas are set on every SQLite connection. WAL lets readers run
@@ -213,7 +214,7 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, 
 		openMigrationDB: openWriter,
 	}
 	logger.Debug("database opened", "dialect", dialectSQLite, "where", where)
-	return &Store{shared: sh, w: db, r: rdb}, nil
+	return &Store{shared: sh, w: counting{q: db, c: &sh.counters}, r: counting{q: rdb, c: &sh.counters}}, nil
 }
 
 // Dialect is "postgres" or "sqlite", for callers that must tell them apart
@@ -269,7 +270,8 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Store) error) (err er
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	txs := &Store{shared: s.shared, w: tx, r: tx, tx: tx}
+	q := counting{q: tx, c: &s.counters, inTx: true}
+	txs := &Store{shared: s.shared, w: q, r: q, tx: tx}
 	committed := false
 	defer func() {
 		if committed {
@@ -282,6 +284,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Store) error) (err er
 	if err := fn(txs); err != nil {
 		return err
 	}
+	s.counters.commit(ctx)
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit transaction: %w", mapErr(err))
 	}

@@ -105,6 +105,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Revocation/LockActiveConnection", testLockActiveConnection},
 		{"Errors/HideNumbers", testErrorsHideNumbers},
 		{"Retention", testRetention},
+		{"PushOutbox", testPushOutbox},
+		{"PushOutbox/InTx", testPushOutboxInTx},
+		{"Concurrent/ClaimPushes", testConcurrentClaimPushes},
+		{"RequestPath/GetRequestWithTargets", testGetRequestWithTargets},
+		{"RequestPath/ListUserDevices", testListUserDevices},
+		{"RequestPath/LockDecider", testLockDecider},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

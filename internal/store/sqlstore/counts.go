@@ -1,0 +1,92 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"sync/atomic"
+
+	"github.com/pushauth/pushauth/internal/store"
+)
+
+// Counts are the SQL statements and commits a Store sent since it was
+// opened, on the request path and in background work (ctx marked by
+// store.Background) apart. A write outside a transaction is a commit of its
+// own; BEGIN and COMMIT are not counted as statements.
+type Counts struct {
+	Statements, Commits                     int64
+	BackgroundStatements, BackgroundCommits int64
+}
+
+// Sub returns c - o, the counts between two readings.
+func (c Counts) Sub(o Counts) Counts {
+	return Counts{c.Statements - o.Statements, c.Commits - o.Commits,
+		c.BackgroundStatements - o.BackgroundStatements, c.BackgroundCommits - o.BackgroundCommits}
+}
+
+type counters struct {
+	statements, commits     atomic.Int64
+	bgStatements, bgCommits atomic.Int64
+}
+
+// Counts returns what the Store (and every transaction made from it) sent
+// so far. Tests and benchmarks read it to hold the data path to a budget.
+func (s *Store) Counts() Counts {
+	c := &s.counters
+	return Counts{c.statements.Load(), c.commits.Load(), c.bgStatements.Load(), c.bgCommits.Load()}
+}
+
+func (c *counters) statement(ctx context.Context, query string, inTx bool) {
+	bg := store.IsBackground(ctx)
+	if bg {
+		c.bgStatements.Add(1)
+	} else {
+		c.statements.Add(1)
+	}
+	if !inTx && isWrite(query) {
+		c.commit(ctx)
+	}
+}
+
+func (c *counters) commit(ctx context.Context) {
+	if store.IsBackground(ctx) {
+		c.bgCommits.Add(1)
+	} else {
+		c.commits.Add(1)
+	}
+}
+
+// isWrite tells a statement that changes rows from a plain read.
+func isWrite(query string) bool {
+	q := strings.TrimSpace(query)
+	if len(q) >= 6 && strings.EqualFold(q[:6], "SELECT") {
+		return false
+	}
+	if len(q) >= 4 && strings.EqualFold(q[:4], "WITH") {
+		u := strings.ToUpper(q)
+		return strings.Contains(u, "UPDATE ") || strings.Contains(u, "INSERT ") || strings.Contains(u, "DELETE ")
+	}
+	return true
+}
+
+// counting is a querier that counts what passes through it.
+type counting struct {
+	q    querier
+	c    *counters
+	inTx bool
+}
+
+func (k counting) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	k.c.statement(ctx, query, k.inTx)
+	return k.q.ExecContext(ctx, query, args...)
+}
+
+func (k counting) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	k.c.statement(ctx, query, k.inTx)
+	return k.q.QueryContext(ctx, query, args...)
+}
+
+func (k counting) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	k.c.statement(ctx, query, k.inTx)
+	return k.q.QueryRowContext(ctx, query, args...)
+}

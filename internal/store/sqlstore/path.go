@@ -1,0 +1,129 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pushauth/pushauth/internal/store"
+)
+
+// Joined reads of the request path.
+
+// GetRequestWithTargets implements store.RequestPath in one statement.
+func (s *Store) GetRequestWithTargets(ctx context.Context, id string) (store.Request, []store.RequestTarget, error) {
+	rows, err := s.r.QueryContext(ctx, s.q("SELECT "+qualify("r", requestColumns)+
+		`, t.device_id, t.delivery, t.detail, t.updated_at, t.seen_at
+		FROM requests r LEFT JOIN request_targets t ON t.request_id = r.id
+		WHERE r.id = ? ORDER BY t.device_id`), id)
+	if err != nil {
+		return store.Request{}, nil, fmt.Errorf("get request %q: %w", id, mapErr(err))
+	}
+	defer rows.Close()
+	var r store.Request
+	var targets []store.RequestTarget
+	found := false
+	for rows.Next() {
+		var nm string
+		var dev, delivery, detail sql.NullString
+		var t store.RequestTarget
+		if err := rows.Scan(&r.ID, &r.Kind, &r.RelyingPartyID, &r.UserRef, &r.ConnectionID, &r.AccountLabel,
+			&r.Context.AppName, &r.Context.IPAddress, &r.Context.Location, &r.Context.Browser, &r.Context.Action,
+			&nm, &r.NumberHash, &r.Status, &r.Reason,
+			timeCol{&r.CreatedAt}, timeCol{&r.ExpiresAt}, timeCol{&r.DecidedAt},
+			&r.DecidedBy, &r.Payload, &r.Signature, &r.AutoApproved, &r.LocationRuleID,
+			&dev, &delivery, &detail, timeCol{&t.UpdatedAt}, timeCol{&t.SeenAt}); err != nil {
+			return store.Request{}, nil, fmt.Errorf("get request %q: %w", id, err)
+		}
+		r.NumberMatching = store.NumberMatching(nm)
+		found = true
+		if dev.Valid {
+			t.RequestID, t.DeviceID, t.Delivery, t.Detail = r.ID, dev.String, delivery.String, detail.String
+			targets = append(targets, t)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return store.Request{}, nil, fmt.Errorf("get request %q: %w", id, mapErr(err))
+	}
+	if !found {
+		return store.Request{}, nil, fmt.Errorf("get request %q: %w", id, store.ErrNotFound)
+	}
+	return r, targets, nil
+}
+
+// ListUserDevices implements store.RequestPath in one statement. Oldest is
+// by the connection's CreatedAt, then its ID.
+func (s *Store) ListUserDevices(ctx context.Context, relyingPartyID, userRef string) ([]store.UserDevice, error) {
+	rows, err := s.r.QueryContext(ctx, s.q("SELECT "+qualify("c", connectionColumns)+", "+qualify("d", deviceColumns)+
+		` FROM connections c JOIN devices d ON d.id = c.device_id
+		WHERE c.relying_party_id = ? AND c.user_ref = ? AND c.status = ?
+		ORDER BY c.created_at NULLS FIRST, c.id`), relyingPartyID, userRef, store.ConnectionActive)
+	if err != nil {
+		return nil, fmt.Errorf("list user devices: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []store.UserDevice
+	for rows.Next() {
+		var u store.UserDevice
+		c, d := &u.Connection, &u.Device
+		if err := rows.Scan(&c.ID, &c.RelyingPartyID, &c.UserRef, &c.DeviceID, &c.AccountLabel, &c.Status,
+			timeCol{&c.CreatedAt}, timeCol{&c.ActivatedAt}, timeCol{&c.RemovedAt},
+			&d.ID, &d.CredentialPrefix, &d.CredentialHash, &d.PhoneNumber, &d.PublicKey, &d.Platform, &d.PushToken,
+			&d.PushTokenDead, &d.Name, &d.AppVersion, timeCol{&d.CreatedAt}, timeCol{&d.LastSeenAt}, timeCol{&d.RevokedAt}); err != nil {
+			return nil, fmt.Errorf("list user devices: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list user devices: %w", mapErr(err))
+	}
+	return out, nil
+}
+
+// LockDecider implements store.RequestPath: one statement when the device
+// is connected (FOR UPDATE OF the connection on PostgreSQL; SQLite's
+// transaction is serialized already), a second one to tell why not
+// otherwise.
+func (s *Store) LockDecider(ctx context.Context, relyingPartyID, userRef, deviceID string) (store.DeciderState, error) {
+	lock := ""
+	if s.tx != nil && s.dialect == dialectPostgres {
+		lock = " FOR UPDATE OF c"
+	}
+	st := store.DeciderState{User: store.UserState{RelyingPartyID: relyingPartyID, UserRef: userRef}}
+	var revoked timeColNull
+	var failures sql.NullInt64
+	var backoff, muted, totpLocked, updated timeColNull
+	var totpFailures sql.NullInt64
+	err := s.w.QueryRowContext(ctx, s.q(`SELECT d.revoked_at, u.consecutive_failures, u.backoff_until, u.muted_until,
+			u.totp_failures, u.totp_locked_until, u.updated_at
+		FROM connections c JOIN devices d ON d.id = c.device_id
+		LEFT JOIN user_states u ON u.relying_party_id = c.relying_party_id AND u.user_ref = c.user_ref
+		WHERE c.relying_party_id = ? AND c.user_ref = ? AND c.device_id = ? AND c.status = ?`+lock),
+		relyingPartyID, userRef, deviceID, store.ConnectionActive).
+		Scan(&revoked, &failures, &backoff, &muted, &totpFailures, &totpLocked, &updated)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		d, err := s.GetDevice(ctx, deviceID)
+		if errors.Is(err, store.ErrNotFound) {
+			return st, nil
+		}
+		if err != nil {
+			return store.DeciderState{}, fmt.Errorf("lock decider %q: %w", deviceID, err)
+		}
+		st.Registered = d.RevokedAt.IsZero()
+		return st, nil
+	case err != nil:
+		return store.DeciderState{}, fmt.Errorf("lock decider %q: %w", deviceID, mapErr(err))
+	}
+	st.Connected, st.Registered = true, revoked.t.IsZero()
+	st.User.ConsecutiveFailures, st.User.TOTPFailures = int(failures.Int64), int(totpFailures.Int64)
+	st.User.BackoffUntil, st.User.MutedUntil, st.User.TOTPLockedUntil, st.User.UpdatedAt = backoff.t, muted.t, totpLocked.t, updated.t
+	return st, nil
+}
+
+// timeColNull scans a time that may be NULL (a LEFT JOIN's missing row).
+type timeColNull struct{ t time.Time }
+
+func (c *timeColNull) Scan(v any) error { return timeCol{&c.t}.Scan(v) }

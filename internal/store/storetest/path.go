@@ -1,0 +1,129 @@
+package storetest
+
+import (
+	"testing"
+
+	"github.com/pushauth/pushauth/internal/store"
+)
+
+// Conformance cases for store.RequestPath.
+
+func testGetRequestWithTargets(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	r := newRequest("r1", "rp-1", "alice", t0)
+	targets := []store.RequestTarget{
+		{RequestID: "r1", DeviceID: "d2", Delivery: store.DeliverySent, UpdatedAt: t1, SeenAt: t2},
+		{RequestID: "r1", DeviceID: "d1", Delivery: store.DeliveryFailed, Detail: "why", UpdatedAt: t1},
+	}
+	if err := s.CreateRequest(ctx, r, targets); err != nil {
+		t.Fatalf("CreateRequest: %v", err)
+	}
+	if err := s.CreateRequest(ctx, newRequest("r-none", "rp-1", "alice", t0), nil); err != nil {
+		t.Fatalf("CreateRequest: %v", err)
+	}
+	got, gotTargets, err := s.GetRequestWithTargets(ctx, "r1")
+	if err != nil {
+		t.Fatalf("GetRequestWithTargets: %v", err)
+	}
+	wantEqual(t, "request", got, r)
+	wantEqual(t, "targets in device order", gotTargets, []store.RequestTarget{targets[1], targets[0]})
+	got, gotTargets, err = s.GetRequestWithTargets(ctx, "r-none")
+	if err != nil || got.ID != "r-none" || len(gotTargets) != 0 {
+		t.Errorf("request without targets: %v, %v, %v", got.ID, gotTargets, err)
+	}
+	_, _, err = s.GetRequestWithTargets(ctx, "missing")
+	wantErr(t, "GetRequestWithTargets(missing)", err, store.ErrNotFound)
+}
+
+func testListUserDevices(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	for _, id := range []string{"d1", "d2", "d3"} {
+		if err := s.CreateDevice(ctx, newDevice(id)); err != nil {
+			t.Fatalf("CreateDevice: %v", err)
+		}
+	}
+	if err := s.RevokeDevice(ctx, "d2", t1); err != nil {
+		t.Fatalf("RevokeDevice: %v", err)
+	}
+	for _, c := range []store.Connection{
+		newConnection("c2", "rp-1", "alice", "d2", t1),
+		newConnection("c1", "rp-1", "alice", "d1", t0),
+		newConnection("c3", "rp-1", "alice", "d3", t0), // stays pending
+		newConnection("c4", "rp-1", "bob", "d3", t0),
+	} {
+		mustConnection(t, s, c)
+		if c.ID != "c3" {
+			if err := s.ActivateConnection(ctx, c.ID, t2); err != nil {
+				t.Fatalf("ActivateConnection: %v", err)
+			}
+		}
+	}
+	got, err := s.ListUserDevices(ctx, "rp-1", "alice")
+	if err != nil {
+		t.Fatalf("ListUserDevices: %v", err)
+	}
+	var ids []string
+	for _, u := range got {
+		ids = append(ids, u.Connection.ID+"/"+u.Device.ID)
+		if u.Connection.DeviceID != u.Device.ID {
+			t.Errorf("connection %s joined with device %s", u.Connection.ID, u.Device.ID)
+		}
+	}
+	wantEqual(t, "active connections with their devices, oldest first", ids, []string{"c1/d1", "c2/d2"})
+	d1 := newDevice("d1")
+	wantEqual(t, "device", got[0].Device, d1)
+	wantEqual(t, "revoked device is returned revoked", got[1].Device.RevokedAt, t1)
+}
+
+func testLockDecider(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	for _, id := range []string{"d1", "d2", "d3"} {
+		if err := s.CreateDevice(ctx, newDevice(id)); err != nil {
+			t.Fatalf("CreateDevice: %v", err)
+		}
+	}
+	for _, c := range []store.Connection{newConnection("c1", "rp-1", "alice", "d1", t0), newConnection("c2", "rp-1", "alice", "d2", t0)} {
+		mustConnection(t, s, c)
+		if err := s.ActivateConnection(ctx, c.ID, t1); err != nil {
+			t.Fatalf("ActivateConnection: %v", err)
+		}
+	}
+	if err := s.RevokeDevice(ctx, "d2", t1); err != nil {
+		t.Fatalf("RevokeDevice: %v", err)
+	}
+	if err := s.UpdateUserState(ctx, "rp-1", "alice", func(u *store.UserState) error {
+		u.ConsecutiveFailures, u.BackoffUntil, u.UpdatedAt = 2, t2, t1
+		return nil
+	}); err != nil {
+		t.Fatalf("UpdateUserState: %v", err)
+	}
+	lock := func(device string) store.DeciderState {
+		t.Helper()
+		var st store.DeciderState
+		if err := s.InTx(ctx, func(tx store.Store) error {
+			var err error
+			st, err = tx.LockDecider(ctx, "rp-1", "alice", device)
+			return err
+		}); err != nil {
+			t.Fatalf("LockDecider(%s): %v", device, err)
+		}
+		return st
+	}
+	user := store.UserState{RelyingPartyID: "rp-1", UserRef: "alice", ConsecutiveFailures: 2, BackoffUntil: t2, UpdatedAt: t1}
+	wantEqual(t, "connected device", lock("d1"), store.DeciderState{Connected: true, Registered: true, User: user})
+	wantEqual(t, "revoked device", lock("d2").Registered, false)
+	wantEqual(t, "device without connection", lock("d3"), store.DeciderState{Registered: true, User: store.UserState{RelyingPartyID: "rp-1", UserRef: "alice"}})
+	wantEqual(t, "unknown device", lock("d9").Registered, false)
+	st, err := func() (store.DeciderState, error) {
+		var st store.DeciderState
+		err := s.InTx(ctx, func(tx store.Store) error {
+			var err error
+			st, err = tx.LockDecider(ctx, "rp-1", "bob", "d1")
+			return err
+		})
+		return st, err
+	}()
+	if err != nil || st.Connected || st.User.ConsecutiveFailures != 0 {
+		t.Errorf("another user's login: %+v, %v", st, err)
+	}
+}
