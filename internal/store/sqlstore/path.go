@@ -71,7 +71,7 @@ func (s *Store) ListUserDevices(ctx context.Context, relyingPartyID, userRef str
 		if err := rows.Scan(&c.ID, &c.RelyingPartyID, &c.UserRef, &c.DeviceID, &c.AccountLabel, &c.Status,
 			timeCol{&c.CreatedAt}, timeCol{&c.ActivatedAt}, timeCol{&c.RemovedAt},
 			&d.ID, &d.CredentialPrefix, &d.CredentialHash, &d.PhoneNumber, &d.PublicKey, &d.Platform, &d.PushToken,
-			&d.PushTokenDead, &d.Name, &d.AppVersion, timeCol{&d.CreatedAt}, timeCol{&d.LastSeenAt}, timeCol{&d.RevokedAt}); err != nil {
+			&d.PushTokenDead, &d.Name, &d.AppVersion, timeCol{&d.CreatedAt}, timeCol{&d.LastSeenAt}, timeCol{&d.RevokedAt}, &d.Locale); err != nil {
 			return nil, fmt.Errorf("list user devices: %w", err)
 		}
 		out = append(out, u)
