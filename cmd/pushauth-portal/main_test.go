@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,5 +116,46 @@ func TestFlags(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"--api-key-file", "/nonexistent"}, nil, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "no users") {
 		t.Errorf("run without users: %v", err)
+	}
+}
+
+// The commands docs/portal.md gives parse, and the portal imports no
+// internal package: it is built on package client, as an integrator's would.
+func TestDocAndImports(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "portal.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, line := range strings.Split(string(doc), "\n") {
+		args, ok := strings.CutPrefix(line, "go run ./cmd/pushauth-portal ")
+		if !ok {
+			continue
+		}
+		found++
+		if _, err := parseFlags(strings.Fields(args), &bytes.Buffer{}); err != nil {
+			t.Errorf("docs/portal.md: %q: %v", line, err)
+		}
+	}
+	if found == 0 {
+		t.Error("docs/portal.md shows no command starting the portal")
+	}
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), e.Name(), nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			if strings.Contains(imp.Path.Value, "/pushauth/internal/") {
+				t.Errorf("%s imports %s", e.Name(), imp.Path.Value)
+			}
+		}
 	}
 }
