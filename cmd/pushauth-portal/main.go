@@ -182,7 +182,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if cfg.tlsCert != "" {
 		scheme = "https"
 	}
-	fmt.Fprintf(stderr, "pushauth-portal for relying party %s (%s) on %s://%s/\n", rp.GetName(), rp.GetDisplayName(), scheme, lis.Addr())
+	// Name the host as given: browsers treat http://localhost as secure (its
+	// Secure cookies work), not every loopback address.
+	host, _, _ := net.SplitHostPort(cfg.listen)
+	_, port, _ := net.SplitHostPort(lis.Addr().String())
+	fmt.Fprintf(stderr, "pushauth-portal for relying party %s (%s) on %s://%s/\n", rp.GetName(), rp.GetDisplayName(), scheme, net.JoinHostPort(host, port))
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.tlsCert != "" {
