@@ -521,10 +521,10 @@ func (p *portal) finish(s *session, pend *client.Pending, out *client.Outcome, e
 	result := resultError
 	switch {
 	case errors.Is(err, client.ErrUntrusted):
-		p.log.Error("untrusted decision", "request_id", pend.RequestID, "err", err)
+		p.log.Error("untrusted decision", "approval_id", pend.RequestID, "err", err)
 		result = resultUntrusted
 	case err != nil:
-		p.log.Error("wait", "request_id", pend.RequestID, "err", err)
+		p.log.Error("wait", "approval_id", pend.RequestID, "err", err)
 	case out.Approved():
 		result = resultApproved
 	case out.Status() == pushauthv1.RequestStatus_REQUEST_STATUS_DENIED:
@@ -612,7 +612,7 @@ func (p *portal) cancel(w http.ResponseWriter, r *http.Request, s *session) {
 	s.mu.Unlock()
 	if pend != nil {
 		if _, err := p.c.Cancel(r.Context(), pend.RequestID); err != nil && client.Code(err) != codes.FailedPrecondition {
-			p.log.Warn("cancel", "request_id", pend.RequestID, "err", err)
+			p.log.Warn("cancel", "approval_id", pend.RequestID, "err", err)
 		}
 	}
 	if purpose == purposeAddPhone {
