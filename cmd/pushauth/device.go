@@ -3,9 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -18,10 +16,10 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
-	"github.com/pushauth/pushauth/internal/pii"
-	"github.com/pushauth/pushauth/internal/registration"
+	"github.com/pushauth/pushauth/phone"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
 
@@ -97,11 +95,11 @@ func smsProof(body string) (code, link string) {
 
 // normalizePhone returns number in E.164 if it can be understood here, else "".
 func normalizePhone(number, region string) string {
-	p, err := registration.ParsePhone(number, region, nil)
+	e164, err := phone.E164(number, region)
 	if err != nil {
 		return ""
 	}
-	return p.E164
+	return e164
 }
 
 // proof is the code or the link token that completes a verification.
@@ -187,8 +185,7 @@ type registerRun struct {
 
 	c   *conn
 	st  *deviceState
-	key *ecdsa.PrivateKey
-	pub []byte
+	key *phone.Key
 }
 
 func (r *registerRun) run(ctx context.Context) error {
@@ -224,9 +221,6 @@ func (r *registerRun) run(ctx context.Context) error {
 		if r.key, err = old.privateKey(); err != nil {
 			return err
 		}
-		if r.pub, err = publicKeyBytes(r.key, old.PublicKeyFormat); err != nil {
-			return err
-		}
 		fmt.Fprintf(r.e.stderr, "Finishing the pending verification for %s from %s.\n", old.display(), r.path)
 	} else if err := r.start(ctx, e164); err != nil {
 		return err
@@ -258,7 +252,7 @@ func (r *registerRun) resumable(old *deviceState, e164 string) bool {
 
 // start makes a new key, asks for the SMS and saves the pending state.
 func (r *registerRun) start(ctx context.Context, e164 string) error {
-	key, pub, format, err := newDeviceKey(r.platform)
+	key, err := newDeviceKey(r.platform)
 	if err != nil {
 		return err
 	}
@@ -275,7 +269,7 @@ func (r *registerRun) start(ctx context.Context, e164 string) error {
 		return err
 	}
 	st := &deviceState{
-		Addr: r.cf.target, Platform: r.platform, PublicKeyFormat: format, PrivateKey: encoded,
+		Addr: r.cf.target, Platform: r.platform, PublicKeyFormat: string(key.Format), PrivateKey: encoded,
 		PhoneNumber: r.phone, Region: r.region, MaskedPhoneNumber: resp.GetMaskedPhoneNumber(),
 		VerificationID: resp.GetVerificationId(),
 	}
@@ -297,7 +291,7 @@ func (r *registerRun) start(ctx context.Context, e164 string) error {
 	if err := saveState(r.path, st); err != nil {
 		return err
 	}
-	r.st, r.key, r.pub = st, key, pub
+	r.st, r.key = st, key
 	return nil
 }
 
@@ -351,7 +345,7 @@ func (r *registerRun) fromOutbox(ctx context.Context, e164 string) (proof, error
 		return proof{}, err
 	}
 	for _, m := range resp.GetMessages() {
-		if e164 == "" && pii.MaskPhone(m.GetPhoneNumber()) != r.st.MaskedPhoneNumber {
+		if e164 == "" && phone.Mask(m.GetPhoneNumber()) != r.st.MaskedPhoneNumber {
 			continue
 		}
 		code, link := smsProof(m.GetBody())
@@ -369,18 +363,13 @@ func (r *registerRun) fromOutbox(ctx context.Context, e164 string) (proof, error
 // complete signs the registration string and registers the device.
 func (r *registerRun) complete(ctx context.Context, p proof) error {
 	verID := r.st.VerificationID
-	h := sha256.Sum256(registration.ProofMessage(verID, r.pub))
-	sig, err := ecdsa.SignASN1(rand.Reader, r.key, h[:])
+	reg, err := r.key.Registration(verID, phone.DeviceInfo{
+		Platform: platformProto(r.st.Platform), PushToken: r.pushToken, Name: r.name, AppVersion: r.appVersion,
+	})
 	if err != nil {
 		return err
 	}
-	req := &pushauthv1.CompletePhoneVerificationRequest{
-		VerificationId: verID,
-		Device: &pushauthv1.DeviceRegistration{
-			PublicKey: r.pub, ProofSignature: sig, Platform: platformProto(r.st.Platform),
-			PushToken: r.pushToken, Name: r.name, AppVersion: r.appVersion,
-		},
-	}
+	req := &pushauthv1.CompletePhoneVerificationRequest{VerificationId: verID, Device: reg}
 	p.set(req)
 	cctx, cancel := r.c.ctxWith(ctx, "")
 	resp, err := r.c.device.CompletePhoneVerification(cctx, req)
@@ -534,6 +523,25 @@ func (d *deviceCall) explain(err error) error {
 	return err
 }
 
+// deviceRun is the shape of most device commands: open the device of the
+// state file, make one call with its credential and the time limit, explain
+// a refused credential, and print the response (or its JSON with --json).
+func deviceRun[R proto.Message](ctx context.Context, e *env, cf *connFlags, state string,
+	call func(ctx context.Context, d *deviceCall) (R, error), print func(w io.Writer, d *deviceCall, resp R) error) error {
+	d, err := openDevice(e, cf, state)
+	if err != nil {
+		return err
+	}
+	defer d.c.close()
+	cctx, cancel := d.ctx(ctx)
+	resp, err := call(cctx, d)
+	cancel()
+	if err != nil {
+		return d.explain(err)
+	}
+	return output(e.stdout, cf, resp, func(w io.Writer) error { return print(w, d, resp) })
+}
+
 var deviceShowCmd = &command{
 	path:    "device show",
 	args:    "[--state FILE] [flags]",
@@ -544,18 +552,9 @@ var deviceShowCmd = &command{
 			if err := wantArgs(args); err != nil {
 				return err
 			}
-			d, err := openDevice(e, cf, *state)
-			if err != nil {
-				return err
-			}
-			defer d.c.close()
-			cctx, cancel := d.ctx(ctx)
-			defer cancel()
-			resp, err := d.c.device.GetDevice(cctx, &pushauthv1.GetDeviceRequest{})
-			if err != nil {
-				return d.explain(err)
-			}
-			return output(e.stdout, cf, resp, func(w io.Writer) error {
+			return deviceRun(ctx, e, cf, *state, func(ctx context.Context, d *deviceCall) (*pushauthv1.GetDeviceResponse, error) {
+				return d.c.device.GetDevice(ctx, &pushauthv1.GetDeviceRequest{})
+			}, func(w io.Writer, _ *deviceCall, resp *pushauthv1.GetDeviceResponse) error {
 				return printDevices(w, resp.GetDevice())
 			})
 		}
@@ -591,20 +590,11 @@ var deviceUpdateCmd = &command{
 			if len(mask.Paths) == 0 {
 				return usageErrorf("nothing to change: give at least one of --push-token, --name, --app-version")
 			}
-			d, err := openDevice(e, cf, *state)
-			if err != nil {
-				return err
-			}
-			defer d.c.close()
-			cctx, cancel := d.ctx(ctx)
-			defer cancel()
-			resp, err := d.c.device.UpdateDevice(cctx, &pushauthv1.UpdateDeviceRequest{
-				PushToken: *pushToken, Name: *name, AppVersion: *appVersion, UpdateMask: mask,
-			})
-			if err != nil {
-				return d.explain(err)
-			}
-			return output(e.stdout, cf, resp, func(w io.Writer) error {
+			return deviceRun(ctx, e, cf, *state, func(ctx context.Context, d *deviceCall) (*pushauthv1.UpdateDeviceResponse, error) {
+				return d.c.device.UpdateDevice(ctx, &pushauthv1.UpdateDeviceRequest{
+					PushToken: *pushToken, Name: *name, AppVersion: *appVersion, UpdateMask: mask,
+				})
+			}, func(w io.Writer, _ *deviceCall, resp *pushauthv1.UpdateDeviceResponse) error {
 				return printDevices(w, resp.GetDevice())
 			})
 		}
@@ -621,23 +611,18 @@ var deviceDeregisterCmd = &command{
 			if err := wantArgs(args); err != nil {
 				return err
 			}
-			d, err := openDevice(e, cf, *state)
-			if err != nil {
-				return err
-			}
-			defer d.c.close()
-			cctx, cancel := d.ctx(ctx)
-			defer cancel()
-			resp, err := d.c.device.DeregisterDevice(cctx, &pushauthv1.DeregisterDeviceRequest{})
-			if err != nil {
-				return d.explain(err)
-			}
-			now := time.Now().UTC()
-			d.st.Deregistered, d.st.DeregisterTime, d.st.DeviceCredential = true, &now, ""
-			if err := saveState(d.path, d.st); err != nil {
-				return fmt.Errorf("device %s is deregistered, but: %w", d.st.DeviceID, err)
-			}
-			return output(e.stdout, cf, resp, func(w io.Writer) error {
+			return deviceRun(ctx, e, cf, *state, func(ctx context.Context, d *deviceCall) (*pushauthv1.DeregisterDeviceResponse, error) {
+				resp, err := d.c.device.DeregisterDevice(ctx, &pushauthv1.DeregisterDeviceRequest{})
+				if err != nil {
+					return nil, err
+				}
+				now := time.Now().UTC()
+				d.st.Deregistered, d.st.DeregisterTime, d.st.DeviceCredential = true, &now, ""
+				if err := saveState(d.path, d.st); err != nil {
+					return nil, fmt.Errorf("device %s is deregistered, but: %w", d.st.DeviceID, err)
+				}
+				return resp, nil
+			}, func(w io.Writer, d *deviceCall, _ *pushauthv1.DeregisterDeviceResponse) error {
 				_, err := fmt.Fprintf(w, "Deregistered device %s (%s): its credential no longer works. The key stays in %s.\n",
 					sanitize(d.st.DeviceID), sanitize(d.st.display()), d.path)
 				return err

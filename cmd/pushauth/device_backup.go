@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/pushauth/pushauth/internal/backupcrypt"
+	"github.com/pushauth/pushauth/phone"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
 
@@ -23,7 +23,7 @@ import (
 var passcodePattern = regexp.MustCompile(`^[0-9]{4,12}$`)
 
 // The backup blob is the format of docs/backup-and-totp.md
-// (internal/backupcrypt): AES-256-GCM under
+// (package phone): AES-256-GCM under
 // HKDF-SHA256(Argon2id(passcode, salt) ‖ key_share), with a new random key
 // share, salt and nonce for every upload. The share goes to the server with
 // the blob and comes back only from a restore, after the passcode; the state
@@ -42,16 +42,16 @@ func sealBackup(passcode string, accounts []stateAccount) (blob, share []byte, e
 	if err != nil {
 		return nil, nil, err
 	}
-	share = backupcrypt.NewShare()
-	blob, err = backupcrypt.Seal(passcode, share, plain)
+	share = phone.NewKeyShare()
+	blob, err = phone.SealBackup(passcode, share, plain)
 	return blob, share, err
 }
 
 // openBackup decrypts a restored blob with the key share restored with it.
 func openBackup(passcode string, share, blob []byte) (*backupContent, error) {
-	plain, err := backupcrypt.Open(passcode, share, blob)
+	plain, err := phone.OpenBackup(passcode, share, blob)
 	switch {
-	case errors.Is(err, backupcrypt.ErrFormat):
+	case errors.Is(err, phone.ErrBackupFormat):
 		return nil, errors.New("the backup was not made in the format of docs/backup-and-totp.md (an older version of this tool?)")
 	case err != nil:
 		return nil, errors.New("cannot decrypt the backup with this passcode and the key share the server returned")

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,8 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/pushauth/pushauth/internal/approval"
-	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/phone"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
 
@@ -30,69 +26,26 @@ func stateFlag(fs *flag.FlagSet) *string {
 	return fs.String("state", "", "device state `file` (env "+envDeviceState+"; default ./"+defaultStateFile+")")
 }
 
-// shownContextHash is the context hash (docs/decisions.md) of what the
-// device commands show of dr.
-func shownContextHash(dr *pushauthv1.DeviceRequest) string {
-	c := dr.GetContext()
-	return approval.ContextHash(store.RequestContext{
-		AppName: c.GetAppName(), IPAddress: c.GetIpAddress(), Location: c.GetLocation(),
-		Browser: c.GetBrowser(), Action: c.GetAction(),
-	}, dr.GetAccountLabel())
-}
-
-// decisionNames are the decisions as the signed string spells them.
-var decisionNames = map[pushauthv1.Decision]string{
-	pushauthv1.Decision_DECISION_APPROVE:      approval.DecisionApprove,
-	pushauthv1.Decision_DECISION_DENY:         approval.DecisionDeny,
-	pushauthv1.Decision_DECISION_REPORT_FRAUD: approval.DecisionReportFraud,
-}
-
-// kindNames are the request kinds as the signed string spells them.
-var kindNames = map[pushauthv1.RequestKind]string{
-	pushauthv1.RequestKind_REQUEST_KIND_LOGIN:   store.KindLogin,
-	pushauthv1.RequestKind_REQUEST_KIND_PAIRING: store.KindPairing,
-}
-
 // answer signs decision on dr, as shown, with the device key and sends it.
-// It refuses to sign when the server's context hash differs from the hash
-// of what was shown.
+// It refuses to sign (phone.ErrContextMismatch) when the server's context
+// hash differs from the hash of what was shown.
 func (d *deviceCall) answer(ctx context.Context, e *env, dr *pushauthv1.DeviceRequest, decision pushauthv1.Decision, number string) (*pushauthv1.Request, error) {
-	hash := shownContextHash(dr)
-	if dr.GetContextSha256() != hash {
-		return nil, fmt.Errorf("refusing to sign request %s: the server's context hash %s differs from %s, the hash of what is shown here",
-			sanitize(dr.GetId()), sanitize(dr.GetContextSha256()), hash)
-	}
-	kind, ok := kindNames[dr.GetKind()]
-	if !ok {
-		return nil, fmt.Errorf("refusing to sign request %s of unknown kind %s", sanitize(dr.GetId()), dr.GetKind())
-	}
 	key, err := d.st.privateKey()
 	if err != nil {
 		return nil, err
 	}
 	at := e.clock().Truncate(time.Second)
-	fields := approval.SignedFields{
-		RequestID:      dr.GetId(),
-		Kind:           kind,
-		Decision:       decisionNames[decision],
-		NumberAnswer:   number,
-		DeviceID:       d.st.DeviceID,
-		RelyingPartyID: dr.GetRelyingPartyId(),
-		UserRef:        dr.GetUserRef(),
-		ContextSHA256:  hash,
-		SignedAt:       at,
+	req, err := key.Respond(d.st.DeviceID, dr, phone.Answer{Decision: decision, Number: number, SignedAt: at})
+	if errors.Is(err, phone.ErrContextMismatch) {
+		return nil, fmt.Errorf("refusing to sign request %s: the server's context hash %s differs from %s, the hash of what is shown here",
+			sanitize(dr.GetId()), sanitize(dr.GetContextSha256()), phone.Shown(dr))
 	}
-	h := sha256.Sum256(fields.Payload())
-	sig, err := ecdsa.SignASN1(rand.Reader, key, h[:])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("refusing to sign request %s: %v", sanitize(dr.GetId()), err)
 	}
 	cctx, cancel := d.ctx(ctx)
 	defer cancel()
-	resp, err := d.c.device.RespondToRequest(cctx, &pushauthv1.RespondToRequestRequest{
-		RequestId: dr.GetId(), Decision: decision, NumberAnswer: number,
-		SignedTime: timestamppb.New(at), Signature: sig,
-	})
+	resp, err := d.c.device.RespondToRequest(cctx, req)
 	if err != nil {
 		if status.Code(err) == codes.PermissionDenied {
 			// A bad signature or signing time: the server says which.
@@ -810,16 +763,9 @@ var deviceRequestsCmd = &command{
 			if err := wantArgs(args); err != nil {
 				return err
 			}
-			d, err := openDevice(e, cf, *state)
-			if err != nil {
-				return err
-			}
-			defer d.c.close()
-			resp, err := d.listPending(ctx)
-			if err != nil {
-				return err
-			}
-			return output(e.stdout, cf, resp, func(w io.Writer) error {
+			return deviceRun(ctx, e, cf, *state, func(ctx context.Context, d *deviceCall) (*pushauthv1.ListPendingRequestsResponse, error) {
+				return d.c.device.ListPendingRequests(ctx, &pushauthv1.ListPendingRequestsRequest{})
+			}, func(w io.Writer, _ *deviceCall, resp *pushauthv1.ListPendingRequestsResponse) error {
 				t := newTable(w, "ID", "KIND", "RELYING PARTY", "ACCOUNT", "APP", "IP ADDRESS", "LOCATION", "NUMBER", "EXPIRES")
 				for _, r := range resp.GetRequests() {
 					c := r.GetContext()
@@ -842,18 +788,9 @@ var deviceConnectionsCmd = &command{
 			if err := wantArgs(args); err != nil {
 				return err
 			}
-			d, err := openDevice(e, cf, *state)
-			if err != nil {
-				return err
-			}
-			defer d.c.close()
-			cctx, cancel := d.ctx(ctx)
-			defer cancel()
-			resp, err := d.c.device.ListConnections(cctx, &pushauthv1.ListConnectionsRequest{})
-			if err != nil {
-				return d.explain(err)
-			}
-			return output(e.stdout, cf, resp, func(w io.Writer) error {
+			return deviceRun(ctx, e, cf, *state, func(ctx context.Context, d *deviceCall) (*pushauthv1.ListConnectionsResponse, error) {
+				return d.c.device.ListConnections(ctx, &pushauthv1.ListConnectionsRequest{})
+			}, func(w io.Writer, _ *deviceCall, resp *pushauthv1.ListConnectionsResponse) error {
 				t := newTable(w, "ID", "RELYING PARTY", "RELYING PARTY ID", "ACCOUNT", "CONNECTED")
 				for _, c := range resp.GetConnections() {
 					t.row(c.GetId(), c.GetRelyingPartyName(), c.GetRelyingPartyId(), c.GetAccountLabel(), fmtTime(c.GetConnectTime()))
@@ -874,18 +811,9 @@ var deviceDisconnectCmd = &command{
 			if err := wantArgs(args, "connection_id"); err != nil {
 				return err
 			}
-			d, err := openDevice(e, cf, *state)
-			if err != nil {
-				return err
-			}
-			defer d.c.close()
-			cctx, cancel := d.ctx(ctx)
-			defer cancel()
-			resp, err := d.c.device.RemoveConnection(cctx, &pushauthv1.RemoveConnectionRequest{ConnectionId: args[0]})
-			if err != nil {
-				return d.explain(err)
-			}
-			return output(e.stdout, cf, resp, func(w io.Writer) error {
+			return deviceRun(ctx, e, cf, *state, func(ctx context.Context, d *deviceCall) (*pushauthv1.RemoveConnectionResponse, error) {
+				return d.c.device.RemoveConnection(ctx, &pushauthv1.RemoveConnectionRequest{ConnectionId: args[0]})
+			}, func(w io.Writer, _ *deviceCall, _ *pushauthv1.RemoveConnectionResponse) error {
 				_, err := fmt.Fprintf(w, "Disconnected %s: its account no longer asks this device.\n", sanitize(args[0]))
 				return err
 			})

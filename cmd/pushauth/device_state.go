@@ -1,10 +1,6 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -14,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/pushauth/pushauth/phone"
 )
 
 // The device state file: where the simulated phone keeps what a real app
@@ -27,8 +25,8 @@ const (
 
 // Public key formats, as the platforms send them.
 const (
-	keyFormatSPKI = "spki" // X.509 SubjectPublicKeyInfo DER (Android)
-	keyFormatX963 = "x963" // 65-byte uncompressed point (iOS)
+	keyFormatSPKI = string(phone.SPKI) // X.509 SubjectPublicKeyInfo DER (Android)
+	keyFormatX963 = string(phone.X963) // 65-byte uncompressed point (iOS)
 )
 
 // deviceState is the content of a state file. It holds secrets (the private
@@ -234,53 +232,33 @@ func checkStateDir(path string) error {
 	return nil
 }
 
-// newDeviceKey makes a P-256 key and the public key bytes the platform sends.
-func newDeviceKey(platform string) (key *ecdsa.PrivateKey, pub []byte, format string, err error) {
-	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	format = keyFormatSPKI
-	if platform == platformIOS {
-		format = keyFormatX963
-	}
-	pub, err = publicKeyBytes(key, format)
-	return key, pub, format, err
-}
-
-// publicKeyBytes encodes the public half of key in format.
-func publicKeyBytes(key *ecdsa.PrivateKey, format string) ([]byte, error) {
-	switch format {
-	case keyFormatSPKI:
-		return x509.MarshalPKIXPublicKey(&key.PublicKey)
-	case keyFormatX963:
-		return key.PublicKey.Bytes()
-	}
-	return nil, fmt.Errorf("unknown public key format %q", format)
+// newDeviceKey makes a device key in the format of platform.
+func newDeviceKey(platform string) (*phone.Key, error) {
+	return phone.NewKey(platformProto(platform))
 }
 
 // encodeKey is the state file's form of a private key.
-func encodeKey(key *ecdsa.PrivateKey) (string, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+func encodeKey(key *phone.Key) (string, error) {
+	der, err := key.MarshalPrivate()
 	if err != nil {
 		return "", err
 	}
 	return base64.StdEncoding.EncodeToString(der), nil
 }
 
-// privateKey decodes the state's private key.
-func (st *deviceState) privateKey() (*ecdsa.PrivateKey, error) {
+// privateKey decodes the state's device key.
+func (st *deviceState) privateKey() (*phone.Key, error) {
 	der, err := base64.StdEncoding.DecodeString(st.PrivateKey)
 	if err != nil {
 		return nil, fmt.Errorf("the private key in the device state is not base64: %v", err)
 	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
+	f := phone.Format(st.PublicKeyFormat)
+	if f != phone.SPKI && f != phone.X963 {
+		return nil, fmt.Errorf("unknown public key format %q in the device state", st.PublicKeyFormat)
+	}
+	k, err := phone.ParsePrivate(der, f)
 	if err != nil {
-		return nil, fmt.Errorf("the private key in the device state is not PKCS#8: %v", err)
+		return nil, fmt.Errorf("the private key in the device state: %v", err)
 	}
-	ek, ok := k.(*ecdsa.PrivateKey)
-	if !ok || ek.Curve != elliptic.P256() {
-		return nil, errors.New("the private key in the device state is not a P-256 key")
-	}
-	return ek, nil
+	return k, nil
 }

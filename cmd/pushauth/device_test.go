@@ -316,7 +316,7 @@ func TestDeviceRegisterIOS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pub, err := publicKeyBytes(key, st.PublicKeyFormat)
+		pub, err := key.PublicKey()
 		if st.Platform != "ios" || st.PublicKeyFormat != keyFormatX963 || err != nil || len(pub) != 65 || pub[0] != 4 {
 			t.Errorf("state: %+v, public key %x, %v", st, pub, err)
 		}
@@ -364,10 +364,11 @@ func TestDeviceCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "none.json")
 	pending := filepath.Join(dir, "pending.json")
-	key, _, format, err := newDeviceKey(platformAndroid)
+	key, err := newDeviceKey(platformAndroid)
 	if err != nil {
 		t.Fatal(err)
 	}
+	format := string(key.Format)
 	enc, err := encodeKey(key)
 	if err != nil {
 		t.Fatal(err)

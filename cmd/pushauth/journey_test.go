@@ -17,6 +17,7 @@ import (
 	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/server"
 	"github.com/pushauth/pushauth/internal/server/servertest"
+	"github.com/pushauth/pushauth/phone"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
 
@@ -550,11 +551,20 @@ func TestAnswerRefusesContextMismatch(t *testing.T) {
 		Id: "req_1", Kind: pushauthv1.RequestKind_REQUEST_KIND_LOGIN, AccountLabel: "jan",
 		Context: &pushauthv1.RequestContext{AppName: "Mijn Portal", Location: "Utrecht, NL"},
 	}
-	dr.ContextSha256 = shownContextHash(dr)
+	dr.ContextSha256 = phone.Shown(dr)
 	shown := proto2(dr)
 	shown.Context.Location = "Amsterdam, NL" // the server signed for another place
 	e := &env{now: time.Now}
-	_, err := (&deviceCall{}).answer(t.Context(), e, shown, pushauthv1.Decision_DECISION_APPROVE, "")
+	key, err := newDeviceKey(platformAndroid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := encodeKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &deviceCall{st: &deviceState{PublicKeyFormat: string(key.Format), PrivateKey: enc, DeviceID: "dev_1"}}
+	_, err = d.answer(t.Context(), e, shown, pushauthv1.Decision_DECISION_APPROVE, "")
 	if err == nil || !strings.Contains(err.Error(), "refusing to sign request req_1") {
 		t.Errorf("answer: %v", err)
 	}
@@ -573,23 +583,6 @@ func proto2(dr *pushauthv1.DeviceRequest) *pushauthv1.DeviceRequest {
 	return out
 }
 
-func TestParsePayload(t *testing.T) {
-	good := "pushauth-decision-v1\nrequest_id=req_1\nkind=LOGIN\ndecision=APPROVE\nnumber=\nuser_ref=a=b"
-	f, err := parsePayload([]byte(good))
-	if err != nil || f["request_id"] != "req_1" || f["number"] != "" || f["user_ref"] != "a=b" {
-		t.Errorf("parsePayload(good) = %v, %v", f, err)
-	}
-	for _, bad := range []string{
-		"pushauth-decision-v2\nrequest_id=req_1",
-		"pushauth-decision-v1\nrequest_id=req_1\nrequest_id=req_2",
-		"pushauth-decision-v1\nno equals sign",
-	} {
-		if _, err := parsePayload([]byte(bad)); err == nil {
-			t.Errorf("parsePayload(%q) accepted", bad)
-		}
-	}
-}
-
 // TestRPAndDeviceCommandErrors checks command lines refused before any call.
 func TestRPAndDeviceCommandErrors(t *testing.T) {
 	dir := t.TempDir()
@@ -597,10 +590,11 @@ func TestRPAndDeviceCommandErrors(t *testing.T) {
 	if err := os.WriteFile(empty, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	key, _, format, err := newDeviceKey(platformAndroid)
+	key, err := newDeviceKey(platformAndroid)
 	if err != nil {
 		t.Fatal(err)
 	}
+	format := string(key.Format)
 	enc, err := encodeKey(key)
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/sha256"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,8 +10,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/pushauth/pushauth/internal/approval"
+	"github.com/pushauth/pushauth/client"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
 
@@ -66,6 +62,7 @@ type rpCall struct {
 	cf  *connFlags
 	c   *conn
 	key string
+	cl  *client.Client // package client on c, for pairing, logins and their checks
 }
 
 func openRP(e *env, cf *connFlags, k *apiKeyFlags) (*rpCall, error) {
@@ -77,7 +74,7 @@ func openRP(e *env, cf *connFlags, k *apiKeyFlags) (*rpCall, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rpCall{e: e, cf: cf, c: c, key: key}, nil
+	return &rpCall{e: e, cf: cf, c: c, key: key, cl: client.New(c.cc, key)}, nil
 }
 
 func (r *rpCall) ctx(parent context.Context) (context.Context, context.CancelFunc) {
@@ -181,9 +178,7 @@ expired or any error.`,
 			}
 			defer r.c.close()
 			cctx, cancel := r.ctx(ctx)
-			resp, err := r.c.rp.ClaimPairingPhrase(cctx, &pushauthv1.ClaimPairingPhraseRequest{
-				Phrase: *phrase, UserRef: *user, AccountLabel: *label, Context: cfl.proto(),
-			})
+			p, err := r.cl.ClaimPairingPhrase(cctx, *phrase, *user, *label, cfl.proto())
 			cancel()
 			if err != nil {
 				if status.Code(err) == codes.NotFound {
@@ -192,21 +187,20 @@ expired or any error.`,
 				return r.explain(err)
 			}
 			fmt.Fprintf(e.stderr, "Pairing request %s sent to the phone showing the words; it expires at %s.\n",
-				sanitize(resp.GetRequestId()), fmtExpiry(e, resp.GetExpireTime()))
+				sanitize(p.RequestID), fmtExpiry(e, timestamppb.New(p.Expires)))
 			if cf.json {
-				if err := printJSON(e.stdout, resp); err != nil {
+				if err := printJSON(e.stdout, &pushauthv1.ClaimPairingPhraseResponse{RequestId: p.RequestID, ExpireTime: timestamppb.New(p.Expires)}); err != nil {
 					return err
 				}
 			}
-			final, err := r.wait(ctx, resp.GetRequestId())
+			out, err := r.wait(ctx, p)
 			if err != nil {
 				return err
 			}
-			approved := final.GetStatus() == pushauthv1.RequestStatus_REQUEST_STATUS_APPROVED
+			final := out.Request
+			approved := out.Approved()
 			if approved {
-				if err := r.verify(ctx, final, *user, pushauthv1.RequestKind_REQUEST_KIND_PAIRING); err != nil {
-					return err
-				}
+				r.verified(out)
 			}
 			err = output(e.stdout, cf, final, func(w io.Writer) error {
 				_, err := fmt.Fprintln(w, pairOutcome(final))
@@ -261,7 +255,7 @@ status 0 means approved and verified, 1 denied, expired or any error.`,
 			}
 			defer r.c.close()
 			cctx, cancel := r.ctx(ctx)
-			resp, err := r.c.rp.CreateApproval(cctx, &pushauthv1.CreateApprovalRequest{UserRef: *user, Context: cfl.proto()})
+			p, err := r.cl.CreateApproval(cctx, *user, cfl.proto())
 			cancel()
 			if err != nil {
 				if status.Code(err) == codes.FailedPrecondition {
@@ -271,29 +265,30 @@ status 0 means approved and verified, 1 denied, expired or any error.`,
 				return r.explain(err)
 			}
 			fmt.Fprintf(e.stderr, "Login request %s sent to the phones of %s; it expires at %s.\n",
-				sanitize(resp.GetRequestId()), sanitize(*user), fmtExpiry(e, resp.GetExpireTime()))
+				sanitize(p.RequestID), sanitize(*user), fmtExpiry(e, timestamppb.New(p.Expires)))
 			if cf.json {
+				resp := &pushauthv1.CreateApprovalResponse{RequestId: p.RequestID, ExpireTime: timestamppb.New(p.Expires),
+					NumberMatching: p.NumberMatching, Number: p.Number}
 				if err := printJSON(e.stdout, resp); err != nil {
 					return err
 				}
-			} else if resp.GetNumber() != "" {
-				fmt.Fprintf(e.stdout, "Show this number on the login page: %s\n", sanitize(resp.GetNumber()))
+			} else if p.Number != "" {
+				fmt.Fprintf(e.stdout, "Show this number on the login page: %s\n", sanitize(p.Number))
 			}
 			if *noWait {
 				if !cf.json {
 					fmt.Fprintf(e.stdout, "Request %s is pending; follow it with \"pushauth rp request %s\".\n",
-						sanitize(resp.GetRequestId()), sanitize(resp.GetRequestId()))
+						sanitize(p.RequestID), sanitize(p.RequestID))
 				}
 				return nil
 			}
-			final, err := r.wait(ctx, resp.GetRequestId())
+			out, err := r.wait(ctx, p)
 			if err != nil {
 				return err
 			}
-			if final.GetSignedDecision() != nil {
-				if err := r.verify(ctx, final, *user, pushauthv1.RequestKind_REQUEST_KIND_LOGIN); err != nil {
-					return err
-				}
+			final := out.Request
+			if out.Signed != nil {
+				r.verified(out)
 			}
 			err = output(e.stdout, cf, final, func(w io.Writer) error {
 				_, err := fmt.Fprintln(w, loginOutcome(final))
@@ -333,36 +328,27 @@ func loginOutcome(r *pushauthv1.Request) string {
 	return fmtStatus(r.GetStatus(), r.GetReason())
 }
 
-// wait follows a request with WaitRequest, printing its progress on stderr,
-// and returns its final state. The server ends the wait at the request's
+// wait follows a request with package client's Wait, printing its
+// progress on stderr, and returns its outcome, whose signed decision Wait
+// verified with the device's public key (GetDeviceKey) and checked against
+// the request and the user. The server ends the wait at the request's
 // expiry; --timeout, when given, limits it too.
-func (r *rpCall) wait(ctx context.Context, id string) (*pushauthv1.Request, error) {
-	sctx, cancel := r.c.streamCtx(ctx, r.key)
-	defer cancel()
+func (r *rpCall) wait(ctx context.Context, p *client.Pending) (*client.Outcome, error) {
 	if givenFlags(r.cf.fs)["timeout"] && r.cf.timeout > 0 {
 		var cancel context.CancelFunc
-		sctx, cancel = context.WithTimeout(sctx, r.cf.timeout)
+		ctx, cancel = context.WithTimeout(ctx, r.cf.timeout)
 		defer cancel()
 	}
-	stream, err := r.c.rp.WaitRequest(sctx, &pushauthv1.WaitRequestRequest{RequestId: id})
+	out, err := r.cl.Wait(ctx, p, client.OnProgress(func(pr *pushauthv1.Progress) {
+		fmt.Fprintln(r.e.stderr, fmtProgress(pr))
+	}))
+	if errors.Is(err, client.ErrUntrusted) {
+		return nil, fmt.Errorf("%s: do not trust this result", sanitize(err.Error()))
+	}
 	if err != nil {
 		return nil, r.explain(err)
 	}
-	for {
-		ev, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("the server ended the wait for %s without a result; \"pushauth rp request %s\" shows where it is", sanitize(id), sanitize(id))
-		}
-		if err != nil {
-			return nil, r.explain(err)
-		}
-		if res := ev.GetResult(); res != nil {
-			return res, nil
-		}
-		if p := ev.GetProgress(); p != nil {
-			fmt.Fprintln(r.e.stderr, fmtProgress(p))
-		}
-	}
+	return out, nil
 }
 
 // fmtProgress is a line of progress.
@@ -381,99 +367,16 @@ func fmtProgress(p *pushauthv1.Progress) string {
 	return "  " + p.GetKind().String() + " " + dev
 }
 
-// wantDecisions are the decisions a signed payload may hold for a final
-// request: the phone that typed a wrong number approved.
-var wantDecisions = map[pushauthv1.DecisionReason]string{
-	pushauthv1.DecisionReason_DECISION_REASON_USER:            approval.DecisionDeny,
-	pushauthv1.DecisionReason_DECISION_REASON_FRAUD_REPORT:    approval.DecisionReportFraud,
-	pushauthv1.DecisionReason_DECISION_REASON_NUMBER_MISMATCH: approval.DecisionApprove,
-}
-
-// verify checks a decided request's signed decision as a login server
-// should: the signature with the device's public key, fetched with
-// GetDeviceKey, and the payload against the request and the user. It prints
-// "signature verified" (on stderr with --json).
-func (r *rpCall) verify(ctx context.Context, req *pushauthv1.Request, user string, kind pushauthv1.RequestKind) error {
-	sd := req.GetSignedDecision()
-	if sd == nil {
-		return fmt.Errorf("request %s was decided without a signed decision: do not trust it", sanitize(req.GetId()))
-	}
-	if sd.GetDeviceId() != req.GetDecidingDeviceId() {
-		return fmt.Errorf("the decision of %s is signed by device %s, not by the deciding device %s: do not trust it",
-			sanitize(req.GetId()), sanitize(sd.GetDeviceId()), sanitize(req.GetDecidingDeviceId()))
-	}
-	cctx, cancel := r.ctx(ctx)
-	key, err := r.c.rp.GetDeviceKey(cctx, &pushauthv1.GetDeviceKeyRequest{DeviceId: sd.GetDeviceId()})
-	cancel()
-	if err != nil {
-		return r.explain(err)
-	}
-	pub, err := x509.ParsePKIXPublicKey(key.GetPublicKey())
-	if err != nil {
-		return fmt.Errorf("the public key of device %s is not X.509 SubjectPublicKeyInfo: %v", sanitize(sd.GetDeviceId()), err)
-	}
-	ek, ok := pub.(*ecdsa.PublicKey)
-	if !ok || ek.Curve != elliptic.P256() {
-		return fmt.Errorf("the public key of device %s is not a P-256 key", sanitize(sd.GetDeviceId()))
-	}
-	h := sha256.Sum256(sd.GetPayload())
-	if !ecdsa.VerifyASN1(ek, h[:], sd.GetSignature()) {
-		return fmt.Errorf("the signature of the decision on %s does NOT verify with the key of device %s: do not trust this result",
-			sanitize(req.GetId()), sanitize(sd.GetDeviceId()))
-	}
-	fields, err := parsePayload(sd.GetPayload())
-	if err != nil {
-		return err
-	}
-	want := map[string]string{
-		"request_id": req.GetId(),
-		"kind":       kindNames[kind],
-		"user_ref":   user,
-		"device_id":  sd.GetDeviceId(),
-	}
-	switch req.GetStatus() {
-	case pushauthv1.RequestStatus_REQUEST_STATUS_APPROVED:
-		want["decision"] = approval.DecisionApprove
-	case pushauthv1.RequestStatus_REQUEST_STATUS_DENIED:
-		if d, ok := wantDecisions[req.GetReason()]; ok {
-			want["decision"] = d
-		}
-	}
-	for _, k := range []string{"request_id", "kind", "user_ref", "device_id", "decision"} {
-		if v, ok := want[k]; ok && fields[k] != v {
-			return fmt.Errorf("the signed decision says %s=%s, not %s: do not trust this result", k, sanitize(fields[k]), sanitize(v))
-		}
-	}
+// verified says which device signed what, as a login server logs it
+// (on stderr with --json).
+func (r *rpCall) verified(out *client.Outcome) {
 	w := r.e.stdout
 	if r.cf.json {
 		w = r.e.stderr
 	}
+	f := out.Signed
 	fmt.Fprintf(w, "signature verified: device %s signed decision=%s for request %s and user %s\n",
-		sanitize(sd.GetDeviceId()), sanitize(fields["decision"]), sanitize(req.GetId()), sanitize(user))
-	return nil
-}
-
-// parsePayload splits a signed decision (docs/decisions.md) into its fields.
-func parsePayload(p []byte) (map[string]string, error) {
-	lines := strings.Split(string(p), "\n")
-	if lines[0] != approval.DecisionVersion {
-		return nil, fmt.Errorf("the signed decision is not %s but %q", approval.DecisionVersion, lines[0])
-	}
-	fields := map[string]string{}
-	for _, l := range lines[1:] {
-		k, v, ok := strings.Cut(l, "=")
-		if !ok {
-			return nil, fmt.Errorf("the signed decision has a line without '=': %q", l)
-		}
-		if _, dup := fields[k]; dup {
-			return nil, fmt.Errorf("the signed decision names %s twice", sanitize(k))
-		}
-		fields[k] = v
-	}
-	if bytes.ContainsRune(p, '\r') {
-		return nil, errors.New("the signed decision holds a carriage return")
-	}
-	return fields, nil
+		sanitize(f.DeviceID), sanitize(f.Decision), sanitize(f.RequestID), sanitize(f.UserRef))
 }
 
 // userFlag registers --user, required.

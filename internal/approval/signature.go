@@ -1,85 +1,42 @@
 package approval
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"regexp"
-	"strconv"
-	"strings"
 	"time"
-	"unicode"
 
+	"github.com/pushauth/pushauth/decision"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/store"
 )
 
-// DecisionVersion names the signed decision format (docs/decisions.md).
-const DecisionVersion = "pushauth-decision-v1"
+// DecisionVersion names the signed decision format (docs/decisions.md); the
+// strings themselves live in package decision, shared with apps and login
+// servers.
+const DecisionVersion = decision.Version
 
 // Decisions a phone can send.
 const (
-	DecisionApprove     = "APPROVE"
-	DecisionDeny        = "DENY"
-	DecisionReportFraud = "REPORT_FRAUD"
+	DecisionApprove     = decision.Approve
+	DecisionDeny        = decision.Deny
+	DecisionReportFraud = decision.ReportFraud
 )
 
-// ContextHash is the lower-case hex SHA-256 of the canonical form of what the
-// phone displays. Every field is single-line, so the lines are unambiguous.
+// ContextHash is decision.ContextHash of a stored request's context.
 func ContextHash(c store.RequestContext, accountLabel string) string {
-	var b strings.Builder
-	for _, kv := range [][2]string{
-		{"app_name", c.AppName}, {"ip_address", c.IPAddress}, {"location", c.Location},
-		{"browser", c.Browser}, {"action", c.Action}, {"account_label", accountLabel},
-	} {
-		b.WriteString(kv[0])
-		b.WriteByte('=')
-		b.WriteString(kv[1])
-		b.WriteByte('\n')
-	}
-	h := sha256.Sum256([]byte(b.String()))
-	return hex.EncodeToString(h[:])
+	return decision.ContextHash(decision.Context{
+		AppName: c.AppName, IPAddress: c.IPAddress, Location: c.Location, Browser: c.Browser, Action: c.Action,
+	}, accountLabel)
 }
 
 // SignedFields are what a decision signature covers.
-type SignedFields struct {
-	RequestID      string
-	Kind           string
-	Decision       string
-	NumberAnswer   string
-	DeviceID       string
-	RelyingPartyID string
-	UserRef        string
-	ContextSHA256  string
-	AutoApproved   bool
-	LocationRuleID string
-	SignedAt       time.Time // whole seconds are signed
-}
-
-// Payload is the exact byte string a phone signs for a decision.
-func (f SignedFields) Payload() []byte {
-	lines := []string{
-		DecisionVersion,
-		"request_id=" + f.RequestID,
-		"kind=" + f.Kind,
-		"decision=" + f.Decision,
-		"number=" + f.NumberAnswer,
-		"device_id=" + f.DeviceID,
-		"relying_party_id=" + f.RelyingPartyID,
-		"user_ref=" + f.UserRef,
-		"context_sha256=" + f.ContextSHA256,
-		"auto_approved=" + strconv.FormatBool(f.AutoApproved),
-		"location_rule_id=" + f.LocationRuleID,
-		"signed_at=" + strconv.FormatInt(f.SignedAt.Unix(), 10),
-	}
-	return []byte(strings.Join(lines, "\n"))
-}
+type SignedFields = decision.Fields
 
 // FieldsFor fills SignedFields for a request as the server knows it.
-func FieldsFor(r store.Request, deviceID, decision, answer string, auto bool, ruleID string, signedAt time.Time) SignedFields {
+func FieldsFor(r store.Request, deviceID, verdict, answer string, auto bool, ruleID string, signedAt time.Time) SignedFields {
 	return SignedFields{
 		RequestID:      r.ID,
 		Kind:           r.Kind,
-		Decision:       decision,
+		Decision:       verdict,
 		NumberAnswer:   answer,
 		DeviceID:       deviceID,
 		RelyingPartyID: r.RelyingPartyID,
@@ -91,18 +48,9 @@ func FieldsFor(r store.Request, deviceID, decision, answer string, auto bool, ru
 	}
 }
 
-// SingleLine reports whether s holds no control character (U+0000–U+001F,
-// U+007F–U+009F) and no line or paragraph separator (U+2028, U+2029). Every
-// field of a signed string must, so that no value can end its line and
-// forge the next one (a second "decision=" line, say).
-func SingleLine(s string) bool {
-	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return false
-		}
-	}
-	return true
-}
+// SingleLine is decision.SingleLine: every field of a signed string must be
+// one line.
+func SingleLine(s string) bool { return decision.SingleLine(s) }
 
 // checkSingleLine refuses the first of name/value pairs that is not
 // SingleLine, naming its request field. The protos declare the same rule;

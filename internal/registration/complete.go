@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pushauth/pushauth/decision"
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/devicekey"
 	"github.com/pushauth/pushauth/internal/fault"
@@ -21,13 +22,12 @@ const (
 )
 
 // ProofVersion names the registration string's format.
-const ProofVersion = "pushauth-register-v1"
+const ProofVersion = decision.RegistrationVersion
 
-// ProofMessage is the exact byte string the app signs to prove it holds the
-// private key of publicKey (the key bytes exactly as sent). See
-// docs/registration.md.
+// ProofMessage is decision.RegistrationProof: the exact byte string the app
+// signs to prove it holds the private key of publicKey (docs/registration.md).
 func ProofMessage(verificationID string, publicKey []byte) []byte {
-	return fmt.Appendf(nil, "%s\n%s\n%x", ProofVersion, verificationID, sha256Sum(publicKey))
+	return decision.RegistrationProof(verificationID, publicKey)
 }
 
 // CompleteParams proves a number and describes the device to register.

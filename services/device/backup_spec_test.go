@@ -17,13 +17,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/pushauth/pushauth/internal/backupcrypt"
 	"github.com/pushauth/pushauth/internal/server/servertest"
+	"github.com/pushauth/pushauth/phone"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
 
 // specApp is the backup side of an app written from docs/backup-and-totp.md
-// alone ("The blob", "The key"), not from internal/backupcrypt: if the page
+// alone ("The blob", "The key"), not from package phone: if the page
 // and the code drift apart, TestBackupFromTheDocs fails.
 type specApp struct{}
 
@@ -92,7 +92,7 @@ type backupContent struct {
 // TestBackupFromTheDocs: an app written from docs/backup-and-totp.md makes
 // three successive backups (the third with a new passcode); a second phone
 // with the same number restores and decrypts the latest one. The simulator's
-// crypto (internal/backupcrypt) reads and writes the same blobs.
+// crypto (package phone) reads and writes the same blobs.
 func TestBackupFromTheDocs(t *testing.T) {
 	servertest.ForEachBackend(t, func(t *testing.T, url string) {
 		ts := servertest.New(t, url)
@@ -142,16 +142,16 @@ func TestBackupFromTheDocs(t *testing.T) {
 			t.Fatal("the old passcode opens the new blob")
 		}
 		// The simulator's crypto agrees with the page, both ways.
-		if got, err := backupcrypt.Open("5937", res.GetKeyShare(), res.GetBlob()); err != nil || !bytes.Equal(got, plain) {
-			t.Fatalf("backupcrypt.Open of the app's blob: %v", err)
+		if got, err := phone.OpenBackup("5937", res.GetKeyShare(), res.GetBlob()); err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("phone.OpenBackup of the app's blob: %v", err)
 		}
-		share := backupcrypt.NewShare()
-		blob, err := backupcrypt.Seal("5937", share, []byte("from the simulator"))
+		share := phone.NewKeyShare()
+		blob, err := phone.SealBackup("5937", share, []byte("from the simulator"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got, err := app.open(t, "5937", share, blob); err != nil || string(got) != "from the simulator" {
-			t.Fatalf("the app cannot open backupcrypt's blob: %q %v", got, err)
+			t.Fatalf("the app cannot open phone's blob: %q %v", got, err)
 		}
 	})
 }

@@ -2,25 +2,18 @@ package servertest
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	"github.com/pushauth/pushauth/internal/approval"
-	"github.com/pushauth/pushauth/internal/registration"
-	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/phone"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
 
 // Phone is a simulated authenticator app: a P-256 key, and after Register a
-// device id and credential.
+// device id and credential. It is package phone's app with test helpers:
+// the signing and the signed strings are phone's and decision's.
 type Phone struct {
 	Key       *ecdsa.PrivateKey
 	PublicKey []byte // as sent: SPKI DER (Android) or the raw point (iOS)
@@ -36,28 +29,35 @@ type Phone struct {
 // NewPhone makes a phone with a fresh key; ios selects the iOS key format.
 func NewPhone(t testing.TB, ios bool) *Phone {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	platform := pushauthv1.Platform_PLATFORM_ANDROID
+	if ios {
+		platform = pushauthv1.Platform_PLATFORM_IOS
+	}
+	key, err := phone.NewKey(platform)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Phone{Key: key, Platform: pushauthv1.Platform_PLATFORM_ANDROID}
-	if ios {
-		p.Platform = pushauthv1.Platform_PLATFORM_IOS
-		p.PublicKey, err = key.PublicKey.Bytes()
-	} else {
-		p.PublicKey, err = x509.MarshalPKIXPublicKey(&key.PublicKey)
-	}
-	if err != nil {
+	p := &Phone{Key: key.Private, Platform: platform}
+	if p.PublicKey, err = key.PublicKey(); err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
+// AppKey is p's key as package phone's Key.
+func (p *Phone) AppKey() *phone.Key {
+	return &phone.Key{Private: p.Key, Format: phone.FormatOf(p.Platform)}
+}
+
+// App is p as package phone's Device on ts's DeviceService, with ts's clock.
+func (p *Phone) App(ts *TestServer) *phone.Device {
+	return &phone.Device{Key: p.AppKey(), ID: p.DeviceID, Credential: p.Credential, API: ts.Device, Now: ts.Clock.Now}
+}
+
 // Sign signs msg the way phones do: ECDSA over SHA-256, ASN.1 DER.
 func (p *Phone) Sign(t testing.TB, msg []byte) []byte {
 	t.Helper()
-	h := sha256.Sum256(msg)
-	sig, err := ecdsa.SignASN1(rand.Reader, p.Key, h[:])
+	sig, err := p.AppKey().Sign(msg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,14 +71,13 @@ func (p *Phone) Registration(t testing.TB, verificationID string) *pushauthv1.De
 	if p.PushToken == "" {
 		p.PushToken = "push-token-" + randomHex(8)
 	}
-	return &pushauthv1.DeviceRegistration{
-		PublicKey:      p.PublicKey,
-		ProofSignature: p.Sign(t, registration.ProofMessage(verificationID, p.PublicKey)),
-		Platform:       p.Platform,
-		PushToken:      p.PushToken,
-		Name:           "Test phone",
-		AppVersion:     "1.0.0",
+	reg, err := p.AppKey().Registration(verificationID, phone.DeviceInfo{
+		Platform: p.Platform, PushToken: p.PushToken, Name: "Test phone", AppVersion: "1.0.0",
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return reg
 }
 
 var (
@@ -135,30 +134,21 @@ func (ts *TestServer) Decide(t testing.TB, p *Phone, dr *pushauthv1.DeviceReques
 	return resp.GetRequest(), err
 }
 
-// SignedResponse builds a RespondToRequest signed at signedAt.
+// SignedResponse builds a RespondToRequest signed at signedAt over what dr
+// shows (phone.Fields), without comparing the context hash: tests send what
+// a careful phone would not.
 func (p *Phone) SignedResponse(t testing.TB, dr *pushauthv1.DeviceRequest, d pushauthv1.Decision, answer string, signedAt time.Time) *pushauthv1.RespondToRequestRequest {
 	t.Helper()
-	c := dr.GetContext()
-	decision := strings.TrimPrefix(d.String(), "DECISION_")
-	fields := approval.SignedFields{
-		RequestID:      dr.GetId(),
-		Kind:           strings.TrimPrefix(dr.GetKind().String(), "REQUEST_KIND_"),
-		Decision:       decision,
-		NumberAnswer:   answer,
-		DeviceID:       p.DeviceID,
-		RelyingPartyID: dr.GetRelyingPartyId(),
-		UserRef:        dr.GetUserRef(),
-		ContextSHA256: approval.ContextHash(store.RequestContext{AppName: c.GetAppName(), IPAddress: c.GetIpAddress(),
-			Location: c.GetLocation(), Browser: c.GetBrowser(), Action: c.GetAction()}, dr.GetAccountLabel()),
-		SignedAt: signedAt,
+	a := phone.Answer{Decision: d, Number: answer, SignedAt: signedAt}
+	f, err := phone.Fields(p.DeviceID, dr, a)
+	if err != nil {
+		t.Fatalf("phone.Fields: %v", err)
 	}
-	return &pushauthv1.RespondToRequestRequest{
-		RequestId:    dr.GetId(),
-		Decision:     d,
-		NumberAnswer: answer,
-		SignedTime:   timestamppb.New(signedAt),
-		Signature:    p.Sign(t, fields.Payload()),
+	req, err := p.AppKey().SignFields(f, a)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return req
 }
 
 // Pending returns the one request waiting for p, failing if there is not

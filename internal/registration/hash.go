@@ -1,8 +1,0 @@
-package registration
-
-import "crypto/sha256"
-
-func sha256Sum(b []byte) []byte {
-	h := sha256.Sum256(b)
-	return h[:]
-}
