@@ -8,7 +8,6 @@ import (
 	"github.com/nyaruka/phonenumbers"
 
 	"github.com/pushauth/pushauth/internal/fault"
-	"github.com/pushauth/pushauth/internal/pii"
 )
 
 // Phone is a parsed, normalised phone number.
@@ -61,11 +60,6 @@ func ParsePhone(input, defaultRegion string, allowed []string) (Phone, error) {
 	}
 	return Phone{E164: phonenumbers.Format(num, phonenumbers.E164), Region: numRegion}, nil
 }
-
-// Mask is pii.MaskPhone, kept so code written against it still builds.
-//
-// Deprecated: use pii.MaskPhone, the one masking of phone numbers.
-func Mask(e164 string) string { return pii.MaskPhone(e164) }
 
 // numberPrefix is the number without its last four digits: the unit of the
 // per-prefix limit that stops pumping through ranges of numbers.

@@ -51,15 +51,6 @@ func TestParsePhone(t *testing.T) {
 	}
 }
 
-func TestMask(t *testing.T) {
-	if got := Mask("+31612345678"); got != "+31*******78" {
-		t.Fatalf("Mask = %q", got)
-	}
-	if got := Mask("+1"); strings.Contains(got, "1") {
-		t.Fatalf("short number leaked: %q", got)
-	}
-}
-
 // FuzzParsePhone: any input either fails with InvalidArgument or yields an
 // E.164 number that parses back to itself.
 func FuzzParsePhone(f *testing.F) {

@@ -229,7 +229,7 @@ func (s *Service) takeSMSBudget(ctx context.Context, tx store.Store, number, add
 	if errors.As(err, &le) {
 		retry := le.Until.Sub(now)
 		w := why[le.Index]
-		return &limitError{reason: w.reason, retryAfter: retry, msg: fmt.Sprintf("%s; try again in %s", w.msg, roundUp(retry))}
+		return &limitError{reason: w.reason, retryAfter: retry, msg: fmt.Sprintf("%s; try again in %s", w.msg, guess.RoundUp(retry))}
 	}
 	return err
 }
@@ -244,7 +244,7 @@ func (s *Service) checkCooldown(ctx context.Context, tx store.Store, number stri
 	}
 	if next := last.CreatedAt.Add(s.cfg.Limits.ResendCooldown); now.Before(next) {
 		retry := next.Sub(now)
-		return &limitError{reason: "resend_cooldown", retryAfter: retry, msg: fmt.Sprintf("an SMS was just sent to this number; ask again in %s", roundUp(retry))}
+		return &limitError{reason: "resend_cooldown", retryAfter: retry, msg: fmt.Sprintf("an SMS was just sent to this number; ask again in %s", guess.RoundUp(retry))}
 	}
 	return nil
 }
@@ -271,7 +271,7 @@ func (s *Service) checkFailures(ctx context.Context, st store.Rates, number stri
 
 func (s *Service) failuresRefusal(now, until time.Time) *limitError {
 	retry := until.Sub(now)
-	return &limitError{reason: "failures_day", retryAfter: retry, msg: fmt.Sprintf("too many wrong codes for this number in the last 24 hours; try again in %s", roundUp(retry))}
+	return &limitError{reason: "failures_day", retryAfter: retry, msg: fmt.Sprintf("too many wrong codes for this number in the last 24 hours; try again in %s", guess.RoundUp(retry))}
 }
 
 // addressKey is the unit of the per-address limit: the IPv4 address, or the
@@ -296,16 +296,4 @@ func randomCode() (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("%06d", n.Int64()), nil
-}
-
-// roundUp shows a wait in whole seconds, never "0s".
-func roundUp(d time.Duration) time.Duration {
-	r := d.Round(time.Second)
-	if r < d {
-		r += time.Second
-	}
-	if r < time.Second {
-		r = time.Second
-	}
-	return r
 }
