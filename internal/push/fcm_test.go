@@ -24,7 +24,7 @@ import (
 // for the real SDK and auth library to work offline. The push token picks the
 // response.
 type fakeFCM struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 	key *rsa.PrivateKey
 
@@ -38,7 +38,7 @@ type fcmSend struct {
 	body       map[string]any
 }
 
-func newFakeFCM(t *testing.T) *fakeFCM {
+func newFakeFCM(t testing.TB) *fakeFCM {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -176,7 +176,7 @@ func (f *fakeFCM) sendCount() int {
 
 var fcmNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func newTestFCM(t *testing.T, f *fakeFCM) *FCM {
+func newTestFCM(t testing.TB, f *fakeFCM) *FCM {
 	t.Helper()
 	s, err := NewFCM(context.Background(), FCMConfig{
 		CredentialsJSON: f.credentials(),

@@ -15,7 +15,7 @@ import (
 )
 
 // startNATS runs a real nats-server with JetStream on a loopback port.
-func startNATS(t *testing.T) *server.Server {
+func startNATS(t testing.TB) *server.Server {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
@@ -33,7 +33,7 @@ func startNATS(t *testing.T) *server.Server {
 }
 
 // connect opens a connection of its own, as a separate replica would.
-func connect(t *testing.T, s *server.Server) jetstream.JetStream {
+func connect(t testing.TB, s *server.Server) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(s.ClientURL())
 	if err != nil {
