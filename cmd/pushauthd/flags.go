@@ -123,6 +123,7 @@ func printUsage(w io.Writer) {
 	cfg := DefaultConfig()
 	fmt.Fprint(w, `usage: pushauthd [flags]                      run the server
        pushauthd migrate up|down|version [flags]  change the database schema by hand
+       pushauthd reseal [flags]                   re-seal stored secrets under the first secret_key
        pushauthd help | --help                   show this text
        pushauthd version | --version             show the build
 

@@ -37,6 +37,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		switch args[0] {
 		case "migrate":
 			return runMigrate(ctx, args[1:], getenv, environ, stdout, stderr)
+		case "reseal":
+			return runReseal(ctx, args[1:], getenv, environ, stdout, stderr)
 		case "help":
 			printUsage(stdout)
 			return 0
@@ -45,14 +47,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 			return 0
 		}
 	}
-	cfg, code := loadOrReport(args, getenv, environ, stdout, stderr)
+	cfg, log, code := configure(args, getenv, environ, stdout, stderr)
 	if code >= 0 {
 		return code
-	}
-	log, err := newLogger(cfg, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "pushauthd: %v\n", err)
-		return 2
 	}
 	if err := serve(ctx, cfg, log, started); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -61,6 +58,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		return 1
 	}
 	return 0
+}
+
+// configure is loadOrReport plus the logger the configuration asks for;
+// code is as for loadOrReport (2 also for a bad log setting).
+func configure(args []string, getenv func(string) string, environ []string, stdout, stderr io.Writer) (Config, *slog.Logger, int) {
+	cfg, code := loadOrReport(args, getenv, environ, stdout, stderr)
+	if code >= 0 {
+		return cfg, nil, code
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "pushauthd: %v\n", err)
+		return cfg, nil, 2
+	}
+	return cfg, log, -1
 }
 
 // loadOrReport loads the configuration. On a problem it prints one line per

@@ -15,14 +15,9 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintln(stderr, "usage: pushauthd migrate up|down|version [flags]\n  up       apply all migrations\n  down     undo all migrations (drops every table: all data is lost)\n  version  print the schema version")
 		return 2
 	}
-	cfg, code := loadOrReport(args[1:], getenv, environ, stdout, stderr)
+	cfg, log, code := configure(args[1:], getenv, environ, stdout, stderr)
 	if code >= 0 {
 		return code
-	}
-	log, err := newLogger(cfg, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "pushauthd: %v\n", err)
-		return 2
 	}
 	st, err := sqlstore.Open(ctx, cfg.databaseURL(), log)
 	if err != nil {

@@ -68,7 +68,9 @@ func (s *Service) budget(number string) store.GuessBudget {
 	return store.GuessBudget{Key: "backup:" + number, Max: s.cfg.MaxAttempts, Lockout: guess.Schedule(s.cfg.Lockouts...)}
 }
 
-const sharePurpose = "backup-key-share"
+// SharePurpose is the keyring purpose key shares are sealed for, bound to
+// the phone number (the row); package reseal re-seals them after a rotation.
+const SharePurpose = "backup-key-share"
 
 func (s *Service) verifier(number, passcode string) []byte {
 	return s.keys.Hash("backup-passcode", number+":"+passcode)
@@ -143,7 +145,7 @@ func (s *Service) Put(ctx context.Context, dev store.Device, blob []byte, passco
 	}
 	b := store.Backup{
 		PhoneNumber: dev.PhoneNumber, DeviceID: dev.ID, Blob: blob,
-		SealedShare: s.keys.Seal(sharePurpose, []byte(dev.PhoneNumber), share), Verifier: s.verifier(dev.PhoneNumber, passcode),
+		SealedShare: s.keys.Seal(SharePurpose, []byte(dev.PhoneNumber), share), Verifier: s.verifier(dev.PhoneNumber, passcode),
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if old.Version > 0 {
@@ -194,7 +196,7 @@ func (s *Service) keptShare(old store.Backup) ([]byte, error) {
 		_, _ = rand.Read(share) // never fails: crypto/rand aborts the program instead
 		return share, nil
 	}
-	share, err := s.keys.Open(sharePurpose, []byte(old.PhoneNumber), old.SealedShare)
+	share, err := s.keys.Open(SharePurpose, []byte(old.PhoneNumber), old.SealedShare)
 	if err != nil {
 		return nil, fmt.Errorf("open key share: %w", err)
 	}

@@ -47,7 +47,7 @@ func (s *Service) Restore(ctx context.Context, dev store.Device, passcode string
 	if err := s.checkPasscode(ctx, dev, b, passcode, now, "passcode"); err != nil {
 		return Restored{}, err
 	}
-	share, err := s.keys.Open(sharePurpose, []byte(b.PhoneNumber), b.SealedShare)
+	share, err := s.keys.Open(SharePurpose, []byte(b.PhoneNumber), b.SealedShare)
 	if err != nil {
 		return Restored{}, fmt.Errorf("open key share: %w", err)
 	}

@@ -185,6 +185,28 @@ func additional(head []byte, purpose string, aad []byte) []byte {
 // configured key sealed it. Data sealed before key ids existed (no header)
 // was bound to purpose only and opens whatever aad is given.
 func (k *Keyring) Open(purpose string, aad, sealed []byte) ([]byte, error) {
+	pt, _, err := k.open(purpose, aad, sealed)
+	return pt, err
+}
+
+// Reseal opens sealed and seals it again under the first key, so that the
+// key that sealed it can be dropped from the setting. current says it was
+// already sealed under the first key in the current format; next is then
+// sealed itself.
+func (k *Keyring) Reseal(purpose string, aad, sealed []byte) (next []byte, current bool, err error) {
+	pt, id, err := k.open(purpose, aad, sealed)
+	if err != nil {
+		return nil, false, err
+	}
+	if id == k.keys[0].id {
+		return sealed, true, nil
+	}
+	return k.Seal(purpose, aad, pt), false, nil
+}
+
+// open is Open that also names the key that opened sealed: "" for data
+// sealed before key ids existed.
+func (k *Keyring) open(purpose string, aad, sealed []byte) ([]byte, string, error) {
 	var unknown string
 	if len(sealed) >= 3 && sealed[0] == sealMagic && sealed[1] == sealVersion {
 		n := int(sealed[2])
@@ -193,7 +215,7 @@ func (k *Keyring) Open(purpose string, aad, sealed []byte) ([]byte, error) {
 			if key, ok := k.byID(id); ok {
 				head := sealed[:3+n]
 				if pt, err := openGCM(key.sealV2, sealed[3+n:], additional(head, purpose, aad)); err == nil {
-					return pt, nil
+					return pt, id, nil
 				}
 			} else if validID(id) {
 				unknown = id
@@ -202,13 +224,13 @@ func (k *Keyring) Open(purpose string, aad, sealed []byte) ([]byte, error) {
 	}
 	for _, key := range k.keys {
 		if pt, err := openGCM(key.sealV1, sealed, []byte(purpose)); err == nil {
-			return pt, nil
+			return pt, "", nil
 		}
 	}
 	if unknown != "" {
-		return nil, fmt.Errorf("%w: it was sealed under key id %q, which secret_key does not hold", ErrUnseal, unknown)
+		return nil, "", fmt.Errorf("%w: it was sealed under key id %q, which secret_key does not hold", ErrUnseal, unknown)
 	}
-	return nil, ErrUnseal
+	return nil, "", ErrUnseal
 }
 
 func openGCM(a cipher.AEAD, b, additional []byte) ([]byte, error) {

@@ -231,3 +231,39 @@ func TestHas(t *testing.T) {
 		t.Fatalf("IDs = %s", got)
 	}
 }
+
+// TestReseal: what an older key or the legacy format sealed comes out
+// sealed under the first key, bound to the same purpose and row, and opens
+// once the older key is dropped; a current seal is left as it is.
+func TestReseal(t *testing.T) {
+	k1 := mustParse(t, "k1:"+b64(1))
+	rotated := mustParse(t, "k2:"+b64(2)+",k1:"+b64(1))
+	k2 := mustParse(t, "k2:"+b64(2))
+	for name, old := range map[string][]byte{
+		"older key": k1.Seal("totp-seed", []byte("otp_1"), []byte("seed")),
+		"legacy":    legacySeal(t, master(1), "totp-seed", []byte("seed")),
+	} {
+		next, current, err := rotated.Reseal("totp-seed", []byte("otp_1"), old)
+		if err != nil || current {
+			t.Fatalf("%s: Reseal = current %v, %v", name, current, err)
+		}
+		if got, err := k2.Open("totp-seed", []byte("otp_1"), next); err != nil || string(got) != "seed" {
+			t.Fatalf("%s: re-sealed value under k2 alone: %q, %v", name, got, err)
+		}
+		if _, err := k2.Open("totp-seed", []byte("otp_2"), next); !errors.Is(err, ErrUnseal) {
+			t.Fatalf("%s: re-sealed value opens in another row: %v", name, err)
+		}
+		again, current, err := rotated.Reseal("totp-seed", []byte("otp_1"), next)
+		if err != nil || !current || !bytes.Equal(again, next) {
+			t.Fatalf("%s: second Reseal = current %v, changed %v, %v", name, current, !bytes.Equal(again, next), err)
+		}
+	}
+	// A value sealed under a key the ring lacks, or for another row, is
+	// not re-sealed.
+	if _, _, err := k2.Reseal("totp-seed", []byte("otp_1"), k1.Seal("totp-seed", []byte("otp_1"), []byte("s"))); !errors.Is(err, ErrUnseal) {
+		t.Fatalf("Reseal without the sealing key: %v", err)
+	}
+	if _, _, err := rotated.Reseal("totp-seed", []byte("otp_9"), k1.Seal("totp-seed", []byte("otp_1"), []byte("s"))); !errors.Is(err, ErrUnseal) {
+		t.Fatalf("Reseal for another row: %v", err)
+	}
+}

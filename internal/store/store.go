@@ -57,6 +57,7 @@ type Store interface {
 	Retention
 	PushOutbox
 	RequestPath
+	Seals
 }
 
 // NumberMatching is the relying party's number-matching mode.
@@ -613,6 +614,33 @@ type Backups interface {
 	// DeleteBackup removes the backup of a number if it is at version.
 	// ErrNotFound if there is none, ErrConflict if it is at another version.
 	DeleteBackup(ctx context.Context, phoneNumber string, version int64) error
+}
+
+// Sealed columns that outlive a rotation of the server key: each row's
+// value is sealed under the key that was first when it was written.
+const (
+	SealBackupShare = "backup_share" // backups.sealed_share; row key: phone number
+	SealTOTPSecret  = "totp_secret"  // totp_factors.sealed_secret; row key: factor id
+)
+
+// Sealed is one sealed value and the key of its row.
+type Sealed struct {
+	Key   string
+	Value []byte
+}
+
+// Seals lets a maintenance job re-seal stored values under the newest
+// server key, so older keys can be dropped from the setting. kind is one of
+// the Seal… constants; other kinds are an error.
+type Seals interface {
+	// ListSealed returns up to limit values of kind whose row key sorts
+	// after after, in key order, so a caller pages with the last key.
+	ListSealed(ctx context.Context, kind, after string, limit int) ([]Sealed, error)
+	// ReplaceSealed sets the value of the row to next if it still is prev
+	// (compare-and-swap: a row rewritten meanwhile keeps what its writer
+	// sealed). ErrNotFound if there is no such row, ErrConflict if its
+	// value changed.
+	ReplaceSealed(ctx context.Context, kind, key string, prev, next []byte) error
 }
 
 // TOTP factor kinds and states.

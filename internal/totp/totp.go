@@ -68,7 +68,9 @@ type Seed struct {
 	URI      string // otpauth://…
 }
 
-const sealPurpose = "totp-seed"
+// SealPurpose is the keyring purpose TOTP seeds are sealed for, bound to the
+// factor id (the row); package reseal re-seals them after a rotation.
+const SealPurpose = "totp-seed"
 
 func (s *Service) newSeed(issuer, label string) (*otp.Key, error) {
 	return ptotp.Generate(ptotp.GenerateOpts{
@@ -96,7 +98,7 @@ func (s *Service) ConnectionSeed(ctx context.Context, c store.Connection, rp sto
 		Kind: store.TOTPKindConnection, ConnectionID: c.ID, Label: c.AccountLabel,
 		Status: store.TOTPActive, CreatedAt: now, ConfirmedAt: now,
 	}
-	f.SealedSecret = s.keys.Seal(sealPurpose, []byte(f.ID), []byte(key.Secret()))
+	f.SealedSecret = s.keys.Seal(SealPurpose, []byte(f.ID), []byte(key.Secret()))
 	if err := s.store.CreateTOTPFactor(ctx, f); err != nil {
 		return nil, fmt.Errorf("create connection seed: %w", err)
 	}
@@ -124,7 +126,7 @@ func (s *Service) Enroll(ctx context.Context, actor string, rp store.RelyingPart
 		ID: secret.NewID("otp", now.UnixMilli()), RelyingPartyID: rp.ID, UserRef: userRef, Kind: store.TOTPKindApp,
 		Label: label, Status: store.TOTPPending, CreatedAt: now,
 	}
-	f.SealedSecret = s.keys.Seal(sealPurpose, []byte(f.ID), []byte(key.Secret()))
+	f.SealedSecret = s.keys.Seal(SealPurpose, []byte(f.ID), []byte(key.Secret()))
 	err = s.store.InTx(ctx, func(tx store.Store) error {
 		if err := tx.CreateTOTPFactor(ctx, f); err != nil {
 			return err
@@ -269,7 +271,7 @@ func (s *Service) Verify(ctx context.Context, actor string, rp store.RelyingPart
 // match reports whether code is valid for f within ±Skew steps, and for
 // which step.
 func (s *Service) match(f store.TOTPFactor, code string) (int64, bool, error) {
-	sec, err := s.keys.Open(sealPurpose, []byte(f.ID), f.SealedSecret)
+	sec, err := s.keys.Open(SealPurpose, []byte(f.ID), f.SealedSecret)
 	if err != nil {
 		return 0, false, fmt.Errorf("open totp seed %s: %w", f.ID, err)
 	}

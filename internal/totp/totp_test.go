@@ -24,7 +24,7 @@ func testService(t testing.TB, now time.Time) (*Service, store.TOTPFactor, strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := store.TOTPFactor{ID: "otp_1", SealedSecret: keys.Seal(sealPurpose, []byte("otp_1"), []byte(key.Secret()))}
+	f := store.TOTPFactor{ID: "otp_1", SealedSecret: keys.Seal(SealPurpose, []byte("otp_1"), []byte(key.Secret()))}
 	return s, f, key.Secret()
 }
 

@@ -111,6 +111,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RequestPath/GetRequestWithTargets", testGetRequestWithTargets},
 		{"RequestPath/ListUserDevices", testListUserDevices},
 		{"RequestPath/LockDecider", testLockDecider},
+		{"Seals/List", testListSealed},
+		{"Seals/Replace", testReplaceSealed},
+		{"Concurrent/ReplaceSealed", testConcurrentReplaceSealed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
