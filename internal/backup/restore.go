@@ -67,6 +67,11 @@ func (s *Service) Restore(ctx context.Context, dev store.Device, passcode string
 		// commit.
 		moved := b
 		moved.DeviceID, moved.UpdatedAt = dev.ID, now
+		// Made again under the first server key: after a key rotation the
+		// passcode verifier, a keyed hash, can only be redone here, where
+		// the passcode is known (pushauthd reseal redoes the share too).
+		moved.Verifier = s.verifier(b.PhoneNumber, passcode)
+		moved.SealedShare = s.keys.Seal(SharePurpose, []byte(b.PhoneNumber), share)
 		if err := tx.PutBackup(ctx, moved, b.Version); err != nil {
 			return err
 		}
