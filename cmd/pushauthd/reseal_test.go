@@ -3,12 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pushauth/pushauth/internal/keyring"
+	"github.com/pushauth/pushauth/internal/keyring/keyringtest"
 	"github.com/pushauth/pushauth/internal/server/servertest"
 	"github.com/pushauth/pushauth/internal/store"
 	"github.com/pushauth/pushauth/internal/store/sqlstore"
@@ -19,9 +19,7 @@ import (
 // new key k2 put first, pushauthd reseal, then k1 dropped.
 func TestResealSubcommand(t *testing.T) {
 	servertest.ForEachBackend(t, func(t *testing.T, url string) {
-		key := func(id string) string {
-			return id + ":" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte(id[1:]), 32))
-		}
+		key := func(id string) string { return keyringtest.Setting(id) }
 		getenv, environ := env(nil)
 		cmd := func(setting string, args ...string) (int, string, string) {
 			var stdout, stderr bytes.Buffer
@@ -40,10 +38,7 @@ func TestResealSubcommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		k1, err := keyring.Parse(key("k1"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		k1 := keyringtest.Ring(t, "k1")
 		addFactor := func(id string, k *keyring.Keyring) {
 			t.Helper()
 			if err := st.CreateTOTPFactor(t.Context(), store.TOTPFactor{ID: id, RelyingPartyID: "rp-1", UserRef: "alice",
@@ -64,10 +59,7 @@ func TestResealSubcommand(t *testing.T) {
 			t.Fatalf("reseal with k1 dropped: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
 		}
 
-		k9, err := keyring.Parse(key("k9"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		k9 := keyringtest.Ring(t, "k9")
 		addFactor("otp_3", k9)
 		code, out, errs = cmd(key("k2"), "reseal")
 		if code != 1 || !strings.Contains(out, "1 failed") || !strings.Contains(errs, `key id \"k9\"`) || !strings.Contains(errs, "keep those keys") {

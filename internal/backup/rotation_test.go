@@ -2,16 +2,14 @@ package backup_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/pushauth/pushauth/internal/backup"
 	"github.com/pushauth/pushauth/internal/events"
-	"github.com/pushauth/pushauth/internal/keyring"
+	"github.com/pushauth/pushauth/internal/keyring/keyringtest"
 	"github.com/pushauth/pushauth/internal/server/servertest"
 	"github.com/pushauth/pushauth/internal/store"
 	"github.com/pushauth/pushauth/internal/store/storetest"
@@ -32,15 +30,7 @@ func TestRestoreRenewsUnderTheFirstKey(t *testing.T) {
 		t.Cleanup(bus.Close)
 		clock := servertest.NewClock(servertest.Epoch)
 		ring := func(ids ...string) *backup.Service {
-			var parts []string
-			for _, id := range ids {
-				parts = append(parts, id+":"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte(id[1:]), 32)))
-			}
-			k, err := keyring.Parse(strings.Join(parts, ","))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return backup.New(backup.DefaultConfig(), st, k, bus, clock.Now, slog.New(slog.DiscardHandler), nil)
+			return backup.New(backup.DefaultConfig(), st, keyringtest.Ring(t, ids...), bus, clock.Now, slog.New(slog.DiscardHandler), nil)
 		}
 		const number = "+31612345678"
 		phone := func(n int) store.Device {

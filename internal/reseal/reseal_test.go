@@ -3,7 +3,6 @@ package reseal_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/backup"
 	"github.com/pushauth/pushauth/internal/keyring"
+	"github.com/pushauth/pushauth/internal/keyring/keyringtest"
 	"github.com/pushauth/pushauth/internal/reseal"
 	"github.com/pushauth/pushauth/internal/server/servertest"
 	"github.com/pushauth/pushauth/internal/store"
@@ -20,18 +20,7 @@ import (
 	"github.com/pushauth/pushauth/internal/totp"
 )
 
-func ring(t *testing.T, ids ...string) *keyring.Keyring {
-	t.Helper()
-	var parts []string
-	for _, id := range ids {
-		parts = append(parts, id+":"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte(id[1:]), 32)))
-	}
-	k, err := keyring.Parse(strings.Join(parts, ","))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+var ring = keyringtest.Ring
 
 // fill stores n backups and n TOTP factors sealed as the services seal
 // them, under old.
