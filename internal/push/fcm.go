@@ -104,6 +104,9 @@ func (f *FCM) Send(ctx context.Context, j Job) error {
 			"apns-expiration":  strconv.FormatInt(j.ExpiresAt.Unix(), 10),
 		}},
 	}
+	if tp := j.Trace.Traceparent; tp != "" {
+		msg.Data[DataTraceparent] = tp
+	}
 	_, err := f.client.Send(ctx, msg)
 	if err == nil {
 		return nil
