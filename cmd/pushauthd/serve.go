@@ -20,6 +20,7 @@ import (
 	"github.com/pushauth/pushauth/internal/registration"
 	"github.com/pushauth/pushauth/internal/server"
 	"github.com/pushauth/pushauth/internal/store/sqlstore"
+	"github.com/pushauth/pushauth/internal/tracing"
 )
 
 // startTimeout bounds how long start-up waits for the database and NATS.
@@ -55,6 +56,24 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 	tlsCfg, err := loadTLS(cfg)
 	if err != nil {
 		return err
+	}
+	// Tracing is set by the standard OTEL_* variables and off without
+	// them; off, nothing is created or dialed.
+	traces, err := tracing.FromEnv(ctx, version, nil)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	// Flushed last, after the calls and workers that make spans have
+	// stopped, and within shutdown_timeout.
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := traces.Shutdown(fctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
+	if traces.Exporter != "none" {
+		log.Info("tracing", "exporter", traces.Exporter, "protocol", traces.Protocol)
 	}
 
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
@@ -118,6 +137,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 		},
 		Limits:         cfg.transportLimits(),
 		TrustedProxies: cfg.TrustedProxies,
+		TracerProvider: traces.Traces(),
 	})
 	if err != nil {
 		return err
