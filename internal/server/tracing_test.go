@@ -198,6 +198,16 @@ func TestTraceFromCreateToDecision(t *testing.T) {
 					}
 				}
 
+				// Log lines of a traced call name its trace.
+				named := false
+				for _, line := range strings.Split(ts.Logs.String(), "\n") {
+					named = named || strings.Contains(line, "method=/pushauth.v1.RelyingPartyService/CreateApproval code=OK") &&
+						strings.Contains(line, "trace_id="+tid.String())
+				}
+				if !named {
+					t.Errorf("CreateApproval's log line does not name trace %s", tid)
+				}
+
 				// The HTTP gateway continues an incoming traceparent.
 				hreq, _ := http.NewRequestWithContext(servertest.Context(t), http.MethodGet, ts.HTTPURL+"/v1/requests/"+c.GetRequestId(), nil)
 				hreq.Header.Set("Authorization", "Bearer "+key)
