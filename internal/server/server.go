@@ -39,7 +39,6 @@ import (
 	"github.com/pushauth/pushauth/internal/sms"
 	"github.com/pushauth/pushauth/internal/store"
 	"github.com/pushauth/pushauth/internal/totp"
-	"github.com/pushauth/pushauth/internal/tracing"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 	"github.com/pushauth/pushauth/services/admin"
 	"github.com/pushauth/pushauth/services/device"
@@ -163,9 +162,6 @@ func New(o Options) (*Server, error) {
 	}
 	// Lines logged while serving an RPC carry its request_id.
 	o.Logger = slog.New(requestid.Handler(o.Logger.Handler()))
-	if o.TracerProvider != nil {
-		o.Logger = slog.New(tracing.LogHandler(o.Logger.Handler())) // lines name their trace
-	}
 	pv, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("request validator: %w", err)
