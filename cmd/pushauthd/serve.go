@@ -20,7 +20,6 @@ import (
 	"github.com/pushauth/pushauth/internal/registration"
 	"github.com/pushauth/pushauth/internal/server"
 	"github.com/pushauth/pushauth/internal/store/sqlstore"
-	"github.com/pushauth/pushauth/internal/tracing"
 )
 
 // startTimeout bounds how long start-up waits for the database and NATS.
@@ -57,24 +56,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 	if err != nil {
 		return err
 	}
-	// Tracing is set by the standard OTEL_* variables and off without
-	// them; off, nothing is created or dialed.
-	traces, err := tracing.FromEnv(ctx, version, nil)
+	traces, flushTraces, err := startTracing(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("tracing: %w", err)
+		return err
 	}
-	// Flushed last, after the calls and workers that make spans have
-	// stopped, and within shutdown_timeout.
-	defer func() {
-		fctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := traces.Shutdown(fctx); err != nil {
-			log.Warn("flush traces", "err", err)
-		}
-	}()
-	if traces.Exporter != "none" {
-		log.Info("tracing", "exporter", traces.Exporter, "protocol", traces.Protocol)
-	}
+	defer flushTraces() // last: after everything that makes spans
 
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
@@ -119,6 +105,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 		Retention:  cfg.retentionConfig(),
 		SMS:        sender,
 		Outbox:     cfg.SMSProvider == "outbox",
+		// nil unless the OTEL_* variables switch tracing on
+		TracerProvider: traces,
 		Registration: registration.Config{
 			AllowedRegions:  allowedRegions(cfg.AllowedRegions),
 			VerificationTTL: cfg.VerificationTTL,
@@ -137,7 +125,6 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 		},
 		Limits:         cfg.transportLimits(),
 		TrustedProxies: cfg.TrustedProxies,
-		TracerProvider: traces.Traces(),
 	})
 	if err != nil {
 		return err

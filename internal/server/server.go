@@ -65,6 +65,10 @@ type Options struct {
 	Registration registration.Config
 	// Bus carries news between replicas; it must be set.
 	Bus *events.Bus
+	// TracerProvider traces calls, the push path (outbox, queue, FCM and
+	// APNs sends), SMS sends and news over NATS; nil traces nothing and
+	// costs nothing (see internal/tracing).
+	TracerProvider trace.TracerProvider
 	// PushSender sends pushes (FCM, APNs); nil logs instead of sending.
 	PushSender push.Sender
 	// PushQueue names the JetStream work queue; zero fields take defaults.
@@ -93,10 +97,6 @@ type Options struct {
 	// TrustedProxies are the CIDRs of proxies whose x-forwarded-for header
 	// names the client address; empty trusts none.
 	TrustedProxies []string
-	// TracerProvider traces calls, the push path (outbox, queue, FCM and
-	// APNs sends), SMS sends and news over NATS; nil traces nothing and
-	// costs nothing (see internal/tracing).
-	TracerProvider trace.TracerProvider
 }
 
 // Server is an assembled, not yet listening, pushauth server.
