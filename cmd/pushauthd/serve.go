@@ -56,6 +56,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 	if err != nil {
 		return err
 	}
+	traces, flushTraces, err := startTracing(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer flushTraces() // last: after everything that makes spans
 
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
@@ -100,6 +105,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 		Retention:  cfg.retentionConfig(),
 		SMS:        sender,
 		Outbox:     cfg.SMSProvider == "outbox",
+		// nil unless the OTEL_* variables switch tracing on
+		TracerProvider: traces,
 		Registration: registration.Config{
 			AllowedRegions:  allowedRegions(cfg.AllowedRegions),
 			VerificationTTL: cfg.VerificationTTL,

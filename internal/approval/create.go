@@ -249,7 +249,7 @@ func (e *Engine) insertTx(ctx context.Context, tx store.Store, actor string, rp 
 	if muted {
 		return nil, nil
 	}
-	jobs, err := e.outboxJobs(r, rp.DisplayName, devices, now)
+	jobs, err := e.outboxJobs(ctx, r, rp.DisplayName, devices, now)
 	if err != nil {
 		return nil, fmt.Errorf("push jobs: %w", err)
 	}

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/internal/tracing"
 )
 
 var errNotOwned = fault.New(fault.NotFound, "request not found")
@@ -58,9 +62,9 @@ func (e *Engine) Wait(ctx context.Context, hub *events.Hub, rpID, id string, rec
 	if err := events.ValidateID(id); err != nil {
 		return store.Request{}, errNotOwned
 	}
-	var news <-chan []byte // nil hub: never ready
+	var news <-chan events.News // nil hub: never ready
 	if hub != nil {
-		ch, cancel := hub.Watch(id)
+		ch, cancel := hub.WatchNews(id)
 		defer cancel()
 		news = ch
 	}
@@ -102,9 +106,10 @@ func (e *Engine) Wait(ctx context.Context, hub *events.Hub, rpID, id string, rec
 					}
 					return store.Request{}, events.ErrHubClosed
 				}
-				n := events.DecodeRequestNews(b)
+				n := events.DecodeRequestNews(b.Data)
 				switch {
 				case n.Type == events.NewsDecided && n.Request != nil && n.Request.ID == id && n.Request.Status != store.StatusPending:
+					received(ctx, b, n)
 					if len(n.Targets) > 0 {
 						for _, t := range n.Targets {
 							targets = mergeTarget(targets, t)
@@ -381,4 +386,27 @@ func (e *Engine) UserState(ctx context.Context, rpID, userRef string) (UserState
 	}
 	out.Locked = !out.BackoffUntil.IsZero() && us.ConsecutiveFailures >= e.cfg.MaxConsecutiveFailures
 	return out, nil
+}
+
+// received records, while tracing, that decided news reached this waiter:
+// a consumer span under the waiter's call (e.g. WaitRequest) linked to the
+// span that published the decision (e.g. RespondToRequest), so a trace shows
+// the decision travelling back, even when the login server and the phone
+// traced apart. Without tracing news carries no trace context, and nothing
+// is done.
+func received(ctx context.Context, b events.News, n events.RequestNews) {
+	if !b.Trace.IsValid() {
+		return
+	}
+	_, span := tracing.Tracer(trace.SpanFromContext(ctx).TracerProvider()).Start(ctx, events.RequestPrefix+"* receive",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithLinks(trace.Link{SpanContext: b.Trace}),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "receive"),
+			attribute.String("pushauth.approval_id", n.Request.ID),
+			attribute.String("pushauth.news", n.Type),
+			attribute.String("pushauth.status", n.Request.Status),
+		))
+	span.End()
 }

@@ -5,8 +5,13 @@ import (
 	"encoding/json"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/internal/tracing"
 )
 
 // The push outbox relay. CreateApproval and ClaimPairing write one push job
@@ -35,6 +40,10 @@ type RelayConfig struct {
 	// drops the rest of the work there, as a replica killed at that point
 	// would.
 	Fault func(stage string) bool
+	// TracerProvider, when set, makes a producer span for every job the
+	// relay publishes, under the trace of the call that created the job
+	// (kept in the job across the commit); nil: no spans.
+	TracerProvider trace.TracerProvider
 }
 
 func (c RelayConfig) withDefaults() RelayConfig {
@@ -58,26 +67,35 @@ type relay struct {
 	cfg     RelayConfig
 	handoff chan []store.QueuedPush // jobs this replica just committed
 	deletes chan []string           // ids JetStream has stored
+	tracer  trace.Tracer            // nil: no spans
 }
 
 func newRelay(e *Engine, rc RelayConfig) *relay {
-	return &relay{e: e, cfg: rc.withDefaults(), handoff: make(chan []store.QueuedPush, 4096), deletes: make(chan []string, 4096)}
+	r := &relay{e: e, cfg: rc.withDefaults(), handoff: make(chan []store.QueuedPush, 4096), deletes: make(chan []string, 4096)}
+	if rc.TracerProvider != nil {
+		r.tracer = tracing.Tracer(rc.TracerProvider)
+	}
+	return r
 }
 
 func (r *relay) fault(stage string) bool { return r.cfg.Fault != nil && r.cfg.Fault(stage) }
 
 // outboxJobs are the queued pushes of a new request, for the outbox; nil
-// when the engine has no queue or no device gets a push.
-func (e *Engine) outboxJobs(r store.Request, rpName string, devices []store.Device, now time.Time) ([]store.QueuedPush, error) {
+// when the engine has no queue or no device gets a push. Each job keeps the
+// trace context of ctx (the creating call), so the trace survives the
+// commit and whichever replica relays the job.
+func (e *Engine) outboxJobs(ctx context.Context, r store.Request, rpName string, devices []store.Device, now time.Time) ([]store.QueuedPush, error) {
 	if e.queue == nil {
 		return nil, nil
 	}
 	var out []store.QueuedPush
+	trc := tracing.Store(ctx)
 	for _, d := range devices {
 		if d.PushTokenDead || d.PushToken == "" {
 			continue
 		}
 		j := pushJob(r, rpName, d)
+		j.Trace = trc
 		b, err := json.Marshal(j)
 		if err != nil {
 			return nil, err
@@ -232,7 +250,10 @@ func (r *relay) publish(ctx context.Context, jobs []store.QueuedPush) []string {
 		send = append(send, j)
 	}
 	if len(send) > 0 && r.e.queue != nil {
-		if err := r.e.queue.Enqueue(ctx, send...); err != nil {
+		end := r.traceSends(ctx, send)
+		err := r.e.queue.Enqueue(ctx, send...)
+		end(err)
+		if err != nil {
 			r.e.log.WarnContext(ctx, "queue pushes; they stay in the outbox for the next scan", "jobs", len(send), "err", err)
 			return nil
 		}
@@ -244,4 +265,39 @@ func (r *relay) publish(ctx context.Context, jobs []store.QueuedPush) []string {
 		return nil
 	}
 	return ids
+}
+
+// traceSends starts a producer span for each job that carries a trace
+// context, as a child of it, and makes the job carry the span's context
+// onto the queue instead. The returned func ends the spans, marked failed
+// when the queue refused the jobs.
+func (r *relay) traceSends(ctx context.Context, jobs []push.Job) (end func(error)) {
+	if r.tracer == nil {
+		return func(error) {}
+	}
+	spans := make([]trace.Span, 0, len(jobs))
+	for i := range jobs {
+		j := &jobs[i]
+		if j.Trace == (tracing.Stored{}) {
+			continue
+		}
+		sctx, span := r.tracer.Start(j.Trace.Context(ctx), "push_outbox relay", trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "nats"),
+				attribute.String("messaging.operation.type", "send"),
+				attribute.String("messaging.message.id", j.ID()),
+				attribute.String("pushauth.approval_id", j.RequestID),
+				attribute.String("pushauth.device_id", j.DeviceID),
+			))
+		j.Trace = tracing.Store(sctx)
+		spans = append(spans, span)
+	}
+	return func(err error) {
+		for _, s := range spans {
+			if err != nil {
+				s.SetStatus(codes.Error, "enqueue failed; the job stays in the outbox")
+			}
+			s.End()
+		}
+	}
 }

@@ -28,6 +28,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushauth/pushauth/internal/tracing"
 )
 
 // Timeouts used by Start, Ping and Close. They bound start-up and shutdown so
@@ -254,7 +256,15 @@ func (b *Bus) Publish(ctx context.Context, subject string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := b.nc.Publish(subject, data); err != nil {
+	// With a span in ctx the news carries its trace context as headers
+	// (W3C traceparent), so the receiver's span joins the trace.
+	var err error
+	if h := tracing.InjectNATS(ctx, nil); h != nil {
+		err = b.nc.PublishMsg(&nats.Msg{Subject: subject, Data: data, Header: h})
+	} else {
+		err = b.nc.Publish(subject, data)
+	}
+	if err != nil {
 		return fmt.Errorf("events: publish %s: %w", subject, err)
 	}
 	return nil

@@ -514,7 +514,7 @@ func TestWatchConcurrent(t *testing.T) {
 			for i := range 500 {
 				key := fmt.Sprintf("k%d", (g*500+i)%97)
 				_, cancel := hub.Watch(key)
-				hub.dispatch(key, []byte("x"))
+				hub.dispatch(key, News{Data: []byte("x")})
 				cancel()
 			}
 		})
@@ -533,7 +533,7 @@ func TestDispatchNeverBlocksMarksLoss(t *testing.T) {
 	// Nobody reads: dispatch must not block; what fits is kept in order,
 	// and once news is lost the watcher is told so by a nil message.
 	for i := range watchBuffer {
-		hub.dispatch("r1", []byte{byte('0' + i)})
+		hub.dispatch("r1", News{Data: []byte{byte('0' + i)}})
 	}
 	for i := range watchBuffer {
 		if got := recv(t, testCtx(t), ch); string(got) != string(rune('0'+i)) {
@@ -541,7 +541,7 @@ func TestDispatchNeverBlocksMarksLoss(t *testing.T) {
 		}
 	}
 	for i := range 3 * watchBuffer {
-		hub.dispatch("r1", []byte{byte('a' + i)})
+		hub.dispatch("r1", News{Data: []byte{byte('a' + i)}})
 	}
 	var last []byte
 	for {
@@ -556,7 +556,7 @@ func TestDispatchNeverBlocksMarksLoss(t *testing.T) {
 	if last != nil {
 		t.Fatalf("after an overflow the last message is %q, want nil (news lost)", last)
 	}
-	hub.dispatch("other", []byte("x")) // no watcher: no-op
+	hub.dispatch("other", News{Data: []byte("x")}) // no watcher: no-op
 }
 
 func TestHubCloseAndWatchAfterClose(t *testing.T) {

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pushauth/pushauth/internal/tracing"
 )
 
 // ErrHubClosed is returned by Wait when the Hub closes before the wait is
@@ -44,8 +47,19 @@ type hubShard struct {
 	watchers map[string]map[*watcher]struct{}
 }
 
+// A watcher receives either bare data (Watch) or News (WatchNews).
 type watcher struct {
-	ch chan []byte
+	ch   chan []byte
+	news chan News
+}
+
+// News is a message for a WatchNews watcher: its data and the span context
+// its publisher sent in the headers (invalid without tracing), so the
+// receiver's span can link to the publisher's. A News with nil Data after a
+// loss means "news was lost, read the state again", as nil does for Watch.
+type News struct {
+	Data  []byte
+	Trace trace.SpanContext
 }
 
 // NewHub subscribes to prefix+"*" on nc (prefix must end with '.', e.g.
@@ -68,7 +82,7 @@ func NewHub(nc *nats.Conn, prefix string, logger *slog.Logger) (*Hub, error) {
 		h.shards[i].watchers = make(map[string]map[*watcher]struct{})
 	}
 	sub, err := nc.Subscribe(prefix+"*", func(m *nats.Msg) {
-		h.dispatch(m.Subject[len(prefix):], m.Data)
+		h.dispatch(m.Subject[len(prefix):], News{Data: m.Data, Trace: tracing.SpanContextOf(m.Header)})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("events: subscribe %s*: %w", prefix, err)
@@ -95,30 +109,39 @@ const watchBuffer = 8
 // watcher whose buffer is full loses data and its oldest messages as needed
 // and gets a nil message after them: "news was lost, read the state
 // again". Receivers share data and must not modify it.
-func (h *Hub) dispatch(key string, data []byte) {
+func (h *Hub) dispatch(key string, n News) {
 	s := h.shard(key)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for w := range s.watchers[key] {
+		if w.news != nil {
+			offer(w.news, n, News{})
+		} else {
+			offer(w.ch, n.Data, nil)
+		}
+	}
+}
+
+// offer puts v on ch without blocking; when ch is full it drops the oldest
+// until lost (the "read again" mark) fits (a concurrent dispatch may be
+// filling it too; a mark after any loss is what matters).
+func offer[T any](ch chan T, v, lost T) {
+	select {
+	case ch <- v:
+		return
+	default:
+	}
+	for {
 		select {
-		case w.ch <- data:
-			continue
+		case ch <- lost:
 		default:
-		}
-		// Full: drop the oldest until the nil fits (a concurrent dispatch
-		// may be filling it too; a nil after any loss is what matters).
-		for {
 			select {
-			case w.ch <- nil:
+			case <-ch:
 			default:
-				select {
-				case <-w.ch:
-				default:
-				}
-				continue
 			}
-			break
+			continue
 		}
+		return
 	}
 }
 
@@ -131,12 +154,31 @@ func (h *Hub) dispatch(key string, data []byte) {
 // a valid id (see ValidateID) never receives anything.
 func (h *Hub) Watch(key string) (ch <-chan []byte, cancel func()) {
 	w := &watcher{ch: make(chan []byte, watchBuffer)}
+	return w.ch, h.watch(key, w)
+}
+
+// WatchNews is Watch with each message's trace context (see News).
+func (h *Hub) WatchNews(key string) (ch <-chan News, cancel func()) {
+	w := &watcher{news: make(chan News, watchBuffer)}
+	return w.news, h.watch(key, w)
+}
+
+// close closes the watcher's channel.
+func (w *watcher) close() {
+	if w.news != nil {
+		close(w.news)
+	} else {
+		close(w.ch)
+	}
+}
+
+func (h *Hub) watch(key string, w *watcher) (cancel func()) {
 	s := h.shard(key)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		close(w.ch)
-		return w.ch, func() {}
+		w.close()
+		return func() {}
 	}
 	set := s.watchers[key]
 	if set == nil {
@@ -148,7 +190,7 @@ func (h *Hub) Watch(key string) (ch <-chan []byte, cancel func()) {
 	s.mu.Unlock()
 
 	var once sync.Once
-	return w.ch, func() {
+	return func() {
 		once.Do(func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
@@ -190,7 +232,7 @@ func (h *Hub) Close() {
 			s.closed = true
 			for _, set := range s.watchers {
 				for w := range set {
-					close(w.ch)
+					w.close()
 				}
 			}
 			s.watchers = nil

@@ -95,13 +95,19 @@ type ndjson struct{ *runtime.JSONPb }
 // StreamContentType implements runtime.StreamContentType.
 func (ndjson) StreamContentType(any) string { return NDJSON }
 
-// incomingHeader forwards only the request id (Authorization and
-// X-Forwarded-For are forwarded by the gateway itself). Nothing else from
-// the client becomes metadata, so no header can pose as one the server
-// trusts.
+// incomingHeader forwards only the request id and the W3C trace context
+// (traceparent, tracestate: the gRPC server's tracing continues the
+// caller's trace; nothing trusts them) (Authorization and X-Forwarded-For
+// are forwarded by the gateway itself). Nothing else from the client
+// becomes metadata, so no header can pose as one the server trusts.
 func incomingHeader(key string) (string, bool) {
-	if textproto.CanonicalMIMEHeaderKey(key) == RequestIDHeader {
+	switch textproto.CanonicalMIMEHeaderKey(key) {
+	case RequestIDHeader:
 		return "x-request-id", true
+	case "Traceparent":
+		return "traceparent", true
+	case "Tracestate":
+		return "tracestate", true
 	}
 	return "", false
 }

@@ -97,6 +97,12 @@ func (*APNs) Name() string { return "apns" }
 // the request id as collapse id so a resend replaces rather than stacks.
 func (a *APNs) Send(ctx context.Context, j Job) error {
 	n := NewNotification(j)
+	body := payload.NewPayload().
+		AlertTitle(n.Title).AlertBody(n.Body).
+		Custom(DataRequestID, j.RequestID).Custom(DataKind, j.Kind)
+	if tp := j.Trace.Traceparent; tp != "" {
+		body.Custom(DataTraceparent, tp)
+	}
 	note := &apns2.Notification{
 		DeviceToken: j.PushToken,
 		Topic:       a.topic,
@@ -104,9 +110,7 @@ func (a *APNs) Send(ctx context.Context, j Job) error {
 		Priority:    apns2.PriorityHigh,
 		Expiration:  j.ExpiresAt,
 		PushType:    apns2.PushTypeAlert,
-		Payload: payload.NewPayload().
-			AlertTitle(n.Title).AlertBody(n.Body).
-			Custom(DataRequestID, j.RequestID).Custom(DataKind, j.Kind),
+		Payload:     body,
 	}
 	var after time.Duration
 	resp, err := a.client.PushWithContext(context.WithValue(ctx, retryAfterKey{}, &after), note)

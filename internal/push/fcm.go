@@ -56,6 +56,10 @@ func NewFCM(ctx context.Context, cfg FCMConfig) (*FCM, error) {
 	if cfg.Endpoint != "" {
 		opts = append(opts, option.WithEndpoint(strings.TrimSuffix(cfg.Endpoint, "/")))
 	}
+	// The client library's own telemetry would trace on the global
+	// provider, which pushauth neither sets nor reads; push.Traced makes
+	// the send's span on the server's provider instead.
+	opts = append(opts, option.WithTelemetryDisabled())
 	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: cfg.ProjectID}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("push: fcm: %w", err)
@@ -103,6 +107,9 @@ func (f *FCM) Send(ctx context.Context, j Job) error {
 			"apns-collapse-id": j.RequestID,
 			"apns-expiration":  strconv.FormatInt(j.ExpiresAt.Unix(), 10),
 		}},
+	}
+	if tp := j.Trace.Traceparent; tp != "" {
+		msg.Data[DataTraceparent] = tp
 	}
 	_, err := f.client.Send(ctx, msg)
 	if err == nil {

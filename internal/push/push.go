@@ -22,6 +22,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/pushauth/pushauth/internal/tracing"
 )
 
 // Platforms and kinds, spelled as the domain and the JSON jobs spell them.
@@ -38,6 +40,10 @@ const (
 const (
 	DataRequestID = "request_id"
 	DataKind      = "kind"
+	// DataTraceparent is sent only while tracing: the W3C traceparent of
+	// the send, for the app to send back (as gRPC metadata or an HTTP
+	// header) with its calls about the request. It holds random ids only.
+	DataTraceparent = "traceparent"
 )
 
 // Job is one push to one device. It is the message body on the work queue,
@@ -53,6 +59,13 @@ type Job struct {
 	// RelyingParty is the relying party's display name, named in the alert.
 	RelyingParty string    `json:"relying_party,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at"`
+	// Trace is the W3C trace context (traceparent, tracestate) of whoever
+	// made the job, set only while tracing: in the push outbox it carries
+	// the creating call's trace across the commit; on the queue it travels
+	// in the message headers instead; a sender gets its client span's, and
+	// FCM and APNs put its traceparent in the push data (DataTraceparent)
+	// so the app can continue the trace in its answer.
+	Trace tracing.Stored `json:"trace,omitzero"`
 }
 
 // ID is the job's identity, "<request id>:<device id>": one push per request

@@ -11,7 +11,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pushauth/pushauth/internal/tracing"
 )
 
 // Outcome is what became of one delivery of a job.
@@ -86,6 +91,9 @@ type QueueConfig struct {
 	// MinBackoff and MaxBackoff shape the retry delay: exponential from
 	// MinBackoff, capped at MaxBackoff, with full jitter (1 s, 30 s).
 	MinBackoff, MaxBackoff time.Duration
+	// TracerProvider makes a consumer span around every delivery, under
+	// the trace context in the job's headers; nil: no spans.
+	TracerProvider trace.TracerProvider
 }
 
 func (c QueueConfig) withDefaults() QueueConfig {
@@ -131,6 +139,7 @@ type Queue struct {
 	onResult func(context.Context, Job, Result) // set by Run
 	now      func() time.Time
 	logger   *slog.Logger
+	tracer   trace.Tracer // nil: no spans
 }
 
 // NewQueue creates or updates the work-queue stream and its durable pull
@@ -149,6 +158,9 @@ func NewQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig, send
 		logger = slog.Default()
 	}
 	q := &Queue{js: js, cfg: cfg.withDefaults(), sender: sender, now: now, logger: logger}
+	if cfg.TracerProvider != nil {
+		q.tracer = tracing.Tracer(cfg.TracerProvider)
+	}
 	if err := q.ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -199,22 +211,22 @@ func (q *Queue) Enqueue(ctx context.Context, jobs ...Job) error {
 	}
 	if len(jobs) == 1 {
 		j := jobs[0]
-		data, err := json.Marshal(j)
+		m, err := q.msg(ctx, j)
 		if err != nil {
-			return fmt.Errorf("push: queue: encoding job: %w", err)
+			return err
 		}
-		if _, err := q.js.Publish(ctx, q.cfg.Subject, data, jetstream.WithMsgID(j.ID()), jetstream.WithExpectStream(q.cfg.Stream)); err != nil {
+		if _, err := q.js.PublishMsg(ctx, m, jetstream.WithMsgID(j.ID()), jetstream.WithExpectStream(q.cfg.Stream)); err != nil {
 			return fmt.Errorf("push: queue: enqueue request %s device %s: %w", j.RequestID, j.DeviceID, err)
 		}
 		return nil
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(jobs))
 	for _, j := range jobs {
-		data, err := json.Marshal(j)
+		m, err := q.msg(ctx, j)
 		if err != nil {
-			return fmt.Errorf("push: queue: encoding job: %w", err)
+			return err
 		}
-		f, err := q.js.PublishAsync(q.cfg.Subject, data, jetstream.WithMsgID(j.ID()), jetstream.WithExpectStream(q.cfg.Stream))
+		f, err := q.js.PublishMsgAsync(m, jetstream.WithMsgID(j.ID()), jetstream.WithExpectStream(q.cfg.Stream))
 		if err != nil {
 			return fmt.Errorf("push: queue: enqueue request %s device %s: %w", j.RequestID, j.DeviceID, err)
 		}
@@ -231,6 +243,18 @@ func (q *Queue) Enqueue(ctx context.Context, jobs ...Job) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// msg is j's queue message: the job as JSON, and its trace context (its
+// own or ctx's) as headers rather than in the body.
+func (q *Queue) msg(ctx context.Context, j Job) (*nats.Msg, error) {
+	h := traceHeader(ctx, j)
+	j.Trace = tracing.Stored{}
+	data, err := json.Marshal(j)
+	if err != nil {
+		return nil, fmt.Errorf("push: queue: encoding job: %w", err)
+	}
+	return &nats.Msg{Subject: q.cfg.Subject, Data: data, Header: h}, nil
 }
 
 // Run takes jobs with cfg.Workers concurrent sends until ctx ends, then
@@ -354,6 +378,8 @@ func (q *Queue) handle(ctx context.Context, m jetstream.Msg) {
 	if md, err := m.Metadata(); err == nil {
 		attempt = int(md.NumDelivered)
 	}
+	ctx, span := q.startProcess(ctx, m.Headers(), j, attempt)
+	defer span.End()
 	// Outcomes are reported even while shutting down: they record what
 	// already happened.
 	rctx := context.WithoutCancel(ctx)
@@ -427,6 +453,7 @@ func (q *Queue) finish(ctx context.Context, m jetstream.Msg, j Job, r Result) {
 		attrs = append(attrs, "reason", ReasonOf(r.Err), "err", logErr(r.Err, j.PushToken))
 	}
 	q.logger.Log(ctx, lvl, "push: job done", attrs...)
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("pushauth.push.outcome", r.Outcome.String()))
 	q.onResult(ctx, j, r)
 }
 

@@ -3,6 +3,8 @@ package requestid
 import (
 	"context"
 	"log/slog"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Key is the log attribute of the RPC's request id. It names nothing else:
@@ -21,10 +23,19 @@ func Handler(h slog.Handler) slog.Handler {
 
 type handler struct{ slog.Handler }
 
+// Handle adds request_id and, when the context holds a traced span (only
+// while tracing is on), trace_id and span_id: from a log line to its trace.
 func (h handler) Handle(ctx context.Context, r slog.Record) error {
-	if id := From(ctx); id != "" {
+	id := From(ctx)
+	sc := trace.SpanContextFromContext(ctx)
+	if id != "" || sc.IsValid() {
 		r = r.Clone()
-		r.AddAttrs(slog.String(Key, id))
+		if id != "" {
+			r.AddAttrs(slog.String(Key, id))
+		}
+		if sc.IsValid() {
+			r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+		}
 	}
 	return h.Handler.Handle(ctx, r)
 }

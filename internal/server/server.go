@@ -16,6 +16,7 @@ import (
 
 	"buf.build/go/protovalidate"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -64,6 +65,10 @@ type Options struct {
 	Registration registration.Config
 	// Bus carries news between replicas; it must be set.
 	Bus *events.Bus
+	// TracerProvider traces calls, the push path (outbox, queue, FCM and
+	// APNs sends), SMS sends and news over NATS; nil traces nothing and
+	// costs nothing (see internal/tracing).
+	TracerProvider trace.TracerProvider
 	// PushSender sends pushes (FCM, APNs); nil logs instead of sending.
 	PushSender push.Sender
 	// PushQueue names the JetStream work queue; zero fields take defaults.
@@ -169,7 +174,7 @@ func New(o Options) (*Server, error) {
 	metrics.also = o.SecretChecks
 	devices := registration.NewDevices(o.Store, o.Now)
 	if o.SMS != nil {
-		o.SMS = countingSMS{o.SMS, metrics}
+		o.SMS = countingSMS{sms.Traced(o.SMS, o.TracerProvider), metrics}
 	}
 	reg := registration.New(o.Registration, o.Store, o.SMS, o.Keys, o.Now, o.Logger, metrics.smsRefused, metrics)
 	if o.PairingTTL == 0 {
@@ -215,7 +220,8 @@ func New(o Options) (*Server, error) {
 	}
 	qctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	queue, err := push.NewQueue(qctx, js, o.PushQueue, countingPushes{o.PushSender, metrics}, o.Now, o.Logger)
+	o.PushQueue.TracerProvider, o.Relay.TracerProvider = o.TracerProvider, o.TracerProvider
+	queue, err := push.NewQueue(qctx, js, o.PushQueue, countingPushes{push.Traced(o.PushSender, o.TracerProvider), metrics}, o.Now, o.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("push queue: %w", err)
 	}
@@ -254,6 +260,7 @@ func New(o Options) (*Server, error) {
 		grpc.StatsHandler(refusedCalls{obs: obs}),
 	}
 	opts = append(opts, o.Limits.serverOptions()...)
+	opts = append(opts, tracingOptions(o.TracerProvider)...)
 	// The HTTP gateway's gRPC server: the same interceptors, in process.
 	inproc := grpc.NewServer(append(slices.Clone(opts), inprocOptions()...)...)
 	if o.TLS != nil {
