@@ -57,6 +57,8 @@ type Store interface {
 	Retention
 	PushOutbox
 	RequestPath
+	EventOutbox
+	Webhooks
 }
 
 // NumberMatching is the relying party's number-matching mode.

@@ -111,6 +111,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RequestPath/GetRequestWithTargets", testGetRequestWithTargets},
 		{"RequestPath/ListUserDevices", testListUserDevices},
 		{"RequestPath/LockDecider", testLockDecider},
+		{"EventOutbox", testEventOutbox},
+		{"Webhooks/Endpoints", testWebhookEndpoints},
+		{"Webhooks/Deliveries", testWebhookDeliveries},
+		{"Concurrent/ClaimWebhookDeliveries", testConcurrentClaimWebhookDeliveries},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
