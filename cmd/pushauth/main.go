@@ -90,6 +90,7 @@ type command struct {
 var commands = []*command{
 	rpCreateCmd, rpGetCmd, rpListCmd, rpSetPolicyCmd,
 	keyCreateCmd, keyListCmd, keyRevokeCmd,
+	webhookCreateCmd, webhookListCmd, webhookRotateCmd, webhookDisableCmd, webhookDeliveriesCmd,
 	auditCmd, outboxCmd,
 	deviceRegisterCmd, deviceShowCmd, deviceUpdateCmd, deviceDeregisterCmd,
 	devicePairCmd, deviceWatchCmd, deviceRequestsCmd, deviceConnectionsCmd, deviceDisconnectCmd,

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/pushauth/pushauth/internal/audit"
-	"github.com/pushauth/pushauth/internal/feed"
 	"github.com/pushauth/pushauth/internal/devicekey"
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/feed"
 	"github.com/pushauth/pushauth/internal/store"
 )
 

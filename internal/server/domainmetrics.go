@@ -23,6 +23,7 @@ type domainMetrics struct {
 	pushes    *prometheus.CounterVec
 	sms       *prometheus.CounterVec
 	open      *prometheus.GaugeVec
+	webhooks  *prometheus.CounterVec
 	reg       prometheus.Registerer
 }
 
@@ -51,12 +52,22 @@ func newDomainMetrics(reg prometheus.Registerer) *domainMetrics {
 			Help: "Calls that wait for news, open on this replica: WaitRequest and AwaitRequest (login servers), WatchRequests (apps).",
 		}, []string{"method"}),
 	}
-	reg.MustRegister(d.decisions, d.toDecide, d.pushes, d.sms, d.open)
+	d.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pushauth_webhook_deliveries_total",
+		Help: "Webhook delivery attempts on this replica, by result: delivered, retry (failed, tried again later), gave_up (failed for webhook_retry_for).",
+	}, []string{"result"})
+	for _, r := range []string{"delivered", "retry", "gave_up"} {
+		d.webhooks.WithLabelValues(r)
+	}
+	reg.MustRegister(d.decisions, d.toDecide, d.pushes, d.sms, d.open, d.webhooks)
 	for _, m := range []string{"WaitRequest", "AwaitRequest", "WatchRequests"} {
 		d.open.WithLabelValues(m)
 	}
 	return d
 }
+
+// webhookResult counts a webhook attempt's result.
+func (m *Metrics) webhookResult(result string) { m.domain.webhooks.WithLabelValues(result).Inc() }
 
 // decided is the approval engine's OnDecided hook.
 func (m *Metrics) decided(_ context.Context, r store.Request, d store.Decision) {

@@ -17,8 +17,8 @@ import (
 	"rsc.io/qr"
 
 	"github.com/pushauth/pushauth/internal/audit"
-	"github.com/pushauth/pushauth/internal/feed"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/feed"
 	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/secret"

@@ -46,6 +46,9 @@ type Config struct {
 	// AllowHTTP accepts http:// endpoints, not only https:// (tests,
 	// receivers on a private network).
 	AllowHTTP bool
+	// Observe, if set, is told of every attempt once all it changed is
+	// written (tests wait on it instead of sleeping).
+	Observe func(d store.WebhookDelivery, result string)
 }
 
 func (c Config) withDefaults() Config {

@@ -149,6 +149,9 @@ func (s *Service) attempt(ctx context.Context, d store.WebhookDelivery) error {
 	if s.observe != nil {
 		s.observe(result)
 	}
+	if s.cfg.Observe != nil {
+		defer s.cfg.Observe(d, result)
+	}
 	if sendErr != nil {
 		s.log.InfoContext(ctx, "webhook attempt failed", "delivery_id", d.ID, "endpoint_id", ep.ID, "event_id", d.EventID,
 			"attempt", d.Attempts, "status", status, "result", result, "err", sendErr)
