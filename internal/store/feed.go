@@ -114,4 +114,8 @@ type Webhooks interface {
 	// ListWebhookDeliveries returns an endpoint's deliveries, newest first,
 	// at most limit (> 0), created before before when it is set.
 	ListWebhookDeliveries(ctx context.Context, endpointID string, before time.Time, limit int) ([]WebhookDelivery, error)
+	// DeleteWebhookDeliveriesBefore deletes up to limit deliveries that
+	// finished (delivered or given up) before cutoff, oldest first, and
+	// returns how many. Pending ones are kept.
+	DeleteWebhookDeliveriesBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 }

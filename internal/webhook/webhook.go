@@ -46,6 +46,9 @@ type Config struct {
 	// AllowHTTP accepts http:// endpoints, not only https:// (tests,
 	// receivers on a private network).
 	AllowHTTP bool
+	// KeepFinished is how long delivered and given-up deliveries stay
+	// listed before workers delete them (30 days).
+	KeepFinished time.Duration
 	// Observe, if set, is told of every attempt once all it changed is
 	// written (tests wait on it instead of sleeping).
 	Observe func(d store.WebhookDelivery, result string)
@@ -72,6 +75,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 8
+	}
+	if c.KeepFinished <= 0 {
+		c.KeepFinished = 30 * 24 * time.Hour
 	}
 	return c
 }

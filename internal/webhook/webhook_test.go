@@ -181,6 +181,14 @@ func TestDeliverSigned(t *testing.T) {
 		if _, body := ts.Ops(t, "/metrics"); !containsLine(body, `pushauth_webhook_deliveries_total{result="delivered"} 2`) {
 			t.Errorf("metrics lack 2 delivered webhooks")
 		}
+		// Finished deliveries are deleted after KeepFinished.
+		if n, err := ts.Server.Webhooks.DeleteFinished(ctx); err != nil || n != 0 {
+			t.Fatalf("DeleteFinished at once = %d, %v", n, err)
+		}
+		ts.Clock.Advance(31 * 24 * time.Hour)
+		if n, err := ts.Server.Webhooks.DeleteFinished(ctx); err != nil || n != 2 {
+			t.Fatalf("DeleteFinished after 31 days = %d, %v", n, err)
+		}
 	})
 }
 

@@ -71,6 +71,8 @@ func (c *sender) send(ctx context.Context, url, sec, id string, at time.Time, bo
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.PollEvery)
 	defer t.Stop()
+	sweep := time.NewTicker(time.Hour)
+	defer sweep.Stop()
 	for {
 		if _, err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "deliver webhooks", "err", err)
@@ -80,6 +82,23 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		case <-s.kick:
+		case <-sweep.C:
+			if _, err := s.DeleteFinished(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "delete finished webhook deliveries", "err", err)
+			}
+		}
+	}
+}
+
+// DeleteFinished deletes deliveries finished more than KeepFinished ago,
+// in bounded batches, and returns how many. Safe on every replica at once.
+func (s *Service) DeleteFinished(ctx context.Context) (int64, error) {
+	var total int64
+	for {
+		n, err := s.store.DeleteWebhookDeliveriesBefore(ctx, s.clock().Add(-s.cfg.KeepFinished), 1000)
+		total += n
+		if err != nil || n < 1000 {
+			return total, err
 		}
 	}
 }

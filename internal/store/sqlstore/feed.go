@@ -281,3 +281,16 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, endpointID string, be
 	}
 	return out, nil
 }
+
+// DeleteWebhookDeliveriesBefore implements store.Webhooks.
+func (s *Store) DeleteWebhookDeliveriesBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	if err := checkBatch(cutoff, limit); err != nil {
+		return 0, fmt.Errorf("delete webhook deliveries: %w", err)
+	}
+	n, err := s.deleteOldest(ctx, "webhook_deliveries", "id",
+		"finished_at IS NOT NULL AND finished_at < ?", "finished_at, id", []any{cutoff.UnixMicro()}, limit)
+	if err != nil {
+		return 0, fmt.Errorf("delete webhook deliveries: %w", err)
+	}
+	return n, nil
+}

@@ -190,6 +190,14 @@ func testWebhookDeliveries(t *testing.T, s store.Store) {
 	wantEqual(t, "finished", list[1].FinishedAt, t2)
 	list, _ = s.ListWebhookDeliveries(ctx, "whe-a", t1, 10)
 	wantEqual(t, "before t1", len(list), 1)
+	// Only finished deliveries are deleted.
+	n, err := s.DeleteWebhookDeliveriesBefore(ctx, t3, 10)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteWebhookDeliveriesBefore = %d, %v; want the delivered one", n, err)
+	}
+	list, _ = s.ListWebhookDeliveries(ctx, "whe-a", time.Time{}, 10)
+	wantEqual(t, "left", len(list), 1)
+	wantEqual(t, "the pending one", list[0].ID, "d2")
 }
 
 // testConcurrentClaimWebhookDeliveries: a burst of workers never holds one
