@@ -340,10 +340,10 @@ func TestDownThenUpAcrossReplicas(t *testing.T) {
 		for range n {
 			b.CreateAPIKey(t, rp.GetId())
 		}
-		ch.wait(t, ctx, n) // every event failed once, on one replica or the other
-		a.StopRun()        // replica a dies
+		ch.wait(t, ctx, n)                  // every event failed once, on one replica or the other
+		a.StopRun()                         // replica a dies
 		a.AnotherReplica(t, options(ch, 0)) // and another starts
-		rcv.set(sec, 0) // the receiver is back
+		rcv.set(sec, 0)                     // the receiver is back
 		// Every retry is due; the clock moves once, while no attempt is in
 		// flight, so no hold ends under a running attempt.
 		a.Clock.Advance(2 * time.Hour)
