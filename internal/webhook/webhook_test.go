@@ -368,3 +368,41 @@ func TestDownThenUpAcrossReplicas(t *testing.T) {
 		}
 	})
 }
+
+// TestGiveUpAfterRetryFor: a delivery that kept failing for RetryFor is
+// given up (failed) and not tried again; the endpoint stays enabled.
+func TestGiveUpAfterRetryFor(t *testing.T) {
+	servertest.ForEachBackend(t, func(t *testing.T, url string) {
+		ctx := servertest.Context(t)
+		ch := make(attempts, 100)
+		ts := servertest.New(t, url, options(ch, 0), func(o *server.Options) { o.Webhooks.RetryFor = 24 * time.Hour })
+		rcv := newReceiver(t)
+		rp := ts.CreateRelyingParty(t, "shop", nil)
+		hook, sec := createHook(t, ctx, ts, rp.GetId(), rcv.srv.URL)
+		rcv.set(sec, http.StatusInternalServerError)
+		ts.CreateAPIKey(t, rp.GetId())
+		if got := ch.wait(t, ctx, 1); got[0][len(got[0])-5:] != "retry" {
+			t.Fatalf("first attempt %v", got)
+		}
+		ts.Clock.Advance(25 * time.Hour)
+		if got := ch.wait(t, ctx, 1); got[0][len(got[0])-7:] != "gave_up" {
+			t.Fatalf("attempt after 25 hours %v, want gave_up", got)
+		}
+		ds, err := ts.Admin.ListWebhookDeliveries(ts.AdminCtx(ctx), &pushauthv1.ListWebhookDeliveriesRequest{Webhook: hook.GetId()})
+		if err != nil || len(ds.GetDeliveries()) != 1 {
+			t.Fatal(ds, err)
+		}
+		if d := ds.GetDeliveries()[0]; d.GetState() != store.WebhookFailed || d.GetAttempts() != 2 || d.GetFinishTime() == nil || d.GetLastStatus() != 500 {
+			t.Errorf("given-up delivery %+v", d)
+		}
+		if n, err := ts.Server.Webhooks.DeliverDue(ctx); err != nil || n != 0 {
+			t.Errorf("DeliverDue after giving up = %d, %v", n, err)
+		}
+		if h := getHook(t, ctx, ts, hook.GetId()); h.GetDisableTime() != nil {
+			t.Errorf("endpoint disabled before webhook_disable_after: %+v", h)
+		}
+		if _, body := ts.Ops(t, "/metrics"); !containsLine(body, `pushauth_webhook_deliveries_total{result="gave_up"} 1`) {
+			t.Errorf("metrics lack the given-up delivery")
+		}
+	})
+}
