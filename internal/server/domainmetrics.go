@@ -49,7 +49,7 @@ func newDomainMetrics(reg prometheus.Registerer) *domainMetrics {
 		}, []string{"provider", "result"}),
 		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pushauth_open_waits",
-			Help: "Calls that wait for news, open on this replica: WaitRequest and AwaitRequest (login servers), WatchRequests (apps).",
+			Help: "Calls that wait for news, open on this replica: WaitRequest, AwaitRequest and WatchEvents (login servers), WatchRequests (apps).",
 		}, []string{"method"}),
 	}
 	d.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -60,7 +60,7 @@ func newDomainMetrics(reg prometheus.Registerer) *domainMetrics {
 		d.webhooks.WithLabelValues(r)
 	}
 	reg.MustRegister(d.decisions, d.toDecide, d.pushes, d.sms, d.open, d.webhooks)
-	for _, m := range []string{"WaitRequest", "AwaitRequest", "WatchRequests"} {
+	for _, m := range []string{"WaitRequest", "AwaitRequest", "WatchRequests", "WatchEvents"} {
 		d.open.WithLabelValues(m)
 	}
 	return d
@@ -128,6 +128,7 @@ var waitMethods = map[string]string{
 	pushauthv1.RelyingPartyService_WaitRequest_FullMethodName:  "WaitRequest",
 	pushauthv1.RelyingPartyService_AwaitRequest_FullMethodName: "AwaitRequest",
 	pushauthv1.DeviceService_WatchRequests_FullMethodName:      "WatchRequests",
+	pushauthv1.RelyingPartyService_WatchEvents_FullMethodName:  "WatchEvents",
 }
 
 // openUnary and openStream count the open waits; they run innermost, so
