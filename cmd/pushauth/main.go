@@ -90,6 +90,7 @@ type command struct {
 var commands = []*command{
 	rpCreateCmd, rpGetCmd, rpListCmd, rpSetPolicyCmd,
 	keyCreateCmd, keyListCmd, keyRevokeCmd,
+	webhookCreateCmd, webhookListCmd, webhookRotateCmd, webhookDisableCmd, webhookDeliveriesCmd,
 	auditCmd, outboxCmd,
 	deviceRegisterCmd, deviceShowCmd, deviceUpdateCmd, deviceDeregisterCmd,
 	devicePairCmd, deviceWatchCmd, deviceRequestsCmd, deviceConnectionsCmd, deviceDisconnectCmd,
@@ -100,12 +101,13 @@ var commands = []*command{
 
 // groups describes the inner nodes of the command tree.
 var groups = map[string]string{
-	"admin":     "manage a pushauth server over its AdminService API",
-	"admin rp":  "manage relying parties (login servers) and their policies",
-	"admin key": "manage the API keys of relying parties",
-	"device":    "simulate an authenticator app: register a phone number as a device, connect accounts and answer requests",
-	"rp":        "simulate a login server with a relying party's API key: pair phones to users and ask them to approve logins",
-	"rp totp":   "enroll authenticator apps (TOTP) for users and verify their codes",
+	"admin":         "manage a pushauth server over its AdminService API",
+	"admin rp":      "manage relying parties (login servers) and their policies",
+	"admin key":     "manage the API keys of relying parties",
+	"admin webhook": "manage the endpoints that receive relying parties' security events, and their deliveries",
+	"device":        "simulate an authenticator app: register a phone number as a device, connect accounts and answer requests",
+	"rp":            "simulate a login server with a relying party's API key: pair phones to users and ask them to approve logins",
+	"rp totp":       "enroll authenticator apps (TOTP) for users and verify their codes",
 }
 
 // usageError is a mistake on the command line: run prints it with the

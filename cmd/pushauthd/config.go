@@ -18,6 +18,7 @@ import (
 	"github.com/nyaruka/phonenumbers"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pushauth/pushauth/internal/feed"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/retention"
 	"github.com/pushauth/pushauth/internal/server"
@@ -91,6 +92,13 @@ type Config struct {
 	RetentionAudit         time.Duration `yaml:"retention_audit" help:"how long audit events are kept; at least retention_requests"`
 	RetentionCounters      time.Duration `yaml:"retention_counters" help:"how long rate-limit counters are kept after their window started; at least 24h, the longest window"`
 
+	// The security event feed and its webhooks (see docs/login-servers.md).
+	EventsRetention     time.Duration `yaml:"events_retention" help:"how long the security event stream keeps events for WatchEvents (1h to 8760h); the same on every replica"`
+	WebhookRetryFor     time.Duration `yaml:"webhook_retry_for" help:"how long a webhook delivery is retried before it is given up; at least 24h"`
+	WebhookDisableAfter time.Duration `yaml:"webhook_disable_after" help:"a webhook endpoint whose deliveries all failed for this long is disabled; at least 1h"`
+	WebhookTimeout      time.Duration `yaml:"webhook_timeout" help:"how long one webhook attempt may take; at most 1m"`
+	WebhookAllowHTTP    bool          `yaml:"webhook_allow_http" help:"accept http:// webhook endpoints, not only https:// (receivers on a private network)"`
+
 	// Transport limits, each per replica (see docs/security/transport.md).
 	MaxConnections        int           `yaml:"max_connections" help:"open gRPC connections; more are closed at once; 0 means no limit"`
 	MaxConcurrentStreams  int           `yaml:"max_concurrent_streams" help:"calls open at once on one HTTP/2 connection"`
@@ -148,6 +156,10 @@ func DefaultConfig() Config {
 		RetentionOutbox:        retention.Day,
 		RetentionAudit:         400 * retention.Day,
 		RetentionCounters:      retention.Day,
+		EventsRetention:        feed.DefaultRetention,
+		WebhookRetryFor:        26 * time.Hour,
+		WebhookDisableAfter:    5 * retention.Day,
+		WebhookTimeout:         10 * time.Second,
 		MaxConnections:         1000,
 		MaxConcurrentStreams:   100,
 		MaxRecvMsgBytes:        256 << 10,
@@ -479,6 +491,18 @@ func (c Config) Validate() error {
 	}
 	c.validateRetention(bad)
 	c.validateTransport(bad)
+	if err := feed.ValidateRetention(c.EventsRetention); err != nil {
+		bad("events_retention", "must be between 1h and 8760h")
+	}
+	if c.WebhookRetryFor < 24*time.Hour {
+		bad("webhook_retry_for", "must be at least 24h")
+	}
+	if c.WebhookDisableAfter < time.Hour {
+		bad("webhook_disable_after", "must be at least 1h")
+	}
+	if c.WebhookTimeout <= 0 || c.WebhookTimeout > time.Minute {
+		bad("webhook_timeout", "must be more than 0 and at most 1m")
+	}
 	return errors.Join(errs...)
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/pushauth/pushauth/internal/registration"
 	"github.com/pushauth/pushauth/internal/server"
 	"github.com/pushauth/pushauth/internal/store/sqlstore"
+	"github.com/pushauth/pushauth/internal/webhook"
 )
 
 // startTimeout bounds how long start-up waits for the database and NATS.
@@ -123,8 +124,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 				MaxFailuresPerNumberDay: cfg.VerificationFailures,
 			},
 		},
-		Limits:         cfg.transportLimits(),
-		TrustedProxies: cfg.TrustedProxies,
+		Limits:          cfg.transportLimits(),
+		TrustedProxies:  cfg.TrustedProxies,
+		EventsRetention: cfg.EventsRetention,
+		Webhooks: webhook.Config{RetryFor: cfg.WebhookRetryFor, DisableAfter: cfg.WebhookDisableAfter,
+			Timeout: cfg.WebhookTimeout, AllowHTTP: cfg.WebhookAllowHTTP},
 	})
 	if err != nil {
 		return err

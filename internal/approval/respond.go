@@ -12,6 +12,7 @@ import (
 	"github.com/pushauth/pushauth/internal/devicekey"
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/feed"
 	"github.com/pushauth/pushauth/internal/store"
 )
 
@@ -254,7 +255,8 @@ func (e *Engine) account(ctx context.Context, tx store.Store, r store.Request, d
 	if success && user != nil && clean(user) {
 		return nil
 	}
-	return tx.UpdateUserState(ctx, r.RelyingPartyID, r.UserRef, func(s *store.UserState) error {
+	var after store.UserState
+	err := tx.UpdateUserState(ctx, r.RelyingPartyID, r.UserRef, func(s *store.UserState) error {
 		if success {
 			if clean(s) {
 				return nil // unchanged: not written
@@ -268,8 +270,20 @@ func (e *Engine) account(ctx context.Context, tx store.Store, r store.Request, d
 		if d.Reason == store.ReasonFraudReport {
 			s.MutedUntil = d.At.Add(e.cfg.FraudMute)
 		}
+		after = *s
 		return nil
 	})
+	if err != nil || success {
+		return err
+	}
+	// The back-off is audited (and so in the relying party's event feed)
+	// in the deciding transaction.
+	action := feed.ActionUserBackedOff
+	if after.ConsecutiveFailures >= e.cfg.MaxConsecutiveFailures {
+		action = feed.ActionUserLocked
+	}
+	return audit.Write(ctx, tx, d.At, audit.Entry{Actor: audit.ActorSystem, Action: action, RelyingPartyID: r.RelyingPartyID, Target: r.UserRef,
+		Details: map[string]string{"user_ref": r.UserRef, "failures": fmt.Sprint(after.ConsecutiveFailures), "until": after.BackoffUntil.Format(time.RFC3339)}})
 }
 
 // backoff is the wait after n consecutive failures: BackoffBase doubling up

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pushauth/pushauth/internal/feed"
 	"github.com/pushauth/pushauth/internal/requestid"
 	"github.com/pushauth/pushauth/internal/store"
 )
@@ -30,7 +31,7 @@ type Entry struct {
 
 // Write appends e, stamped with at and the request id in ctx.
 func Write(ctx context.Context, log store.Audit, at time.Time, e Entry) error {
-	_, err := log.AppendAuditEvent(ctx, store.AuditEvent{
+	ev := store.AuditEvent{
 		Time:           at,
 		Actor:          e.Actor,
 		Action:         e.Action,
@@ -38,9 +39,17 @@ func Write(ctx context.Context, log store.Audit, at time.Time, e Entry) error {
 		Target:         e.Target,
 		RequestID:      requestid.From(ctx),
 		Details:        e.Details,
-	})
-	if err != nil {
+	}
+	if _, err := log.AppendAuditEvent(ctx, ev); err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
+	}
+	// The relying party's security events go into the event outbox in the
+	// same transaction, so the feed has every change and only those that
+	// committed (see package feed).
+	if ob, ok := log.(store.EventOutbox); ok {
+		if err := ob.AddEvents(ctx, feed.FromAudit(ev)); err != nil {
+			return fmt.Errorf("audit %s: feed: %w", e.Action, err)
+		}
 	}
 	return nil
 }

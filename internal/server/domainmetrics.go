@@ -23,6 +23,7 @@ type domainMetrics struct {
 	pushes    *prometheus.CounterVec
 	sms       *prometheus.CounterVec
 	open      *prometheus.GaugeVec
+	webhooks  *prometheus.CounterVec
 	reg       prometheus.Registerer
 }
 
@@ -48,15 +49,25 @@ func newDomainMetrics(reg prometheus.Registerer) *domainMetrics {
 		}, []string{"provider", "result"}),
 		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pushauth_open_waits",
-			Help: "Calls that wait for news, open on this replica: WaitRequest and AwaitRequest (login servers), WatchRequests (apps).",
+			Help: "Calls that wait for news, open on this replica: WaitRequest, AwaitRequest and WatchEvents (login servers), WatchRequests (apps).",
 		}, []string{"method"}),
 	}
-	reg.MustRegister(d.decisions, d.toDecide, d.pushes, d.sms, d.open)
-	for _, m := range []string{"WaitRequest", "AwaitRequest", "WatchRequests"} {
+	d.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pushauth_webhook_deliveries_total",
+		Help: "Webhook delivery attempts on this replica, by result: delivered, retry (failed, tried again later), gave_up (failed for webhook_retry_for).",
+	}, []string{"result"})
+	for _, r := range []string{"delivered", "retry", "gave_up"} {
+		d.webhooks.WithLabelValues(r)
+	}
+	reg.MustRegister(d.decisions, d.toDecide, d.pushes, d.sms, d.open, d.webhooks)
+	for _, m := range []string{"WaitRequest", "AwaitRequest", "WatchRequests", "WatchEvents"} {
 		d.open.WithLabelValues(m)
 	}
 	return d
 }
+
+// webhookResult counts a webhook attempt's result.
+func (m *Metrics) webhookResult(result string) { m.domain.webhooks.WithLabelValues(result).Inc() }
 
 // decided is the approval engine's OnDecided hook.
 func (m *Metrics) decided(_ context.Context, r store.Request, d store.Decision) {
@@ -117,6 +128,7 @@ var waitMethods = map[string]string{
 	pushauthv1.RelyingPartyService_WaitRequest_FullMethodName:  "WaitRequest",
 	pushauthv1.RelyingPartyService_AwaitRequest_FullMethodName: "AwaitRequest",
 	pushauthv1.DeviceService_WatchRequests_FullMethodName:      "WatchRequests",
+	pushauthv1.RelyingPartyService_WatchEvents_FullMethodName:  "WatchEvents",
 }
 
 // openUnary and openStream count the open waits; they run innermost, so

@@ -386,7 +386,9 @@ func (l *limiter) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerI
 		return err
 	}
 	switch info.FullMethod {
-	case pushauthv1.RelyingPartyService_WaitRequest_FullMethodName:
+	case pushauthv1.RelyingPartyService_WaitRequest_FullMethodName,
+		// A WatchEvents stream holds a JetStream consumer: it counts too.
+		pushauthv1.RelyingPartyService_WatchEvents_FullMethodName:
 		release, err := l.acquireWait(ctx)
 		if err != nil {
 			return err

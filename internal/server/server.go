@@ -28,6 +28,7 @@ import (
 	"github.com/pushauth/pushauth/internal/backup"
 	"github.com/pushauth/pushauth/internal/clientaddr"
 	"github.com/pushauth/pushauth/internal/events"
+	"github.com/pushauth/pushauth/internal/feed"
 	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/pairing"
@@ -39,6 +40,7 @@ import (
 	"github.com/pushauth/pushauth/internal/sms"
 	"github.com/pushauth/pushauth/internal/store"
 	"github.com/pushauth/pushauth/internal/totp"
+	"github.com/pushauth/pushauth/internal/webhook"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 	"github.com/pushauth/pushauth/services/admin"
 	"github.com/pushauth/pushauth/services/device"
@@ -97,6 +99,13 @@ type Options struct {
 	// TrustedProxies are the CIDRs of proxies whose x-forwarded-for header
 	// names the client address; empty trusts none.
 	TrustedProxies []string
+	// EventsRetention is how long the security event stream keeps events
+	// (events_retention); zero means feed.DefaultRetention.
+	EventsRetention time.Duration
+	// EventRelay tunes the security event relay; zero fields take defaults.
+	EventRelay feed.RelayConfig
+	// Webhooks tunes webhook deliveries; zero fields take defaults.
+	Webhooks webhook.Config
 }
 
 // Server is an assembled, not yet listening, pushauth server.
@@ -120,6 +129,11 @@ type Server struct {
 
 	// gateway serves JSON over HTTP (see http.go).
 	gateway gateway
+
+	// EventRelay moves security events from the outbox to their stream
+	// and the webhook queue; Webhooks delivers them. Run runs both.
+	EventRelay *feed.Relay
+	Webhooks   *webhook.Service
 }
 
 // Serve accepts connections on lis, up to Limits.MaxConnections open at
@@ -142,6 +156,8 @@ func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
 	g.Go(func() error { return s.Engine.RunRelay(ctx) })
 	g.Go(func() error { return s.Engine.RunPushQueue(ctx) })
 	g.Go(func() error { return s.Engine.RunMarks(ctx) })
+	g.Go(func() error { return s.EventRelay.Run(ctx) })
+	g.Go(func() error { return s.Webhooks.Run(ctx) })
 	return g.Wait()
 }
 
@@ -225,6 +241,15 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("push queue: %w", err)
 	}
+	stream, err := feed.NewStream(qctx, js, o.EventsRetention)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.Webhooks.Validate(); err != nil {
+		return nil, err
+	}
+	hooks := webhook.New(o.Webhooks, o.Store, o.Keys, o.Now, o.Logger, metrics.webhookResult)
+	relay := feed.NewRelay(o.Store, stream, hooks.Enqueue, o.EventRelay, o.Now, o.Logger)
 	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, pub, queue, o.Now, o.Logger, approval.WithRelay(o.Relay))
 	engine.OnDecided(metrics.decided)
 	o.Auth.PublicMethods = append(o.Auth.PublicMethods, device.PublicMethods...)
@@ -271,7 +296,7 @@ func New(o Options) (*Server, error) {
 	if o.Outbox {
 		outbox = o.Store
 	}
-	adminSrv := admin.New(rps, o.Store, outbox)
+	adminSrv := admin.New(rps, o.Store, outbox).WithWebhooks(hooks)
 	if o.Backup.MaxAttempts == 0 {
 		o.Backup = backup.DefaultConfig()
 	}
@@ -280,7 +305,7 @@ func New(o Options) (*Server, error) {
 	}
 	backups := backup.New(o.Backup, o.Store, o.Keys, pub, o.Now, o.Logger, metrics)
 	codes := totp.New(o.TOTP, o.Store, o.Keys, o.Now, metrics)
-	rpSrv := rpservice.New(engine, codes, hub, o.Recheck, guard)
+	rpSrv := rpservice.New(engine, codes, hub, o.Recheck, guard).WithEvents(stream)
 	deviceSrv := device.New(reg, devices, engine, rpReads, o.Bus, backups, codes, guard)
 	for _, gs := range []*grpc.Server{g, inproc} {
 		pushauthv1.RegisterAdminServiceServer(gs, adminSrv)
@@ -298,7 +323,7 @@ func New(o Options) (*Server, error) {
 	metrics.grpc.InitializeMetrics(g)
 	metrics.registerDomain(o, queue)
 	s := &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub,
-		limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now}
+		limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now, EventRelay: relay, Webhooks: hooks}
 	if err := s.startGateway(inproc, o.TLS); err != nil {
 		s.Close()
 		return nil, err

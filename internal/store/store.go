@@ -58,6 +58,8 @@ type Store interface {
 	PushOutbox
 	RequestPath
 	Seals
+	EventOutbox
+	Webhooks
 }
 
 // NumberMatching is the relying party's number-matching mode.

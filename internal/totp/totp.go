@@ -18,6 +18,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/feed"
 	"github.com/pushauth/pushauth/internal/guess"
 	"github.com/pushauth/pushauth/internal/keyring"
 	"github.com/pushauth/pushauth/internal/secret"
@@ -265,6 +266,16 @@ func (s *Service) Verify(ctx context.Context, actor string, rp store.RelyingPart
 		return f, err
 	}
 	guess.Observe(s.checks, guess.TOTPCode, false)
+	if !spent.lockedUntil.IsZero() {
+		// Audited once the code is known to be wrong (a right one undoes the
+		// lock), so the relying party's event feed tells only of real locks.
+		if err := s.store.InTx(ctx, func(tx store.Store) error {
+			return audit.Write(ctx, tx, now, audit.Entry{Actor: audit.ActorSystem, Action: feed.ActionTOTPLocked, RelyingPartyID: rp.ID, Target: userRef,
+				Details: map[string]string{"user_ref": userRef, "failures": fmt.Sprint(spent.failures), "until": spent.lockedUntil.Format(time.RFC3339)}})
+		}); err != nil {
+			return store.TOTPFactor{}, err
+		}
+	}
 	return store.TOTPFactor{}, s.wrong(spent, now)
 }
 

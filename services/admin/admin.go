@@ -7,6 +7,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/relyingparty"
 	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/internal/webhook"
 )
 
 // Server is the AdminService.
@@ -15,6 +16,8 @@ type Server struct {
 	rps    *relyingparty.Service
 	audit  store.Audit
 	outbox store.Outbox
+	// webhooks manages webhook endpoints; nil refuses those calls.
+	webhooks *webhook.Service
 }
 
 // New returns the AdminService on rps and the audit log. outbox is the

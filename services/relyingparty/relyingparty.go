@@ -11,6 +11,7 @@ import (
 	"github.com/pushauth/pushauth/internal/auth"
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/feed"
 	"github.com/pushauth/pushauth/internal/store"
 	"github.com/pushauth/pushauth/internal/totp"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
@@ -28,6 +29,8 @@ type Server struct {
 	recheck time.Duration
 	// guard ends a waiter whose API key is revoked.
 	guard *auth.Guard
+	// events is the security event stream; nil refuses WatchEvents.
+	events *feed.Stream
 }
 
 // New returns the RelyingPartyService. hub carries decision news to waiters;

@@ -158,6 +158,22 @@ type TestServer struct {
 	// Logs holds everything the server and NATS logged. It is printed when
 	// the test fails.
 	Logs *LogBuffer
+
+	stopRun func()
+	url     string
+	sh      shared
+}
+
+// StopRun stops the server's background work (relays, queues, webhook
+// workers) and waits for it, as a replica that dies would leave it; the
+// gRPC server keeps serving. It is idempotent.
+func (ts *TestServer) StopRun() { ts.stopRun() }
+
+// AnotherReplica starts one more replica on ts's database and NATS, with
+// its clock, admin token and key (ts must come from NewCluster).
+func (ts *TestServer) AnotherReplica(t testing.TB, opts ...func(*server.Options)) *TestServer {
+	t.Helper()
+	return newServer(t, ts.url, ts.sh, opts...)
 }
 
 // New starts a server on a new migrated database at url (see Backends) and an
@@ -298,7 +314,9 @@ func newServer(t testing.TB, url string, sh shared, opts ...func(*server.Options
 		// Engine.Sweep when they mean it.
 		_ = srv.Run(runCtx, time.Hour)
 	}()
-	t.Cleanup(func() { stopRun(); <-ran })
+	var stopOnce sync.Once
+	stop := func() { stopOnce.Do(func() { stopRun(); <-ran }) }
+	t.Cleanup(stop)
 
 	return &TestServer{
 		Addr:       lis.Addr().String(),
@@ -314,6 +332,9 @@ func newServer(t testing.TB, url string, sh shared, opts ...func(*server.Options
 		Clock:      clock,
 		AdminToken: token,
 		Logs:       logs,
+		stopRun:    stop,
+		url:        url,
+		sh:         sh,
 	}
 }
 

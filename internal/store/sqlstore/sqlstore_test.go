@@ -140,8 +140,9 @@ func latestVersion(t *testing.T, fsys fs.FS, dir string) uint {
 }
 
 func TestMigrations(t *testing.T) {
-	wantTables := []string{"api_keys", "audit_events", "backups", "connections", "devices", "guess_budgets", "pairing_phrases", "phone_verifications", "push_outbox",
-		"rate_events", "rate_keys", "relying_parties", "request_targets", "requests", "sms_outbox", "totp_factors", "user_states"}
+	wantTables := []string{"api_keys", "audit_events", "backups", "connections", "devices", "event_outbox", "guess_budgets", "pairing_phrases", "phone_verifications", "push_outbox",
+		"rate_events", "rate_keys", "relying_parties", "request_targets", "requests", "sms_outbox", "totp_factors", "user_states",
+		"webhook_deliveries", "webhook_endpoints"}
 	if a, b := latestVersion(t, migrations.Postgres, "postgres"), latestVersion(t, migrations.SQLite, "sqlite"); a != b {
 		t.Fatalf("postgres migrations end at %d, sqlite at %d", a, b)
 	}

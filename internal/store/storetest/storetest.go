@@ -114,6 +114,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Seals/List", testListSealed},
 		{"Seals/Replace", testReplaceSealed},
 		{"Concurrent/ReplaceSealed", testConcurrentReplaceSealed},
+		{"EventOutbox", testEventOutbox},
+		{"Webhooks/Endpoints", testWebhookEndpoints},
+		{"Webhooks/Deliveries", testWebhookDeliveries},
+		{"Concurrent/ClaimWebhookDeliveries", testConcurrentClaimWebhookDeliveries},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,6 +25,762 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Webhook is an endpoint registered for a relying party's security events.
+type Webhook struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RelyingPartyId string                 `protobuf:"bytes,2,opt,name=relying_party_id,json=relyingPartyId,proto3" json:"relying_party_id,omitempty"`
+	Url            string                 `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Description    string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	CreateTime     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Set once disabled, by an operator or after failing for too long.
+	DisableTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=disable_time,json=disableTime,proto3" json:"disable_time,omitempty"`
+	DisabledReason string                 `protobuf:"bytes,8,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
+	// The first failed attempt since the last success; unset while
+	// deliveries succeed.
+	FailingSince  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=failing_since,json=failingSince,proto3" json:"failing_since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Webhook) Reset() {
+	*x = Webhook{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Webhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Webhook) ProtoMessage() {}
+
+func (x *Webhook) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Webhook.ProtoReflect.Descriptor instead.
+func (*Webhook) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Webhook) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Webhook) GetRelyingPartyId() string {
+	if x != nil {
+		return x.RelyingPartyId
+	}
+	return ""
+}
+
+func (x *Webhook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Webhook) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Webhook) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Webhook) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Webhook) GetDisableTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DisableTime
+	}
+	return nil
+}
+
+func (x *Webhook) GetDisabledReason() string {
+	if x != nil {
+		return x.DisabledReason
+	}
+	return ""
+}
+
+func (x *Webhook) GetFailingSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailingSince
+	}
+	return nil
+}
+
+type CreateWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id ("rp_…") or the name.
+	RelyingParty string `protobuf:"bytes,1,opt,name=relying_party,json=relyingParty,proto3" json:"relying_party,omitempty"`
+	// Where events are POSTed: an https:// URL. Redirects are not followed.
+	Url           string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookRequest) Reset() {
+	*x = CreateWebhookRequest{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookRequest) ProtoMessage() {}
+
+func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*CreateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CreateWebhookRequest) GetRelyingParty() string {
+	if x != nil {
+		return x.RelyingParty
+	}
+	return ""
+}
+
+func (x *CreateWebhookRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateWebhookRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+type CreateWebhookResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Webhook *Webhook               `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// The signing secret ("whsec_…"). Shown only here.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookResponse) Reset() {
+	*x = CreateWebhookResponse{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookResponse) ProtoMessage() {}
+
+func (x *CreateWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookResponse.ProtoReflect.Descriptor instead.
+func (*CreateWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CreateWebhookResponse) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+func (x *CreateWebhookResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type ListWebhooksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this relying party's endpoints (id or name); empty lists all.
+	RelyingParty    string `protobuf:"bytes,1,opt,name=relying_party,json=relyingParty,proto3" json:"relying_party,omitempty"`
+	IncludeDisabled bool   `protobuf:"varint,2,opt,name=include_disabled,json=includeDisabled,proto3" json:"include_disabled,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ListWebhooksRequest) Reset() {
+	*x = ListWebhooksRequest{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksRequest) ProtoMessage() {}
+
+func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListWebhooksRequest) GetRelyingParty() string {
+	if x != nil {
+		return x.RelyingParty
+	}
+	return ""
+}
+
+func (x *ListWebhooksRequest) GetIncludeDisabled() bool {
+	if x != nil {
+		return x.IncludeDisabled
+	}
+	return false
+}
+
+type ListWebhooksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Webhooks      []*Webhook             `protobuf:"bytes,1,rep,name=webhooks,proto3" json:"webhooks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksResponse) Reset() {
+	*x = ListWebhooksResponse{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksResponse) ProtoMessage() {}
+
+func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListWebhooksResponse) GetWebhooks() []*Webhook {
+	if x != nil {
+		return x.Webhooks
+	}
+	return nil
+}
+
+type RotateWebhookSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint's id ("whe_…").
+	Webhook       string `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWebhookSecretRequest) Reset() {
+	*x = RotateWebhookSecretRequest{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWebhookSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWebhookSecretRequest) ProtoMessage() {}
+
+func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWebhookSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateWebhookSecretRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RotateWebhookSecretRequest) GetWebhook() string {
+	if x != nil {
+		return x.Webhook
+	}
+	return ""
+}
+
+type RotateWebhookSecretResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Webhook *Webhook               `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// The new signing secret ("whsec_…"). Shown only here.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWebhookSecretResponse) Reset() {
+	*x = RotateWebhookSecretResponse{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWebhookSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWebhookSecretResponse) ProtoMessage() {}
+
+func (x *RotateWebhookSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWebhookSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateWebhookSecretResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RotateWebhookSecretResponse) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+func (x *RotateWebhookSecretResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type DisableWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint's id ("whe_…").
+	Webhook string `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// Kept with the endpoint and in the audit log.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableWebhookRequest) Reset() {
+	*x = DisableWebhookRequest{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableWebhookRequest) ProtoMessage() {}
+
+func (x *DisableWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableWebhookRequest.ProtoReflect.Descriptor instead.
+func (*DisableWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DisableWebhookRequest) GetWebhook() string {
+	if x != nil {
+		return x.Webhook
+	}
+	return ""
+}
+
+func (x *DisableWebhookRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type DisableWebhookResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Webhook       *Webhook               `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableWebhookResponse) Reset() {
+	*x = DisableWebhookResponse{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableWebhookResponse) ProtoMessage() {}
+
+func (x *DisableWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableWebhookResponse.ProtoReflect.Descriptor instead.
+func (*DisableWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DisableWebhookResponse) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+// WebhookDelivery is one event on its way to one endpoint.
+type WebhookDelivery struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	WebhookId string                 `protobuf:"bytes,2,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
+	// The event's id, sent as webhook-id on every attempt.
+	EventId   string `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventType string `protobuf:"bytes,4,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// pending, delivered or failed (given up).
+	State    string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	Attempts int32  `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// When a pending delivery is tried next.
+	NextAttemptTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=next_attempt_time,json=nextAttemptTime,proto3" json:"next_attempt_time,omitempty"`
+	// The HTTP status of the last attempt; 0 when none came back.
+	LastStatus    int32                  `protobuf:"varint,8,opt,name=last_status,json=lastStatus,proto3" json:"last_status,omitempty"`
+	LastError     string                 `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	FinishTime    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookDelivery) Reset() {
+	*x = WebhookDelivery{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDelivery) ProtoMessage() {}
+
+func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
+func (*WebhookDelivery) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WebhookDelivery) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetWebhookId() string {
+	if x != nil {
+		return x.WebhookId
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetNextAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptTime
+	}
+	return nil
+}
+
+func (x *WebhookDelivery) GetLastStatus() int32 {
+	if x != nil {
+		return x.LastStatus
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *WebhookDelivery) GetFinishTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishTime
+	}
+	return nil
+}
+
+type ListWebhookDeliveriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint's id ("whe_…").
+	Webhook string `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// At most 500; 0 means 50.
+	Limit int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Only deliveries created before this time (to page back).
+	Before        *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=before,proto3" json:"before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesRequest) Reset() {
+	*x = ListWebhookDeliveriesRequest{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListWebhookDeliveriesRequest) GetWebhook() string {
+	if x != nil {
+		return x.Webhook
+	}
+	return ""
+}
+
+func (x *ListWebhookDeliveriesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListWebhookDeliveriesRequest) GetBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+type ListWebhookDeliveriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deliveries    []*WebhookDelivery     `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesResponse) Reset() {
+	*x = ListWebhookDeliveriesResponse{}
+	mi := &file_pushauth_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesResponse) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListWebhookDeliveriesResponse) GetDeliveries() []*WebhookDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
 type CreateRelyingPartyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -38,7 +794,7 @@ type CreateRelyingPartyRequest struct {
 
 func (x *CreateRelyingPartyRequest) Reset() {
 	*x = CreateRelyingPartyRequest{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[0]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -50,7 +806,7 @@ func (x *CreateRelyingPartyRequest) String() string {
 func (*CreateRelyingPartyRequest) ProtoMessage() {}
 
 func (x *CreateRelyingPartyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[0]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -63,7 +819,7 @@ func (x *CreateRelyingPartyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRelyingPartyRequest.ProtoReflect.Descriptor instead.
 func (*CreateRelyingPartyRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateRelyingPartyRequest) GetName() string {
@@ -96,7 +852,7 @@ type CreateRelyingPartyResponse struct {
 
 func (x *CreateRelyingPartyResponse) Reset() {
 	*x = CreateRelyingPartyResponse{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[1]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -108,7 +864,7 @@ func (x *CreateRelyingPartyResponse) String() string {
 func (*CreateRelyingPartyResponse) ProtoMessage() {}
 
 func (x *CreateRelyingPartyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[1]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -121,7 +877,7 @@ func (x *CreateRelyingPartyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRelyingPartyResponse.ProtoReflect.Descriptor instead.
 func (*CreateRelyingPartyResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateRelyingPartyResponse) GetRelyingParty() *RelyingParty {
@@ -141,7 +897,7 @@ type GetRelyingPartyRequest struct {
 
 func (x *GetRelyingPartyRequest) Reset() {
 	*x = GetRelyingPartyRequest{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[2]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -153,7 +909,7 @@ func (x *GetRelyingPartyRequest) String() string {
 func (*GetRelyingPartyRequest) ProtoMessage() {}
 
 func (x *GetRelyingPartyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[2]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -166,7 +922,7 @@ func (x *GetRelyingPartyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRelyingPartyRequest.ProtoReflect.Descriptor instead.
 func (*GetRelyingPartyRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetRelyingPartyRequest) GetRelyingParty() string {
@@ -185,7 +941,7 @@ type GetRelyingPartyResponse struct {
 
 func (x *GetRelyingPartyResponse) Reset() {
 	*x = GetRelyingPartyResponse{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[3]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -197,7 +953,7 @@ func (x *GetRelyingPartyResponse) String() string {
 func (*GetRelyingPartyResponse) ProtoMessage() {}
 
 func (x *GetRelyingPartyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[3]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -210,7 +966,7 @@ func (x *GetRelyingPartyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRelyingPartyResponse.ProtoReflect.Descriptor instead.
 func (*GetRelyingPartyResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetRelyingPartyResponse) GetRelyingParty() *RelyingParty {
@@ -232,7 +988,7 @@ type ListRelyingPartiesRequest struct {
 
 func (x *ListRelyingPartiesRequest) Reset() {
 	*x = ListRelyingPartiesRequest{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[4]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +1000,7 @@ func (x *ListRelyingPartiesRequest) String() string {
 func (*ListRelyingPartiesRequest) ProtoMessage() {}
 
 func (x *ListRelyingPartiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[4]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +1013,7 @@ func (x *ListRelyingPartiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRelyingPartiesRequest.ProtoReflect.Descriptor instead.
 func (*ListRelyingPartiesRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListRelyingPartiesRequest) GetPageSize() int32 {
@@ -285,7 +1041,7 @@ type ListRelyingPartiesResponse struct {
 
 func (x *ListRelyingPartiesResponse) Reset() {
 	*x = ListRelyingPartiesResponse{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[5]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -297,7 +1053,7 @@ func (x *ListRelyingPartiesResponse) String() string {
 func (*ListRelyingPartiesResponse) ProtoMessage() {}
 
 func (x *ListRelyingPartiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[5]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -310,7 +1066,7 @@ func (x *ListRelyingPartiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRelyingPartiesResponse.ProtoReflect.Descriptor instead.
 func (*ListRelyingPartiesResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListRelyingPartiesResponse) GetRelyingParties() []*RelyingParty {
@@ -340,7 +1096,7 @@ type UpdateRelyingPartyPolicyRequest struct {
 
 func (x *UpdateRelyingPartyPolicyRequest) Reset() {
 	*x = UpdateRelyingPartyPolicyRequest{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[6]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +1108,7 @@ func (x *UpdateRelyingPartyPolicyRequest) String() string {
 func (*UpdateRelyingPartyPolicyRequest) ProtoMessage() {}
 
 func (x *UpdateRelyingPartyPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[6]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +1121,7 @@ func (x *UpdateRelyingPartyPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRelyingPartyPolicyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRelyingPartyPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateRelyingPartyPolicyRequest) GetRelyingParty() string {
@@ -398,7 +1154,7 @@ type UpdateRelyingPartyPolicyResponse struct {
 
 func (x *UpdateRelyingPartyPolicyResponse) Reset() {
 	*x = UpdateRelyingPartyPolicyResponse{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[7]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -410,7 +1166,7 @@ func (x *UpdateRelyingPartyPolicyResponse) String() string {
 func (*UpdateRelyingPartyPolicyResponse) ProtoMessage() {}
 
 func (x *UpdateRelyingPartyPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[7]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -423,7 +1179,7 @@ func (x *UpdateRelyingPartyPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRelyingPartyPolicyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateRelyingPartyPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateRelyingPartyPolicyResponse) GetRelyingParty() *RelyingParty {
@@ -452,7 +1208,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[8]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +1220,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[8]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +1233,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ApiKey) GetId() string {
@@ -540,7 +1296,7 @@ type CreateApiKeyRequest struct {
 
 func (x *CreateApiKeyRequest) Reset() {
 	*x = CreateApiKeyRequest{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[9]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -552,7 +1308,7 @@ func (x *CreateApiKeyRequest) String() string {
 func (*CreateApiKeyRequest) ProtoMessage() {}
 
 func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[9]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -565,7 +1321,7 @@ func (x *CreateApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateApiKeyRequest) GetRelyingParty() string {
@@ -593,7 +1349,7 @@ type CreateApiKeyResponse struct {
 
 func (x *CreateApiKeyResponse) Reset() {
 	*x = CreateApiKeyResponse{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[10]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +1361,7 @@ func (x *CreateApiKeyResponse) String() string {
 func (*CreateApiKeyResponse) ProtoMessage() {}
 
 func (x *CreateApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[10]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +1374,7 @@ func (x *CreateApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateApiKeyResponse) GetApiKey() *ApiKey {
@@ -646,7 +1402,7 @@ type ListApiKeysRequest struct {
 
 func (x *ListApiKeysRequest) Reset() {
 	*x = ListApiKeysRequest{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[11]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +1414,7 @@ func (x *ListApiKeysRequest) String() string {
 func (*ListApiKeysRequest) ProtoMessage() {}
 
 func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[11]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +1427,7 @@ func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListApiKeysRequest) GetRelyingParty() string {
@@ -697,7 +1453,7 @@ type ListApiKeysResponse struct {
 
 func (x *ListApiKeysResponse) Reset() {
 	*x = ListApiKeysResponse{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[12]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +1465,7 @@ func (x *ListApiKeysResponse) String() string {
 func (*ListApiKeysResponse) ProtoMessage() {}
 
 func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[12]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +1478,7 @@ func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListApiKeysResponse) GetApiKeys() []*ApiKey {
@@ -742,7 +1498,7 @@ type RevokeApiKeyRequest struct {
 
 func (x *RevokeApiKeyRequest) Reset() {
 	*x = RevokeApiKeyRequest{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[13]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +1510,7 @@ func (x *RevokeApiKeyRequest) String() string {
 func (*RevokeApiKeyRequest) ProtoMessage() {}
 
 func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[13]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +1523,7 @@ func (x *RevokeApiKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RevokeApiKeyRequest) GetApiKey() string {
@@ -786,7 +1542,7 @@ type RevokeApiKeyResponse struct {
 
 func (x *RevokeApiKeyResponse) Reset() {
 	*x = RevokeApiKeyResponse{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[14]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +1554,7 @@ func (x *RevokeApiKeyResponse) String() string {
 func (*RevokeApiKeyResponse) ProtoMessage() {}
 
 func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[14]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1567,7 @@ func (x *RevokeApiKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RevokeApiKeyResponse) GetApiKey() *ApiKey {
@@ -844,7 +1600,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[15]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +1612,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[15]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +1625,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AuditEvent) GetId() string {
@@ -945,7 +1701,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[16]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1713,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[16]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1726,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListAuditEventsRequest) GetRelyingParty() string {
@@ -1018,7 +1774,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[17]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1786,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[17]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1799,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -1072,7 +1828,7 @@ type ListOutboxMessagesRequest struct {
 
 func (x *ListOutboxMessagesRequest) Reset() {
 	*x = ListOutboxMessagesRequest{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[18]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1840,7 @@ func (x *ListOutboxMessagesRequest) String() string {
 func (*ListOutboxMessagesRequest) ProtoMessage() {}
 
 func (x *ListOutboxMessagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[18]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1853,7 @@ func (x *ListOutboxMessagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOutboxMessagesRequest.ProtoReflect.Descriptor instead.
 func (*ListOutboxMessagesRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListOutboxMessagesRequest) GetPhoneNumber() string {
@@ -1127,7 +1883,7 @@ type OutboxMessage struct {
 
 func (x *OutboxMessage) Reset() {
 	*x = OutboxMessage{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[19]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1895,7 @@ func (x *OutboxMessage) String() string {
 func (*OutboxMessage) ProtoMessage() {}
 
 func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[19]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1908,7 @@ func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxMessage.ProtoReflect.Descriptor instead.
 func (*OutboxMessage) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *OutboxMessage) GetId() string {
@@ -1192,7 +1948,7 @@ type ListOutboxMessagesResponse struct {
 
 func (x *ListOutboxMessagesResponse) Reset() {
 	*x = ListOutboxMessagesResponse{}
-	mi := &file_pushauth_v1_admin_proto_msgTypes[20]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1204,7 +1960,7 @@ func (x *ListOutboxMessagesResponse) String() string {
 func (*ListOutboxMessagesResponse) ProtoMessage() {}
 
 func (x *ListOutboxMessagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_admin_proto_msgTypes[20]
+	mi := &file_pushauth_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1217,7 +1973,7 @@ func (x *ListOutboxMessagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOutboxMessagesResponse.ProtoReflect.Descriptor instead.
 func (*ListOutboxMessagesResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_pushauth_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListOutboxMessagesResponse) GetMessages() []*OutboxMessage {
@@ -1231,7 +1987,70 @@ var File_pushauth_v1_admin_proto protoreflect.FileDescriptor
 
 const file_pushauth_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17pushauth/v1/admin.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pushauth/v1/policy.proto\"\xd3\x01\n" +
+	"\x17pushauth/v1/admin.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pushauth/v1/policy.proto\"\x9a\x03\n" +
+	"\aWebhook\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
+	"\x10relying_party_id\x18\x02 \x01(\tR\x0erelyingPartyId\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12=\n" +
+	"\fdisable_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vdisableTime\x12'\n" +
+	"\x0fdisabled_reason\x18\b \x01(\tR\x0edisabledReason\x12?\n" +
+	"\rfailing_since\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\"\x90\x01\n" +
+	"\x14CreateWebhookRequest\x12.\n" +
+	"\rrelying_party\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\frelyingParty\x12\x1c\n" +
+	"\x03url\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x03url\x12*\n" +
+	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\"_\n" +
+	"\x15CreateWebhookResponse\x12.\n" +
+	"\awebhook\x18\x01 \x01(\v2\x14.pushauth.v1.WebhookR\awebhook\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"n\n" +
+	"\x13ListWebhooksRequest\x12,\n" +
+	"\rrelying_party\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18dR\frelyingParty\x12)\n" +
+	"\x10include_disabled\x18\x02 \x01(\bR\x0fincludeDisabled\"H\n" +
+	"\x14ListWebhooksResponse\x120\n" +
+	"\bwebhooks\x18\x01 \x03(\v2\x14.pushauth.v1.WebhookR\bwebhooks\"A\n" +
+	"\x1aRotateWebhookSecretRequest\x12#\n" +
+	"\awebhook\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\awebhook\"e\n" +
+	"\x1bRotateWebhookSecretResponse\x12.\n" +
+	"\awebhook\x18\x01 \x01(\v2\x14.pushauth.v1.WebhookR\awebhook\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"^\n" +
+	"\x15DisableWebhookRequest\x12#\n" +
+	"\awebhook\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\awebhook\x12 \n" +
+	"\x06reason\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x06reason\"H\n" +
+	"\x16DisableWebhookResponse\x12.\n" +
+	"\awebhook\x18\x01 \x01(\v2\x14.pushauth.v1.WebhookR\awebhook\"\xae\x03\n" +
+	"\x0fWebhookDelivery\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"webhook_id\x18\x02 \x01(\tR\twebhookId\x12\x19\n" +
+	"\bevent_id\x18\x03 \x01(\tR\aeventId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x04 \x01(\tR\teventType\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x12\x1a\n" +
+	"\battempts\x18\x06 \x01(\x05R\battempts\x12F\n" +
+	"\x11next_attempt_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12\x1f\n" +
+	"\vlast_status\x18\b \x01(\x05R\n" +
+	"lastStatus\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\t \x01(\tR\tlastError\x12;\n" +
+	"\vcreate_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vfinish_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishTime\"\x99\x01\n" +
+	"\x1cListWebhookDeliveriesRequest\x12#\n" +
+	"\awebhook\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\awebhook\x12 \n" +
+	"\x05limit\x18\x02 \x01(\x05B\n" +
+	"\xbaH\a\x1a\x05\x18\xf4\x03(\x00R\x05limit\x122\n" +
+	"\x06before\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06before\"]\n" +
+	"\x1dListWebhookDeliveriesResponse\x12<\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2\x1c.pushauth.v1.WebhookDeliveryR\n" +
+	"deliveries\"\xd3\x01\n" +
 	"\x19CreateRelyingPartyRequest\x121\n" +
 	"\x04name\x18\x01 \x01(\tB\x1d\xbaH\x1ar\x182\x16^[a-z][a-z0-9-]{1,62}$R\x04name\x12J\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB'\xbaH$r\"\x10\x01\x18d2\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\vdisplayName\x127\n" +
@@ -1318,8 +2137,7 @@ const file_pushauth_v1_admin_proto_rawDesc = "" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\"T\n" +
 	"\x1aListOutboxMessagesResponse\x126\n" +
-	"\bmessages\x18\x01 \x03(\v2\x1a.pushauth.v1.OutboxMessageR\bmessages2\xa5\n" +
-	"\n" +
+	"\bmessages\x18\x01 \x03(\v2\x1a.pushauth.v1.OutboxMessageR\bmessages2\xf8\x0f\n" +
 	"\fAdminService\x12\x8b\x01\n" +
 	"\x12CreateRelyingParty\x12&.pushauth.v1.CreateRelyingPartyRequest\x1a'.pushauth.v1.CreateRelyingPartyResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/admin/relying-parties\x12\x8f\x01\n" +
 	"\x0fGetRelyingParty\x12#.pushauth.v1.GetRelyingPartyRequest\x1a$.pushauth.v1.GetRelyingPartyResponse\"1\x82\xd3\xe4\x93\x02+\x12)/v1/admin/relying-parties/{relying_party}\x12\x88\x01\n" +
@@ -1329,7 +2147,12 @@ const file_pushauth_v1_admin_proto_rawDesc = "" +
 	"\vListApiKeys\x12\x1f.pushauth.v1.ListApiKeysRequest\x1a .pushauth.v1.ListApiKeysResponse\":\x82\xd3\xe4\x93\x024\x122/v1/admin/relying-parties/{relying_party}/api-keys\x12\x80\x01\n" +
 	"\fRevokeApiKey\x12 .pushauth.v1.RevokeApiKeyRequest\x1a!.pushauth.v1.RevokeApiKeyResponse\"+\x82\xd3\xe4\x93\x02%\"#/v1/admin/api-keys/{api_key}:revoke\x12|\n" +
 	"\x0fListAuditEvents\x12#.pushauth.v1.ListAuditEventsRequest\x1a$.pushauth.v1.ListAuditEventsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/admin/audit-events\x12\x88\x01\n" +
-	"\x12ListOutboxMessages\x12&.pushauth.v1.ListOutboxMessagesRequest\x1a'.pushauth.v1.ListOutboxMessagesResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/admin/outbox-messagesB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
+	"\x12ListOutboxMessages\x12&.pushauth.v1.ListOutboxMessagesRequest\x1a'.pushauth.v1.ListOutboxMessagesResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/admin/outbox-messages\x12\x95\x01\n" +
+	"\rCreateWebhook\x12!.pushauth.v1.CreateWebhookRequest\x1a\".pushauth.v1.CreateWebhookResponse\"=\x82\xd3\xe4\x93\x027:\x01*\"2/v1/admin/relying-parties/{relying_party}/webhooks\x12o\n" +
+	"\fListWebhooks\x12 .pushauth.v1.ListWebhooksRequest\x1a!.pushauth.v1.ListWebhooksResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/admin/webhooks\x12\x9b\x01\n" +
+	"\x13RotateWebhookSecret\x12'.pushauth.v1.RotateWebhookSecretRequest\x1a(.pushauth.v1.RotateWebhookSecretResponse\"1\x82\xd3\xe4\x93\x02+\")/v1/admin/webhooks/{webhook}:rotateSecret\x12\x87\x01\n" +
+	"\x0eDisableWebhook\x12\".pushauth.v1.DisableWebhookRequest\x1a#.pushauth.v1.DisableWebhookResponse\",\x82\xd3\xe4\x93\x02&\"$/v1/admin/webhooks/{webhook}:disable\x12\x9f\x01\n" +
+	"\x15ListWebhookDeliveries\x12).pushauth.v1.ListWebhookDeliveriesRequest\x1a*.pushauth.v1.ListWebhookDeliveriesResponse\"/\x82\xd3\xe4\x93\x02)\x12'/v1/admin/webhooks/{webhook}/deliveriesB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
 
 var (
 	file_pushauth_v1_admin_proto_rawDescOnce sync.Once
@@ -1343,79 +2166,114 @@ func file_pushauth_v1_admin_proto_rawDescGZIP() []byte {
 	return file_pushauth_v1_admin_proto_rawDescData
 }
 
-var file_pushauth_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_pushauth_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_pushauth_v1_admin_proto_goTypes = []any{
-	(*CreateRelyingPartyRequest)(nil),        // 0: pushauth.v1.CreateRelyingPartyRequest
-	(*CreateRelyingPartyResponse)(nil),       // 1: pushauth.v1.CreateRelyingPartyResponse
-	(*GetRelyingPartyRequest)(nil),           // 2: pushauth.v1.GetRelyingPartyRequest
-	(*GetRelyingPartyResponse)(nil),          // 3: pushauth.v1.GetRelyingPartyResponse
-	(*ListRelyingPartiesRequest)(nil),        // 4: pushauth.v1.ListRelyingPartiesRequest
-	(*ListRelyingPartiesResponse)(nil),       // 5: pushauth.v1.ListRelyingPartiesResponse
-	(*UpdateRelyingPartyPolicyRequest)(nil),  // 6: pushauth.v1.UpdateRelyingPartyPolicyRequest
-	(*UpdateRelyingPartyPolicyResponse)(nil), // 7: pushauth.v1.UpdateRelyingPartyPolicyResponse
-	(*ApiKey)(nil),                           // 8: pushauth.v1.ApiKey
-	(*CreateApiKeyRequest)(nil),              // 9: pushauth.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),             // 10: pushauth.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),               // 11: pushauth.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),              // 12: pushauth.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),              // 13: pushauth.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),             // 14: pushauth.v1.RevokeApiKeyResponse
-	(*AuditEvent)(nil),                       // 15: pushauth.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),           // 16: pushauth.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),          // 17: pushauth.v1.ListAuditEventsResponse
-	(*ListOutboxMessagesRequest)(nil),        // 18: pushauth.v1.ListOutboxMessagesRequest
-	(*OutboxMessage)(nil),                    // 19: pushauth.v1.OutboxMessage
-	(*ListOutboxMessagesResponse)(nil),       // 20: pushauth.v1.ListOutboxMessagesResponse
-	nil,                                      // 21: pushauth.v1.AuditEvent.DetailsEntry
-	(*RelyingPartyPolicy)(nil),               // 22: pushauth.v1.RelyingPartyPolicy
-	(*RelyingParty)(nil),                     // 23: pushauth.v1.RelyingParty
-	(*fieldmaskpb.FieldMask)(nil),            // 24: google.protobuf.FieldMask
-	(*timestamppb.Timestamp)(nil),            // 25: google.protobuf.Timestamp
+	(*Webhook)(nil),                          // 0: pushauth.v1.Webhook
+	(*CreateWebhookRequest)(nil),             // 1: pushauth.v1.CreateWebhookRequest
+	(*CreateWebhookResponse)(nil),            // 2: pushauth.v1.CreateWebhookResponse
+	(*ListWebhooksRequest)(nil),              // 3: pushauth.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),             // 4: pushauth.v1.ListWebhooksResponse
+	(*RotateWebhookSecretRequest)(nil),       // 5: pushauth.v1.RotateWebhookSecretRequest
+	(*RotateWebhookSecretResponse)(nil),      // 6: pushauth.v1.RotateWebhookSecretResponse
+	(*DisableWebhookRequest)(nil),            // 7: pushauth.v1.DisableWebhookRequest
+	(*DisableWebhookResponse)(nil),           // 8: pushauth.v1.DisableWebhookResponse
+	(*WebhookDelivery)(nil),                  // 9: pushauth.v1.WebhookDelivery
+	(*ListWebhookDeliveriesRequest)(nil),     // 10: pushauth.v1.ListWebhookDeliveriesRequest
+	(*ListWebhookDeliveriesResponse)(nil),    // 11: pushauth.v1.ListWebhookDeliveriesResponse
+	(*CreateRelyingPartyRequest)(nil),        // 12: pushauth.v1.CreateRelyingPartyRequest
+	(*CreateRelyingPartyResponse)(nil),       // 13: pushauth.v1.CreateRelyingPartyResponse
+	(*GetRelyingPartyRequest)(nil),           // 14: pushauth.v1.GetRelyingPartyRequest
+	(*GetRelyingPartyResponse)(nil),          // 15: pushauth.v1.GetRelyingPartyResponse
+	(*ListRelyingPartiesRequest)(nil),        // 16: pushauth.v1.ListRelyingPartiesRequest
+	(*ListRelyingPartiesResponse)(nil),       // 17: pushauth.v1.ListRelyingPartiesResponse
+	(*UpdateRelyingPartyPolicyRequest)(nil),  // 18: pushauth.v1.UpdateRelyingPartyPolicyRequest
+	(*UpdateRelyingPartyPolicyResponse)(nil), // 19: pushauth.v1.UpdateRelyingPartyPolicyResponse
+	(*ApiKey)(nil),                           // 20: pushauth.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),              // 21: pushauth.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),             // 22: pushauth.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),               // 23: pushauth.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),              // 24: pushauth.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),              // 25: pushauth.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),             // 26: pushauth.v1.RevokeApiKeyResponse
+	(*AuditEvent)(nil),                       // 27: pushauth.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),           // 28: pushauth.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),          // 29: pushauth.v1.ListAuditEventsResponse
+	(*ListOutboxMessagesRequest)(nil),        // 30: pushauth.v1.ListOutboxMessagesRequest
+	(*OutboxMessage)(nil),                    // 31: pushauth.v1.OutboxMessage
+	(*ListOutboxMessagesResponse)(nil),       // 32: pushauth.v1.ListOutboxMessagesResponse
+	nil,                                      // 33: pushauth.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil),            // 34: google.protobuf.Timestamp
+	(*RelyingPartyPolicy)(nil),               // 35: pushauth.v1.RelyingPartyPolicy
+	(*RelyingParty)(nil),                     // 36: pushauth.v1.RelyingParty
+	(*fieldmaskpb.FieldMask)(nil),            // 37: google.protobuf.FieldMask
 }
 var file_pushauth_v1_admin_proto_depIdxs = []int32{
-	22, // 0: pushauth.v1.CreateRelyingPartyRequest.policy:type_name -> pushauth.v1.RelyingPartyPolicy
-	23, // 1: pushauth.v1.CreateRelyingPartyResponse.relying_party:type_name -> pushauth.v1.RelyingParty
-	23, // 2: pushauth.v1.GetRelyingPartyResponse.relying_party:type_name -> pushauth.v1.RelyingParty
-	23, // 3: pushauth.v1.ListRelyingPartiesResponse.relying_parties:type_name -> pushauth.v1.RelyingParty
-	22, // 4: pushauth.v1.UpdateRelyingPartyPolicyRequest.policy:type_name -> pushauth.v1.RelyingPartyPolicy
-	24, // 5: pushauth.v1.UpdateRelyingPartyPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
-	23, // 6: pushauth.v1.UpdateRelyingPartyPolicyResponse.relying_party:type_name -> pushauth.v1.RelyingParty
-	25, // 7: pushauth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	25, // 8: pushauth.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
-	25, // 9: pushauth.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
-	8,  // 10: pushauth.v1.CreateApiKeyResponse.api_key:type_name -> pushauth.v1.ApiKey
-	8,  // 11: pushauth.v1.ListApiKeysResponse.api_keys:type_name -> pushauth.v1.ApiKey
-	8,  // 12: pushauth.v1.RevokeApiKeyResponse.api_key:type_name -> pushauth.v1.ApiKey
-	25, // 13: pushauth.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	21, // 14: pushauth.v1.AuditEvent.details:type_name -> pushauth.v1.AuditEvent.DetailsEntry
-	25, // 15: pushauth.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	25, // 16: pushauth.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	15, // 17: pushauth.v1.ListAuditEventsResponse.events:type_name -> pushauth.v1.AuditEvent
-	25, // 18: pushauth.v1.OutboxMessage.create_time:type_name -> google.protobuf.Timestamp
-	19, // 19: pushauth.v1.ListOutboxMessagesResponse.messages:type_name -> pushauth.v1.OutboxMessage
-	0,  // 20: pushauth.v1.AdminService.CreateRelyingParty:input_type -> pushauth.v1.CreateRelyingPartyRequest
-	2,  // 21: pushauth.v1.AdminService.GetRelyingParty:input_type -> pushauth.v1.GetRelyingPartyRequest
-	4,  // 22: pushauth.v1.AdminService.ListRelyingParties:input_type -> pushauth.v1.ListRelyingPartiesRequest
-	6,  // 23: pushauth.v1.AdminService.UpdateRelyingPartyPolicy:input_type -> pushauth.v1.UpdateRelyingPartyPolicyRequest
-	9,  // 24: pushauth.v1.AdminService.CreateApiKey:input_type -> pushauth.v1.CreateApiKeyRequest
-	11, // 25: pushauth.v1.AdminService.ListApiKeys:input_type -> pushauth.v1.ListApiKeysRequest
-	13, // 26: pushauth.v1.AdminService.RevokeApiKey:input_type -> pushauth.v1.RevokeApiKeyRequest
-	16, // 27: pushauth.v1.AdminService.ListAuditEvents:input_type -> pushauth.v1.ListAuditEventsRequest
-	18, // 28: pushauth.v1.AdminService.ListOutboxMessages:input_type -> pushauth.v1.ListOutboxMessagesRequest
-	1,  // 29: pushauth.v1.AdminService.CreateRelyingParty:output_type -> pushauth.v1.CreateRelyingPartyResponse
-	3,  // 30: pushauth.v1.AdminService.GetRelyingParty:output_type -> pushauth.v1.GetRelyingPartyResponse
-	5,  // 31: pushauth.v1.AdminService.ListRelyingParties:output_type -> pushauth.v1.ListRelyingPartiesResponse
-	7,  // 32: pushauth.v1.AdminService.UpdateRelyingPartyPolicy:output_type -> pushauth.v1.UpdateRelyingPartyPolicyResponse
-	10, // 33: pushauth.v1.AdminService.CreateApiKey:output_type -> pushauth.v1.CreateApiKeyResponse
-	12, // 34: pushauth.v1.AdminService.ListApiKeys:output_type -> pushauth.v1.ListApiKeysResponse
-	14, // 35: pushauth.v1.AdminService.RevokeApiKey:output_type -> pushauth.v1.RevokeApiKeyResponse
-	17, // 36: pushauth.v1.AdminService.ListAuditEvents:output_type -> pushauth.v1.ListAuditEventsResponse
-	20, // 37: pushauth.v1.AdminService.ListOutboxMessages:output_type -> pushauth.v1.ListOutboxMessagesResponse
-	29, // [29:38] is the sub-list for method output_type
-	20, // [20:29] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	34, // 0: pushauth.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	34, // 1: pushauth.v1.Webhook.update_time:type_name -> google.protobuf.Timestamp
+	34, // 2: pushauth.v1.Webhook.disable_time:type_name -> google.protobuf.Timestamp
+	34, // 3: pushauth.v1.Webhook.failing_since:type_name -> google.protobuf.Timestamp
+	0,  // 4: pushauth.v1.CreateWebhookResponse.webhook:type_name -> pushauth.v1.Webhook
+	0,  // 5: pushauth.v1.ListWebhooksResponse.webhooks:type_name -> pushauth.v1.Webhook
+	0,  // 6: pushauth.v1.RotateWebhookSecretResponse.webhook:type_name -> pushauth.v1.Webhook
+	0,  // 7: pushauth.v1.DisableWebhookResponse.webhook:type_name -> pushauth.v1.Webhook
+	34, // 8: pushauth.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	34, // 9: pushauth.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	34, // 10: pushauth.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
+	34, // 11: pushauth.v1.ListWebhookDeliveriesRequest.before:type_name -> google.protobuf.Timestamp
+	9,  // 12: pushauth.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> pushauth.v1.WebhookDelivery
+	35, // 13: pushauth.v1.CreateRelyingPartyRequest.policy:type_name -> pushauth.v1.RelyingPartyPolicy
+	36, // 14: pushauth.v1.CreateRelyingPartyResponse.relying_party:type_name -> pushauth.v1.RelyingParty
+	36, // 15: pushauth.v1.GetRelyingPartyResponse.relying_party:type_name -> pushauth.v1.RelyingParty
+	36, // 16: pushauth.v1.ListRelyingPartiesResponse.relying_parties:type_name -> pushauth.v1.RelyingParty
+	35, // 17: pushauth.v1.UpdateRelyingPartyPolicyRequest.policy:type_name -> pushauth.v1.RelyingPartyPolicy
+	37, // 18: pushauth.v1.UpdateRelyingPartyPolicyRequest.update_mask:type_name -> google.protobuf.FieldMask
+	36, // 19: pushauth.v1.UpdateRelyingPartyPolicyResponse.relying_party:type_name -> pushauth.v1.RelyingParty
+	34, // 20: pushauth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	34, // 21: pushauth.v1.ApiKey.last_used_time:type_name -> google.protobuf.Timestamp
+	34, // 22: pushauth.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
+	20, // 23: pushauth.v1.CreateApiKeyResponse.api_key:type_name -> pushauth.v1.ApiKey
+	20, // 24: pushauth.v1.ListApiKeysResponse.api_keys:type_name -> pushauth.v1.ApiKey
+	20, // 25: pushauth.v1.RevokeApiKeyResponse.api_key:type_name -> pushauth.v1.ApiKey
+	34, // 26: pushauth.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	33, // 27: pushauth.v1.AuditEvent.details:type_name -> pushauth.v1.AuditEvent.DetailsEntry
+	34, // 28: pushauth.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	34, // 29: pushauth.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	27, // 30: pushauth.v1.ListAuditEventsResponse.events:type_name -> pushauth.v1.AuditEvent
+	34, // 31: pushauth.v1.OutboxMessage.create_time:type_name -> google.protobuf.Timestamp
+	31, // 32: pushauth.v1.ListOutboxMessagesResponse.messages:type_name -> pushauth.v1.OutboxMessage
+	12, // 33: pushauth.v1.AdminService.CreateRelyingParty:input_type -> pushauth.v1.CreateRelyingPartyRequest
+	14, // 34: pushauth.v1.AdminService.GetRelyingParty:input_type -> pushauth.v1.GetRelyingPartyRequest
+	16, // 35: pushauth.v1.AdminService.ListRelyingParties:input_type -> pushauth.v1.ListRelyingPartiesRequest
+	18, // 36: pushauth.v1.AdminService.UpdateRelyingPartyPolicy:input_type -> pushauth.v1.UpdateRelyingPartyPolicyRequest
+	21, // 37: pushauth.v1.AdminService.CreateApiKey:input_type -> pushauth.v1.CreateApiKeyRequest
+	23, // 38: pushauth.v1.AdminService.ListApiKeys:input_type -> pushauth.v1.ListApiKeysRequest
+	25, // 39: pushauth.v1.AdminService.RevokeApiKey:input_type -> pushauth.v1.RevokeApiKeyRequest
+	28, // 40: pushauth.v1.AdminService.ListAuditEvents:input_type -> pushauth.v1.ListAuditEventsRequest
+	30, // 41: pushauth.v1.AdminService.ListOutboxMessages:input_type -> pushauth.v1.ListOutboxMessagesRequest
+	1,  // 42: pushauth.v1.AdminService.CreateWebhook:input_type -> pushauth.v1.CreateWebhookRequest
+	3,  // 43: pushauth.v1.AdminService.ListWebhooks:input_type -> pushauth.v1.ListWebhooksRequest
+	5,  // 44: pushauth.v1.AdminService.RotateWebhookSecret:input_type -> pushauth.v1.RotateWebhookSecretRequest
+	7,  // 45: pushauth.v1.AdminService.DisableWebhook:input_type -> pushauth.v1.DisableWebhookRequest
+	10, // 46: pushauth.v1.AdminService.ListWebhookDeliveries:input_type -> pushauth.v1.ListWebhookDeliveriesRequest
+	13, // 47: pushauth.v1.AdminService.CreateRelyingParty:output_type -> pushauth.v1.CreateRelyingPartyResponse
+	15, // 48: pushauth.v1.AdminService.GetRelyingParty:output_type -> pushauth.v1.GetRelyingPartyResponse
+	17, // 49: pushauth.v1.AdminService.ListRelyingParties:output_type -> pushauth.v1.ListRelyingPartiesResponse
+	19, // 50: pushauth.v1.AdminService.UpdateRelyingPartyPolicy:output_type -> pushauth.v1.UpdateRelyingPartyPolicyResponse
+	22, // 51: pushauth.v1.AdminService.CreateApiKey:output_type -> pushauth.v1.CreateApiKeyResponse
+	24, // 52: pushauth.v1.AdminService.ListApiKeys:output_type -> pushauth.v1.ListApiKeysResponse
+	26, // 53: pushauth.v1.AdminService.RevokeApiKey:output_type -> pushauth.v1.RevokeApiKeyResponse
+	29, // 54: pushauth.v1.AdminService.ListAuditEvents:output_type -> pushauth.v1.ListAuditEventsResponse
+	32, // 55: pushauth.v1.AdminService.ListOutboxMessages:output_type -> pushauth.v1.ListOutboxMessagesResponse
+	2,  // 56: pushauth.v1.AdminService.CreateWebhook:output_type -> pushauth.v1.CreateWebhookResponse
+	4,  // 57: pushauth.v1.AdminService.ListWebhooks:output_type -> pushauth.v1.ListWebhooksResponse
+	6,  // 58: pushauth.v1.AdminService.RotateWebhookSecret:output_type -> pushauth.v1.RotateWebhookSecretResponse
+	8,  // 59: pushauth.v1.AdminService.DisableWebhook:output_type -> pushauth.v1.DisableWebhookResponse
+	11, // 60: pushauth.v1.AdminService.ListWebhookDeliveries:output_type -> pushauth.v1.ListWebhookDeliveriesResponse
+	47, // [47:61] is the sub-list for method output_type
+	33, // [33:47] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_pushauth_v1_admin_proto_init() }
@@ -1430,7 +2288,7 @@ func file_pushauth_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushauth_v1_admin_proto_rawDesc), len(file_pushauth_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -82,7 +82,184 @@ func (x Progress_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Progress_Kind.Descriptor instead.
 func (Progress_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{18, 0}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{21, 0}
+}
+
+type WatchEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cursor of the last event already handled; 0 starts with the
+	// oldest event kept.
+	After         uint64 `protobuf:"varint,1,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsRequest) Reset() {
+	*x = WatchEventsRequest{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsRequest) ProtoMessage() {}
+
+func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WatchEventsRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+type WatchEventsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Event         *SecurityEvent         `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsResponse) Reset() {
+	*x = WatchEventsResponse{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsResponse) ProtoMessage() {}
+
+func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
+func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WatchEventsResponse) GetEvent() *SecurityEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+// SecurityEvent is one entry of a relying party's security event feed. A
+// webhook delivers the same event as JSON (id, type, relying_party_id,
+// timestamp, data).
+type SecurityEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the event stands in the feed: pass it as WatchEvents.after to
+	// resume after it.
+	Cursor uint64 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// Unique; webhooks send it as webhook-id.
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// request_decided, fraud_reported, device_paired, device_replaced,
+	// device_revoked, device_removed, user_backed_off, user_locked,
+	// totp_locked, backup_restored, api_key_created, api_key_revoked.
+	Type string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	// Ids and outcomes (user_ref, request_id, device_id, status, reason, …):
+	// never secrets, codes or phone numbers.
+	Data          map[string]string `protobuf:"bytes,5,rep,name=data,proto3" json:"data,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecurityEvent) Reset() {
+	*x = SecurityEvent{}
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecurityEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecurityEvent) ProtoMessage() {}
+
+func (x *SecurityEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecurityEvent.ProtoReflect.Descriptor instead.
+func (*SecurityEvent) Descriptor() ([]byte, []int) {
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SecurityEvent) GetCursor() uint64 {
+	if x != nil {
+		return x.Cursor
+	}
+	return 0
+}
+
+func (x *SecurityEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SecurityEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *SecurityEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *SecurityEvent) GetData() map[string]string {
+	if x != nil {
+		return x.Data
+	}
+	return nil
 }
 
 type WhoAmIRequest struct {
@@ -93,7 +270,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[0]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -105,7 +282,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[0]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -118,7 +295,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{0}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{3}
 }
 
 type WhoAmIResponse struct {
@@ -132,7 +309,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[1]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -144,7 +321,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[1]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -157,7 +334,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{1}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WhoAmIResponse) GetRelyingParty() *RelyingParty {
@@ -190,7 +367,7 @@ type ClaimPairingPhraseRequest struct {
 
 func (x *ClaimPairingPhraseRequest) Reset() {
 	*x = ClaimPairingPhraseRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[2]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +379,7 @@ func (x *ClaimPairingPhraseRequest) String() string {
 func (*ClaimPairingPhraseRequest) ProtoMessage() {}
 
 func (x *ClaimPairingPhraseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[2]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +392,7 @@ func (x *ClaimPairingPhraseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimPairingPhraseRequest.ProtoReflect.Descriptor instead.
 func (*ClaimPairingPhraseRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{2}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ClaimPairingPhraseRequest) GetPhrase() string {
@@ -256,7 +433,7 @@ type ClaimPairingPhraseResponse struct {
 
 func (x *ClaimPairingPhraseResponse) Reset() {
 	*x = ClaimPairingPhraseResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[3]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -268,7 +445,7 @@ func (x *ClaimPairingPhraseResponse) String() string {
 func (*ClaimPairingPhraseResponse) ProtoMessage() {}
 
 func (x *ClaimPairingPhraseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[3]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -281,7 +458,7 @@ func (x *ClaimPairingPhraseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimPairingPhraseResponse.ProtoReflect.Descriptor instead.
 func (*ClaimPairingPhraseResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{3}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ClaimPairingPhraseResponse) GetRequestId() string {
@@ -317,7 +494,7 @@ type UserDevice struct {
 
 func (x *UserDevice) Reset() {
 	*x = UserDevice{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[4]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -329,7 +506,7 @@ func (x *UserDevice) String() string {
 func (*UserDevice) ProtoMessage() {}
 
 func (x *UserDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[4]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -342,7 +519,7 @@ func (x *UserDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserDevice.ProtoReflect.Descriptor instead.
 func (*UserDevice) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{4}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UserDevice) GetDeviceId() string {
@@ -410,7 +587,7 @@ type ListUserDevicesRequest struct {
 
 func (x *ListUserDevicesRequest) Reset() {
 	*x = ListUserDevicesRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[5]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +599,7 @@ func (x *ListUserDevicesRequest) String() string {
 func (*ListUserDevicesRequest) ProtoMessage() {}
 
 func (x *ListUserDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[5]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +612,7 @@ func (x *ListUserDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListUserDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{5}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListUserDevicesRequest) GetUserRef() string {
@@ -454,7 +631,7 @@ type ListUserDevicesResponse struct {
 
 func (x *ListUserDevicesResponse) Reset() {
 	*x = ListUserDevicesResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[6]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -466,7 +643,7 @@ func (x *ListUserDevicesResponse) String() string {
 func (*ListUserDevicesResponse) ProtoMessage() {}
 
 func (x *ListUserDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[6]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -479,7 +656,7 @@ func (x *ListUserDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListUserDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{6}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListUserDevicesResponse) GetDevices() []*UserDevice {
@@ -499,7 +676,7 @@ type RemoveUserDeviceRequest struct {
 
 func (x *RemoveUserDeviceRequest) Reset() {
 	*x = RemoveUserDeviceRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[7]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +688,7 @@ func (x *RemoveUserDeviceRequest) String() string {
 func (*RemoveUserDeviceRequest) ProtoMessage() {}
 
 func (x *RemoveUserDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[7]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +701,7 @@ func (x *RemoveUserDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveUserDeviceRequest.ProtoReflect.Descriptor instead.
 func (*RemoveUserDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{7}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RemoveUserDeviceRequest) GetUserRef() string {
@@ -549,7 +726,7 @@ type RemoveUserDeviceResponse struct {
 
 func (x *RemoveUserDeviceResponse) Reset() {
 	*x = RemoveUserDeviceResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[8]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +738,7 @@ func (x *RemoveUserDeviceResponse) String() string {
 func (*RemoveUserDeviceResponse) ProtoMessage() {}
 
 func (x *RemoveUserDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[8]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +751,7 @@ func (x *RemoveUserDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveUserDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RemoveUserDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{8}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{11}
 }
 
 type GetDeviceKeyRequest struct {
@@ -586,7 +763,7 @@ type GetDeviceKeyRequest struct {
 
 func (x *GetDeviceKeyRequest) Reset() {
 	*x = GetDeviceKeyRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[9]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +775,7 @@ func (x *GetDeviceKeyRequest) String() string {
 func (*GetDeviceKeyRequest) ProtoMessage() {}
 
 func (x *GetDeviceKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[9]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +788,7 @@ func (x *GetDeviceKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceKeyRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{9}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetDeviceKeyRequest) GetDeviceId() string {
@@ -632,7 +809,7 @@ type GetDeviceKeyResponse struct {
 
 func (x *GetDeviceKeyResponse) Reset() {
 	*x = GetDeviceKeyResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[10]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +821,7 @@ func (x *GetDeviceKeyResponse) String() string {
 func (*GetDeviceKeyResponse) ProtoMessage() {}
 
 func (x *GetDeviceKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[10]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +834,7 @@ func (x *GetDeviceKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetDeviceKeyResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{10}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetDeviceKeyResponse) GetDeviceId() string {
@@ -684,7 +861,7 @@ type CreateApprovalRequest struct {
 
 func (x *CreateApprovalRequest) Reset() {
 	*x = CreateApprovalRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[11]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +873,7 @@ func (x *CreateApprovalRequest) String() string {
 func (*CreateApprovalRequest) ProtoMessage() {}
 
 func (x *CreateApprovalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[11]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +886,7 @@ func (x *CreateApprovalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApprovalRequest.ProtoReflect.Descriptor instead.
 func (*CreateApprovalRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{11}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateApprovalRequest) GetUserRef() string {
@@ -739,7 +916,7 @@ type CreateApprovalResponse struct {
 
 func (x *CreateApprovalResponse) Reset() {
 	*x = CreateApprovalResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[12]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +928,7 @@ func (x *CreateApprovalResponse) String() string {
 func (*CreateApprovalResponse) ProtoMessage() {}
 
 func (x *CreateApprovalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[12]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +941,7 @@ func (x *CreateApprovalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApprovalResponse.ProtoReflect.Descriptor instead.
 func (*CreateApprovalResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{12}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateApprovalResponse) GetRequestId() string {
@@ -804,7 +981,7 @@ type GetRequestRequest struct {
 
 func (x *GetRequestRequest) Reset() {
 	*x = GetRequestRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[13]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +993,7 @@ func (x *GetRequestRequest) String() string {
 func (*GetRequestRequest) ProtoMessage() {}
 
 func (x *GetRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[13]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +1006,7 @@ func (x *GetRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequestRequest.ProtoReflect.Descriptor instead.
 func (*GetRequestRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{13}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetRequestRequest) GetRequestId() string {
@@ -848,7 +1025,7 @@ type GetRequestResponse struct {
 
 func (x *GetRequestResponse) Reset() {
 	*x = GetRequestResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[14]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +1037,7 @@ func (x *GetRequestResponse) String() string {
 func (*GetRequestResponse) ProtoMessage() {}
 
 func (x *GetRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[14]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +1050,7 @@ func (x *GetRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequestResponse.ProtoReflect.Descriptor instead.
 func (*GetRequestResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{14}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetRequestResponse) GetRequest() *Request {
@@ -892,7 +1069,7 @@ type CancelRequestRequest struct {
 
 func (x *CancelRequestRequest) Reset() {
 	*x = CancelRequestRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[15]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1081,7 @@ func (x *CancelRequestRequest) String() string {
 func (*CancelRequestRequest) ProtoMessage() {}
 
 func (x *CancelRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[15]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1094,7 @@ func (x *CancelRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequestRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequestRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{15}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelRequestRequest) GetRequestId() string {
@@ -936,7 +1113,7 @@ type CancelRequestResponse struct {
 
 func (x *CancelRequestResponse) Reset() {
 	*x = CancelRequestResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[16]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1125,7 @@ func (x *CancelRequestResponse) String() string {
 func (*CancelRequestResponse) ProtoMessage() {}
 
 func (x *CancelRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[16]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1138,7 @@ func (x *CancelRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequestResponse.ProtoReflect.Descriptor instead.
 func (*CancelRequestResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{16}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CancelRequestResponse) GetRequest() *Request {
@@ -980,7 +1157,7 @@ type WaitRequestRequest struct {
 
 func (x *WaitRequestRequest) Reset() {
 	*x = WaitRequestRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[17]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1169,7 @@ func (x *WaitRequestRequest) String() string {
 func (*WaitRequestRequest) ProtoMessage() {}
 
 func (x *WaitRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[17]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1182,7 @@ func (x *WaitRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequestRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequestRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{17}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WaitRequestRequest) GetRequestId() string {
@@ -1032,7 +1209,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[18]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1221,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[18]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1234,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{18}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Progress) GetKind() Progress_Kind {
@@ -1108,7 +1285,7 @@ type WaitRequestResponse struct {
 
 func (x *WaitRequestResponse) Reset() {
 	*x = WaitRequestResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[19]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1120,7 +1297,7 @@ func (x *WaitRequestResponse) String() string {
 func (*WaitRequestResponse) ProtoMessage() {}
 
 func (x *WaitRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[19]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1133,7 +1310,7 @@ func (x *WaitRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequestResponse.ProtoReflect.Descriptor instead.
 func (*WaitRequestResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{19}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WaitRequestResponse) GetEvent() isWaitRequestResponse_Event {
@@ -1189,7 +1366,7 @@ type AwaitRequestRequest struct {
 
 func (x *AwaitRequestRequest) Reset() {
 	*x = AwaitRequestRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[20]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1378,7 @@ func (x *AwaitRequestRequest) String() string {
 func (*AwaitRequestRequest) ProtoMessage() {}
 
 func (x *AwaitRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[20]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1391,7 @@ func (x *AwaitRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AwaitRequestRequest.ProtoReflect.Descriptor instead.
 func (*AwaitRequestRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{20}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AwaitRequestRequest) GetRequestId() string {
@@ -1241,7 +1418,7 @@ type AwaitRequestResponse struct {
 
 func (x *AwaitRequestResponse) Reset() {
 	*x = AwaitRequestResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[21]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1430,7 @@ func (x *AwaitRequestResponse) String() string {
 func (*AwaitRequestResponse) ProtoMessage() {}
 
 func (x *AwaitRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[21]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1443,7 @@ func (x *AwaitRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AwaitRequestResponse.ProtoReflect.Descriptor instead.
 func (*AwaitRequestResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{21}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AwaitRequestResponse) GetRequest() *Request {
@@ -1287,7 +1464,7 @@ type EnrollTotpRequest struct {
 
 func (x *EnrollTotpRequest) Reset() {
 	*x = EnrollTotpRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[22]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1476,7 @@ func (x *EnrollTotpRequest) String() string {
 func (*EnrollTotpRequest) ProtoMessage() {}
 
 func (x *EnrollTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[22]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1489,7 @@ func (x *EnrollTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollTotpRequest.ProtoReflect.Descriptor instead.
 func (*EnrollTotpRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{22}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EnrollTotpRequest) GetUserRef() string {
@@ -1344,7 +1521,7 @@ type EnrollTotpResponse struct {
 
 func (x *EnrollTotpResponse) Reset() {
 	*x = EnrollTotpResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[23]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1533,7 @@ func (x *EnrollTotpResponse) String() string {
 func (*EnrollTotpResponse) ProtoMessage() {}
 
 func (x *EnrollTotpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[23]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1546,7 @@ func (x *EnrollTotpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollTotpResponse.ProtoReflect.Descriptor instead.
 func (*EnrollTotpResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{23}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *EnrollTotpResponse) GetFactorId() string {
@@ -1411,7 +1588,7 @@ type ConfirmTotpRequest struct {
 
 func (x *ConfirmTotpRequest) Reset() {
 	*x = ConfirmTotpRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[24]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1600,7 @@ func (x *ConfirmTotpRequest) String() string {
 func (*ConfirmTotpRequest) ProtoMessage() {}
 
 func (x *ConfirmTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[24]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1613,7 @@ func (x *ConfirmTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTotpRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmTotpRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{24}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ConfirmTotpRequest) GetUserRef() string {
@@ -1468,7 +1645,7 @@ type ConfirmTotpResponse struct {
 
 func (x *ConfirmTotpResponse) Reset() {
 	*x = ConfirmTotpResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[25]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1480,7 +1657,7 @@ func (x *ConfirmTotpResponse) String() string {
 func (*ConfirmTotpResponse) ProtoMessage() {}
 
 func (x *ConfirmTotpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[25]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1493,7 +1670,7 @@ func (x *ConfirmTotpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTotpResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmTotpResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{25}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{28}
 }
 
 type RemoveTotpRequest struct {
@@ -1506,7 +1683,7 @@ type RemoveTotpRequest struct {
 
 func (x *RemoveTotpRequest) Reset() {
 	*x = RemoveTotpRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[26]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1695,7 @@ func (x *RemoveTotpRequest) String() string {
 func (*RemoveTotpRequest) ProtoMessage() {}
 
 func (x *RemoveTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[26]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1708,7 @@ func (x *RemoveTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTotpRequest.ProtoReflect.Descriptor instead.
 func (*RemoveTotpRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{26}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RemoveTotpRequest) GetUserRef() string {
@@ -1556,7 +1733,7 @@ type RemoveTotpResponse struct {
 
 func (x *RemoveTotpResponse) Reset() {
 	*x = RemoveTotpResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[27]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1745,7 @@ func (x *RemoveTotpResponse) String() string {
 func (*RemoveTotpResponse) ProtoMessage() {}
 
 func (x *RemoveTotpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[27]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1758,7 @@ func (x *RemoveTotpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveTotpResponse.ProtoReflect.Descriptor instead.
 func (*RemoveTotpResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{27}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{30}
 }
 
 type VerifyTotpRequest struct {
@@ -1594,7 +1771,7 @@ type VerifyTotpRequest struct {
 
 func (x *VerifyTotpRequest) Reset() {
 	*x = VerifyTotpRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[28]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1783,7 @@ func (x *VerifyTotpRequest) String() string {
 func (*VerifyTotpRequest) ProtoMessage() {}
 
 func (x *VerifyTotpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[28]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1796,7 @@ func (x *VerifyTotpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTotpRequest.ProtoReflect.Descriptor instead.
 func (*VerifyTotpRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{28}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *VerifyTotpRequest) GetUserRef() string {
@@ -1649,7 +1826,7 @@ type VerifyTotpResponse struct {
 
 func (x *VerifyTotpResponse) Reset() {
 	*x = VerifyTotpResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[29]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +1838,7 @@ func (x *VerifyTotpResponse) String() string {
 func (*VerifyTotpResponse) ProtoMessage() {}
 
 func (x *VerifyTotpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[29]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +1851,7 @@ func (x *VerifyTotpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyTotpResponse.ProtoReflect.Descriptor instead.
 func (*VerifyTotpResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{29}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *VerifyTotpResponse) GetFactorId() string {
@@ -1709,7 +1886,7 @@ type TotpFactor struct {
 
 func (x *TotpFactor) Reset() {
 	*x = TotpFactor{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[30]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1898,7 @@ func (x *TotpFactor) String() string {
 func (*TotpFactor) ProtoMessage() {}
 
 func (x *TotpFactor) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[30]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1911,7 @@ func (x *TotpFactor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TotpFactor.ProtoReflect.Descriptor instead.
 func (*TotpFactor) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{30}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TotpFactor) GetId() string {
@@ -1788,7 +1965,7 @@ type ListUserFactorsRequest struct {
 
 func (x *ListUserFactorsRequest) Reset() {
 	*x = ListUserFactorsRequest{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[31]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +1977,7 @@ func (x *ListUserFactorsRequest) String() string {
 func (*ListUserFactorsRequest) ProtoMessage() {}
 
 func (x *ListUserFactorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[31]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +1990,7 @@ func (x *ListUserFactorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserFactorsRequest.ProtoReflect.Descriptor instead.
 func (*ListUserFactorsRequest) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{31}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListUserFactorsRequest) GetUserRef() string {
@@ -1836,7 +2013,7 @@ type ListUserFactorsResponse struct {
 
 func (x *ListUserFactorsResponse) Reset() {
 	*x = ListUserFactorsResponse{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[32]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2025,7 @@ func (x *ListUserFactorsResponse) String() string {
 func (*ListUserFactorsResponse) ProtoMessage() {}
 
 func (x *ListUserFactorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[32]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2038,7 @@ func (x *ListUserFactorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUserFactorsResponse.ProtoReflect.Descriptor instead.
 func (*ListUserFactorsResponse) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{32}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListUserFactorsResponse) GetPushDevices() []*UserDevice {
@@ -1908,7 +2085,7 @@ type UserState struct {
 
 func (x *UserState) Reset() {
 	*x = UserState{}
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[33]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1920,7 +2097,7 @@ func (x *UserState) String() string {
 func (*UserState) ProtoMessage() {}
 
 func (x *UserState) ProtoReflect() protoreflect.Message {
-	mi := &file_pushauth_v1_relying_party_proto_msgTypes[33]
+	mi := &file_pushauth_v1_relying_party_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1933,7 +2110,7 @@ func (x *UserState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserState.ProtoReflect.Descriptor instead.
 func (*UserState) Descriptor() ([]byte, []int) {
-	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{33}
+	return file_pushauth_v1_relying_party_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UserState) GetPushBackoffUntil() *timestamppb.Timestamp {
@@ -1975,7 +2152,20 @@ var File_pushauth_v1_relying_party_proto protoreflect.FileDescriptor
 
 const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"\n" +
-	"\x1fpushauth/v1/relying_party.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pushauth/v1/device.proto\x1a\x18pushauth/v1/policy.proto\x1a\x19pushauth/v1/request.proto\"\x0f\n" +
+	"\x1fpushauth/v1/relying_party.proto\x12\vpushauth.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pushauth/v1/device.proto\x1a\x18pushauth/v1/policy.proto\x1a\x19pushauth/v1/request.proto\"*\n" +
+	"\x12WatchEventsRequest\x12\x14\n" +
+	"\x05after\x18\x01 \x01(\x04R\x05after\"G\n" +
+	"\x13WatchEventsResponse\x120\n" +
+	"\x05event\x18\x01 \x01(\v2\x1a.pushauth.v1.SecurityEventR\x05event\"\xee\x01\n" +
+	"\rSecurityEvent\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\x04R\x06cursor\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x128\n" +
+	"\x04data\x18\x05 \x03(\v2$.pushauth.v1.SecurityEvent.DataEntryR\x04data\x1a7\n" +
+	"\tDataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x0f\n" +
 	"\rWhoAmIRequest\"v\n" +
 	"\x0eWhoAmIResponse\x12>\n" +
 	"\rrelying_party\x18\x01 \x01(\v2\x19.pushauth.v1.RelyingPartyR\frelyingParty\x12$\n" +
@@ -2113,7 +2303,7 @@ const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"pushLocked\x121\n" +
 	"\x14consecutive_failures\x18\x03 \x01(\x05R\x13consecutiveFailures\x12D\n" +
 	"\x10push_muted_until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0epushMutedUntil\x12F\n" +
-	"\x11totp_locked_until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0ftotpLockedUntil2\x83\x0e\n" +
+	"\x11totp_locked_until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0ftotpLockedUntil2\xf1\x0e\n" +
 	"\x13RelyingPartyService\x12U\n" +
 	"\x06WhoAmI\x12\x1a.pushauth.v1.WhoAmIRequest\x1a\x1b.pushauth.v1.WhoAmIResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
 	"/v1/whoami\x12~\n" +
@@ -2134,7 +2324,8 @@ const file_pushauth_v1_relying_party_proto_rawDesc = "" +
 	"RemoveTotp\x12\x1e.pushauth.v1.RemoveTotpRequest\x1a\x1f.pushauth.v1.RemoveTotpResponse\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/v1/totp-factors/{factor_id}\x12i\n" +
 	"\n" +
 	"VerifyTotp\x12\x1e.pushauth.v1.VerifyTotpRequest\x1a\x1f.pushauth.v1.VerifyTotpResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/totp:verify\x12q\n" +
-	"\x0fListUserFactors\x12#.pushauth.v1.ListUserFactorsRequest\x1a$.pushauth.v1.ListUserFactorsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/factorsB;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
+	"\x0fListUserFactors\x12#.pushauth.v1.ListUserFactorsRequest\x1a$.pushauth.v1.ListUserFactorsResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\v/v1/factors\x12l\n" +
+	"\vWatchEvents\x12\x1f.pushauth.v1.WatchEventsRequest\x1a .pushauth.v1.WatchEventsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/events:watch0\x01B;Z9github.com/pushauth/pushauth/proto/pushauth/v1;pushauthv1b\x06proto3"
 
 var (
 	file_pushauth_v1_relying_party_proto_rawDescOnce sync.Once
@@ -2149,114 +2340,123 @@ func file_pushauth_v1_relying_party_proto_rawDescGZIP() []byte {
 }
 
 var file_pushauth_v1_relying_party_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pushauth_v1_relying_party_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_pushauth_v1_relying_party_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_pushauth_v1_relying_party_proto_goTypes = []any{
 	(Progress_Kind)(0),                 // 0: pushauth.v1.Progress.Kind
-	(*WhoAmIRequest)(nil),              // 1: pushauth.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),             // 2: pushauth.v1.WhoAmIResponse
-	(*ClaimPairingPhraseRequest)(nil),  // 3: pushauth.v1.ClaimPairingPhraseRequest
-	(*ClaimPairingPhraseResponse)(nil), // 4: pushauth.v1.ClaimPairingPhraseResponse
-	(*UserDevice)(nil),                 // 5: pushauth.v1.UserDevice
-	(*ListUserDevicesRequest)(nil),     // 6: pushauth.v1.ListUserDevicesRequest
-	(*ListUserDevicesResponse)(nil),    // 7: pushauth.v1.ListUserDevicesResponse
-	(*RemoveUserDeviceRequest)(nil),    // 8: pushauth.v1.RemoveUserDeviceRequest
-	(*RemoveUserDeviceResponse)(nil),   // 9: pushauth.v1.RemoveUserDeviceResponse
-	(*GetDeviceKeyRequest)(nil),        // 10: pushauth.v1.GetDeviceKeyRequest
-	(*GetDeviceKeyResponse)(nil),       // 11: pushauth.v1.GetDeviceKeyResponse
-	(*CreateApprovalRequest)(nil),      // 12: pushauth.v1.CreateApprovalRequest
-	(*CreateApprovalResponse)(nil),     // 13: pushauth.v1.CreateApprovalResponse
-	(*GetRequestRequest)(nil),          // 14: pushauth.v1.GetRequestRequest
-	(*GetRequestResponse)(nil),         // 15: pushauth.v1.GetRequestResponse
-	(*CancelRequestRequest)(nil),       // 16: pushauth.v1.CancelRequestRequest
-	(*CancelRequestResponse)(nil),      // 17: pushauth.v1.CancelRequestResponse
-	(*WaitRequestRequest)(nil),         // 18: pushauth.v1.WaitRequestRequest
-	(*Progress)(nil),                   // 19: pushauth.v1.Progress
-	(*WaitRequestResponse)(nil),        // 20: pushauth.v1.WaitRequestResponse
-	(*AwaitRequestRequest)(nil),        // 21: pushauth.v1.AwaitRequestRequest
-	(*AwaitRequestResponse)(nil),       // 22: pushauth.v1.AwaitRequestResponse
-	(*EnrollTotpRequest)(nil),          // 23: pushauth.v1.EnrollTotpRequest
-	(*EnrollTotpResponse)(nil),         // 24: pushauth.v1.EnrollTotpResponse
-	(*ConfirmTotpRequest)(nil),         // 25: pushauth.v1.ConfirmTotpRequest
-	(*ConfirmTotpResponse)(nil),        // 26: pushauth.v1.ConfirmTotpResponse
-	(*RemoveTotpRequest)(nil),          // 27: pushauth.v1.RemoveTotpRequest
-	(*RemoveTotpResponse)(nil),         // 28: pushauth.v1.RemoveTotpResponse
-	(*VerifyTotpRequest)(nil),          // 29: pushauth.v1.VerifyTotpRequest
-	(*VerifyTotpResponse)(nil),         // 30: pushauth.v1.VerifyTotpResponse
-	(*TotpFactor)(nil),                 // 31: pushauth.v1.TotpFactor
-	(*ListUserFactorsRequest)(nil),     // 32: pushauth.v1.ListUserFactorsRequest
-	(*ListUserFactorsResponse)(nil),    // 33: pushauth.v1.ListUserFactorsResponse
-	(*UserState)(nil),                  // 34: pushauth.v1.UserState
-	(*RelyingParty)(nil),               // 35: pushauth.v1.RelyingParty
-	(*RequestContext)(nil),             // 36: pushauth.v1.RequestContext
-	(*timestamppb.Timestamp)(nil),      // 37: google.protobuf.Timestamp
-	(Platform)(0),                      // 38: pushauth.v1.Platform
-	(NumberMatchingMode)(0),            // 39: pushauth.v1.NumberMatchingMode
-	(*Request)(nil),                    // 40: pushauth.v1.Request
-	(DeliveryFailureReason)(0),         // 41: pushauth.v1.DeliveryFailureReason
-	(*durationpb.Duration)(nil),        // 42: google.protobuf.Duration
+	(*WatchEventsRequest)(nil),         // 1: pushauth.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),        // 2: pushauth.v1.WatchEventsResponse
+	(*SecurityEvent)(nil),              // 3: pushauth.v1.SecurityEvent
+	(*WhoAmIRequest)(nil),              // 4: pushauth.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),             // 5: pushauth.v1.WhoAmIResponse
+	(*ClaimPairingPhraseRequest)(nil),  // 6: pushauth.v1.ClaimPairingPhraseRequest
+	(*ClaimPairingPhraseResponse)(nil), // 7: pushauth.v1.ClaimPairingPhraseResponse
+	(*UserDevice)(nil),                 // 8: pushauth.v1.UserDevice
+	(*ListUserDevicesRequest)(nil),     // 9: pushauth.v1.ListUserDevicesRequest
+	(*ListUserDevicesResponse)(nil),    // 10: pushauth.v1.ListUserDevicesResponse
+	(*RemoveUserDeviceRequest)(nil),    // 11: pushauth.v1.RemoveUserDeviceRequest
+	(*RemoveUserDeviceResponse)(nil),   // 12: pushauth.v1.RemoveUserDeviceResponse
+	(*GetDeviceKeyRequest)(nil),        // 13: pushauth.v1.GetDeviceKeyRequest
+	(*GetDeviceKeyResponse)(nil),       // 14: pushauth.v1.GetDeviceKeyResponse
+	(*CreateApprovalRequest)(nil),      // 15: pushauth.v1.CreateApprovalRequest
+	(*CreateApprovalResponse)(nil),     // 16: pushauth.v1.CreateApprovalResponse
+	(*GetRequestRequest)(nil),          // 17: pushauth.v1.GetRequestRequest
+	(*GetRequestResponse)(nil),         // 18: pushauth.v1.GetRequestResponse
+	(*CancelRequestRequest)(nil),       // 19: pushauth.v1.CancelRequestRequest
+	(*CancelRequestResponse)(nil),      // 20: pushauth.v1.CancelRequestResponse
+	(*WaitRequestRequest)(nil),         // 21: pushauth.v1.WaitRequestRequest
+	(*Progress)(nil),                   // 22: pushauth.v1.Progress
+	(*WaitRequestResponse)(nil),        // 23: pushauth.v1.WaitRequestResponse
+	(*AwaitRequestRequest)(nil),        // 24: pushauth.v1.AwaitRequestRequest
+	(*AwaitRequestResponse)(nil),       // 25: pushauth.v1.AwaitRequestResponse
+	(*EnrollTotpRequest)(nil),          // 26: pushauth.v1.EnrollTotpRequest
+	(*EnrollTotpResponse)(nil),         // 27: pushauth.v1.EnrollTotpResponse
+	(*ConfirmTotpRequest)(nil),         // 28: pushauth.v1.ConfirmTotpRequest
+	(*ConfirmTotpResponse)(nil),        // 29: pushauth.v1.ConfirmTotpResponse
+	(*RemoveTotpRequest)(nil),          // 30: pushauth.v1.RemoveTotpRequest
+	(*RemoveTotpResponse)(nil),         // 31: pushauth.v1.RemoveTotpResponse
+	(*VerifyTotpRequest)(nil),          // 32: pushauth.v1.VerifyTotpRequest
+	(*VerifyTotpResponse)(nil),         // 33: pushauth.v1.VerifyTotpResponse
+	(*TotpFactor)(nil),                 // 34: pushauth.v1.TotpFactor
+	(*ListUserFactorsRequest)(nil),     // 35: pushauth.v1.ListUserFactorsRequest
+	(*ListUserFactorsResponse)(nil),    // 36: pushauth.v1.ListUserFactorsResponse
+	(*UserState)(nil),                  // 37: pushauth.v1.UserState
+	nil,                                // 38: pushauth.v1.SecurityEvent.DataEntry
+	(*timestamppb.Timestamp)(nil),      // 39: google.protobuf.Timestamp
+	(*RelyingParty)(nil),               // 40: pushauth.v1.RelyingParty
+	(*RequestContext)(nil),             // 41: pushauth.v1.RequestContext
+	(Platform)(0),                      // 42: pushauth.v1.Platform
+	(NumberMatchingMode)(0),            // 43: pushauth.v1.NumberMatchingMode
+	(*Request)(nil),                    // 44: pushauth.v1.Request
+	(DeliveryFailureReason)(0),         // 45: pushauth.v1.DeliveryFailureReason
+	(*durationpb.Duration)(nil),        // 46: google.protobuf.Duration
 }
 var file_pushauth_v1_relying_party_proto_depIdxs = []int32{
-	35, // 0: pushauth.v1.WhoAmIResponse.relying_party:type_name -> pushauth.v1.RelyingParty
-	36, // 1: pushauth.v1.ClaimPairingPhraseRequest.context:type_name -> pushauth.v1.RequestContext
-	37, // 2: pushauth.v1.ClaimPairingPhraseResponse.expire_time:type_name -> google.protobuf.Timestamp
-	38, // 3: pushauth.v1.UserDevice.platform:type_name -> pushauth.v1.Platform
-	37, // 4: pushauth.v1.UserDevice.connect_time:type_name -> google.protobuf.Timestamp
-	37, // 5: pushauth.v1.UserDevice.last_seen_time:type_name -> google.protobuf.Timestamp
-	5,  // 6: pushauth.v1.ListUserDevicesResponse.devices:type_name -> pushauth.v1.UserDevice
-	36, // 7: pushauth.v1.CreateApprovalRequest.context:type_name -> pushauth.v1.RequestContext
-	37, // 8: pushauth.v1.CreateApprovalResponse.expire_time:type_name -> google.protobuf.Timestamp
-	39, // 9: pushauth.v1.CreateApprovalResponse.number_matching:type_name -> pushauth.v1.NumberMatchingMode
-	40, // 10: pushauth.v1.GetRequestResponse.request:type_name -> pushauth.v1.Request
-	40, // 11: pushauth.v1.CancelRequestResponse.request:type_name -> pushauth.v1.Request
-	0,  // 12: pushauth.v1.Progress.kind:type_name -> pushauth.v1.Progress.Kind
-	37, // 13: pushauth.v1.Progress.time:type_name -> google.protobuf.Timestamp
-	41, // 14: pushauth.v1.Progress.failure_reason:type_name -> pushauth.v1.DeliveryFailureReason
-	19, // 15: pushauth.v1.WaitRequestResponse.progress:type_name -> pushauth.v1.Progress
-	40, // 16: pushauth.v1.WaitRequestResponse.result:type_name -> pushauth.v1.Request
-	42, // 17: pushauth.v1.AwaitRequestRequest.timeout:type_name -> google.protobuf.Duration
-	40, // 18: pushauth.v1.AwaitRequestResponse.request:type_name -> pushauth.v1.Request
-	37, // 19: pushauth.v1.TotpFactor.create_time:type_name -> google.protobuf.Timestamp
-	5,  // 20: pushauth.v1.ListUserFactorsResponse.push_devices:type_name -> pushauth.v1.UserDevice
-	31, // 21: pushauth.v1.ListUserFactorsResponse.totp_factors:type_name -> pushauth.v1.TotpFactor
-	34, // 22: pushauth.v1.ListUserFactorsResponse.state:type_name -> pushauth.v1.UserState
-	37, // 23: pushauth.v1.UserState.push_backoff_until:type_name -> google.protobuf.Timestamp
-	37, // 24: pushauth.v1.UserState.push_muted_until:type_name -> google.protobuf.Timestamp
-	37, // 25: pushauth.v1.UserState.totp_locked_until:type_name -> google.protobuf.Timestamp
-	1,  // 26: pushauth.v1.RelyingPartyService.WhoAmI:input_type -> pushauth.v1.WhoAmIRequest
-	3,  // 27: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:input_type -> pushauth.v1.ClaimPairingPhraseRequest
-	6,  // 28: pushauth.v1.RelyingPartyService.ListUserDevices:input_type -> pushauth.v1.ListUserDevicesRequest
-	8,  // 29: pushauth.v1.RelyingPartyService.RemoveUserDevice:input_type -> pushauth.v1.RemoveUserDeviceRequest
-	10, // 30: pushauth.v1.RelyingPartyService.GetDeviceKey:input_type -> pushauth.v1.GetDeviceKeyRequest
-	12, // 31: pushauth.v1.RelyingPartyService.CreateApproval:input_type -> pushauth.v1.CreateApprovalRequest
-	14, // 32: pushauth.v1.RelyingPartyService.GetRequest:input_type -> pushauth.v1.GetRequestRequest
-	16, // 33: pushauth.v1.RelyingPartyService.CancelRequest:input_type -> pushauth.v1.CancelRequestRequest
-	18, // 34: pushauth.v1.RelyingPartyService.WaitRequest:input_type -> pushauth.v1.WaitRequestRequest
-	21, // 35: pushauth.v1.RelyingPartyService.AwaitRequest:input_type -> pushauth.v1.AwaitRequestRequest
-	23, // 36: pushauth.v1.RelyingPartyService.EnrollTotp:input_type -> pushauth.v1.EnrollTotpRequest
-	25, // 37: pushauth.v1.RelyingPartyService.ConfirmTotp:input_type -> pushauth.v1.ConfirmTotpRequest
-	27, // 38: pushauth.v1.RelyingPartyService.RemoveTotp:input_type -> pushauth.v1.RemoveTotpRequest
-	29, // 39: pushauth.v1.RelyingPartyService.VerifyTotp:input_type -> pushauth.v1.VerifyTotpRequest
-	32, // 40: pushauth.v1.RelyingPartyService.ListUserFactors:input_type -> pushauth.v1.ListUserFactorsRequest
-	2,  // 41: pushauth.v1.RelyingPartyService.WhoAmI:output_type -> pushauth.v1.WhoAmIResponse
-	4,  // 42: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:output_type -> pushauth.v1.ClaimPairingPhraseResponse
-	7,  // 43: pushauth.v1.RelyingPartyService.ListUserDevices:output_type -> pushauth.v1.ListUserDevicesResponse
-	9,  // 44: pushauth.v1.RelyingPartyService.RemoveUserDevice:output_type -> pushauth.v1.RemoveUserDeviceResponse
-	11, // 45: pushauth.v1.RelyingPartyService.GetDeviceKey:output_type -> pushauth.v1.GetDeviceKeyResponse
-	13, // 46: pushauth.v1.RelyingPartyService.CreateApproval:output_type -> pushauth.v1.CreateApprovalResponse
-	15, // 47: pushauth.v1.RelyingPartyService.GetRequest:output_type -> pushauth.v1.GetRequestResponse
-	17, // 48: pushauth.v1.RelyingPartyService.CancelRequest:output_type -> pushauth.v1.CancelRequestResponse
-	20, // 49: pushauth.v1.RelyingPartyService.WaitRequest:output_type -> pushauth.v1.WaitRequestResponse
-	22, // 50: pushauth.v1.RelyingPartyService.AwaitRequest:output_type -> pushauth.v1.AwaitRequestResponse
-	24, // 51: pushauth.v1.RelyingPartyService.EnrollTotp:output_type -> pushauth.v1.EnrollTotpResponse
-	26, // 52: pushauth.v1.RelyingPartyService.ConfirmTotp:output_type -> pushauth.v1.ConfirmTotpResponse
-	28, // 53: pushauth.v1.RelyingPartyService.RemoveTotp:output_type -> pushauth.v1.RemoveTotpResponse
-	30, // 54: pushauth.v1.RelyingPartyService.VerifyTotp:output_type -> pushauth.v1.VerifyTotpResponse
-	33, // 55: pushauth.v1.RelyingPartyService.ListUserFactors:output_type -> pushauth.v1.ListUserFactorsResponse
-	41, // [41:56] is the sub-list for method output_type
-	26, // [26:41] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	3,  // 0: pushauth.v1.WatchEventsResponse.event:type_name -> pushauth.v1.SecurityEvent
+	39, // 1: pushauth.v1.SecurityEvent.time:type_name -> google.protobuf.Timestamp
+	38, // 2: pushauth.v1.SecurityEvent.data:type_name -> pushauth.v1.SecurityEvent.DataEntry
+	40, // 3: pushauth.v1.WhoAmIResponse.relying_party:type_name -> pushauth.v1.RelyingParty
+	41, // 4: pushauth.v1.ClaimPairingPhraseRequest.context:type_name -> pushauth.v1.RequestContext
+	39, // 5: pushauth.v1.ClaimPairingPhraseResponse.expire_time:type_name -> google.protobuf.Timestamp
+	42, // 6: pushauth.v1.UserDevice.platform:type_name -> pushauth.v1.Platform
+	39, // 7: pushauth.v1.UserDevice.connect_time:type_name -> google.protobuf.Timestamp
+	39, // 8: pushauth.v1.UserDevice.last_seen_time:type_name -> google.protobuf.Timestamp
+	8,  // 9: pushauth.v1.ListUserDevicesResponse.devices:type_name -> pushauth.v1.UserDevice
+	41, // 10: pushauth.v1.CreateApprovalRequest.context:type_name -> pushauth.v1.RequestContext
+	39, // 11: pushauth.v1.CreateApprovalResponse.expire_time:type_name -> google.protobuf.Timestamp
+	43, // 12: pushauth.v1.CreateApprovalResponse.number_matching:type_name -> pushauth.v1.NumberMatchingMode
+	44, // 13: pushauth.v1.GetRequestResponse.request:type_name -> pushauth.v1.Request
+	44, // 14: pushauth.v1.CancelRequestResponse.request:type_name -> pushauth.v1.Request
+	0,  // 15: pushauth.v1.Progress.kind:type_name -> pushauth.v1.Progress.Kind
+	39, // 16: pushauth.v1.Progress.time:type_name -> google.protobuf.Timestamp
+	45, // 17: pushauth.v1.Progress.failure_reason:type_name -> pushauth.v1.DeliveryFailureReason
+	22, // 18: pushauth.v1.WaitRequestResponse.progress:type_name -> pushauth.v1.Progress
+	44, // 19: pushauth.v1.WaitRequestResponse.result:type_name -> pushauth.v1.Request
+	46, // 20: pushauth.v1.AwaitRequestRequest.timeout:type_name -> google.protobuf.Duration
+	44, // 21: pushauth.v1.AwaitRequestResponse.request:type_name -> pushauth.v1.Request
+	39, // 22: pushauth.v1.TotpFactor.create_time:type_name -> google.protobuf.Timestamp
+	8,  // 23: pushauth.v1.ListUserFactorsResponse.push_devices:type_name -> pushauth.v1.UserDevice
+	34, // 24: pushauth.v1.ListUserFactorsResponse.totp_factors:type_name -> pushauth.v1.TotpFactor
+	37, // 25: pushauth.v1.ListUserFactorsResponse.state:type_name -> pushauth.v1.UserState
+	39, // 26: pushauth.v1.UserState.push_backoff_until:type_name -> google.protobuf.Timestamp
+	39, // 27: pushauth.v1.UserState.push_muted_until:type_name -> google.protobuf.Timestamp
+	39, // 28: pushauth.v1.UserState.totp_locked_until:type_name -> google.protobuf.Timestamp
+	4,  // 29: pushauth.v1.RelyingPartyService.WhoAmI:input_type -> pushauth.v1.WhoAmIRequest
+	6,  // 30: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:input_type -> pushauth.v1.ClaimPairingPhraseRequest
+	9,  // 31: pushauth.v1.RelyingPartyService.ListUserDevices:input_type -> pushauth.v1.ListUserDevicesRequest
+	11, // 32: pushauth.v1.RelyingPartyService.RemoveUserDevice:input_type -> pushauth.v1.RemoveUserDeviceRequest
+	13, // 33: pushauth.v1.RelyingPartyService.GetDeviceKey:input_type -> pushauth.v1.GetDeviceKeyRequest
+	15, // 34: pushauth.v1.RelyingPartyService.CreateApproval:input_type -> pushauth.v1.CreateApprovalRequest
+	17, // 35: pushauth.v1.RelyingPartyService.GetRequest:input_type -> pushauth.v1.GetRequestRequest
+	19, // 36: pushauth.v1.RelyingPartyService.CancelRequest:input_type -> pushauth.v1.CancelRequestRequest
+	21, // 37: pushauth.v1.RelyingPartyService.WaitRequest:input_type -> pushauth.v1.WaitRequestRequest
+	24, // 38: pushauth.v1.RelyingPartyService.AwaitRequest:input_type -> pushauth.v1.AwaitRequestRequest
+	26, // 39: pushauth.v1.RelyingPartyService.EnrollTotp:input_type -> pushauth.v1.EnrollTotpRequest
+	28, // 40: pushauth.v1.RelyingPartyService.ConfirmTotp:input_type -> pushauth.v1.ConfirmTotpRequest
+	30, // 41: pushauth.v1.RelyingPartyService.RemoveTotp:input_type -> pushauth.v1.RemoveTotpRequest
+	32, // 42: pushauth.v1.RelyingPartyService.VerifyTotp:input_type -> pushauth.v1.VerifyTotpRequest
+	35, // 43: pushauth.v1.RelyingPartyService.ListUserFactors:input_type -> pushauth.v1.ListUserFactorsRequest
+	1,  // 44: pushauth.v1.RelyingPartyService.WatchEvents:input_type -> pushauth.v1.WatchEventsRequest
+	5,  // 45: pushauth.v1.RelyingPartyService.WhoAmI:output_type -> pushauth.v1.WhoAmIResponse
+	7,  // 46: pushauth.v1.RelyingPartyService.ClaimPairingPhrase:output_type -> pushauth.v1.ClaimPairingPhraseResponse
+	10, // 47: pushauth.v1.RelyingPartyService.ListUserDevices:output_type -> pushauth.v1.ListUserDevicesResponse
+	12, // 48: pushauth.v1.RelyingPartyService.RemoveUserDevice:output_type -> pushauth.v1.RemoveUserDeviceResponse
+	14, // 49: pushauth.v1.RelyingPartyService.GetDeviceKey:output_type -> pushauth.v1.GetDeviceKeyResponse
+	16, // 50: pushauth.v1.RelyingPartyService.CreateApproval:output_type -> pushauth.v1.CreateApprovalResponse
+	18, // 51: pushauth.v1.RelyingPartyService.GetRequest:output_type -> pushauth.v1.GetRequestResponse
+	20, // 52: pushauth.v1.RelyingPartyService.CancelRequest:output_type -> pushauth.v1.CancelRequestResponse
+	23, // 53: pushauth.v1.RelyingPartyService.WaitRequest:output_type -> pushauth.v1.WaitRequestResponse
+	25, // 54: pushauth.v1.RelyingPartyService.AwaitRequest:output_type -> pushauth.v1.AwaitRequestResponse
+	27, // 55: pushauth.v1.RelyingPartyService.EnrollTotp:output_type -> pushauth.v1.EnrollTotpResponse
+	29, // 56: pushauth.v1.RelyingPartyService.ConfirmTotp:output_type -> pushauth.v1.ConfirmTotpResponse
+	31, // 57: pushauth.v1.RelyingPartyService.RemoveTotp:output_type -> pushauth.v1.RemoveTotpResponse
+	33, // 58: pushauth.v1.RelyingPartyService.VerifyTotp:output_type -> pushauth.v1.VerifyTotpResponse
+	36, // 59: pushauth.v1.RelyingPartyService.ListUserFactors:output_type -> pushauth.v1.ListUserFactorsResponse
+	2,  // 60: pushauth.v1.RelyingPartyService.WatchEvents:output_type -> pushauth.v1.WatchEventsResponse
+	45, // [45:61] is the sub-list for method output_type
+	29, // [29:45] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_pushauth_v1_relying_party_proto_init() }
@@ -2267,7 +2467,7 @@ func file_pushauth_v1_relying_party_proto_init() {
 	file_pushauth_v1_device_proto_init()
 	file_pushauth_v1_policy_proto_init()
 	file_pushauth_v1_request_proto_init()
-	file_pushauth_v1_relying_party_proto_msgTypes[19].OneofWrappers = []any{
+	file_pushauth_v1_relying_party_proto_msgTypes[22].OneofWrappers = []any{
 		(*WaitRequestResponse_Progress)(nil),
 		(*WaitRequestResponse_Result)(nil),
 	}
@@ -2277,7 +2477,7 @@ func file_pushauth_v1_relying_party_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pushauth_v1_relying_party_proto_rawDesc), len(file_pushauth_v1_relying_party_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   34,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

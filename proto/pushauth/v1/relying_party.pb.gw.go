@@ -584,6 +584,34 @@ func local_request_RelyingPartyService_ListUserFactors_0(ctx context.Context, ma
 	return msg, metadata, err
 }
 
+var filter_RelyingPartyService_WatchEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
+func request_RelyingPartyService_WatchEvents_0(ctx context.Context, marshaler runtime.Marshaler, client RelyingPartyServiceClient, req *http.Request, pathParams map[string]string) (RelyingPartyService_WatchEventsClient, runtime.ServerMetadata, error) {
+	var (
+		protoReq WatchEventsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_RelyingPartyService_WatchEvents_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	stream, err := client.WatchEvents(ctx, &protoReq)
+	if err != nil {
+		return nil, metadata, err
+	}
+	header, err := stream.Header()
+	if err != nil {
+		return nil, metadata, err
+	}
+	metadata.HeaderMD = header
+	return stream, metadata, nil
+}
+
 // RegisterRelyingPartyServiceHandlerServer registers the http handlers for service RelyingPartyService to "mux".
 // UnaryRPC     :call RelyingPartyServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -876,6 +904,13 @@ func RegisterRelyingPartyServiceHandlerServer(ctx context.Context, mux *runtime.
 			return
 		}
 		forward_RelyingPartyService_ListUserFactors_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+
+	mux.Handle(http.MethodGet, pattern_RelyingPartyService_WatchEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
+		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+		return
 	})
 
 	return nil
@@ -1172,6 +1207,23 @@ func RegisterRelyingPartyServiceHandlerClient(ctx context.Context, mux *runtime.
 		}
 		forward_RelyingPartyService_ListUserFactors_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_RelyingPartyService_WatchEvents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/pushauth.v1.RelyingPartyService/WatchEvents", runtime.WithHTTPPathPattern("/v1/events:watch"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_RelyingPartyService_WatchEvents_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_RelyingPartyService_WatchEvents_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -1191,6 +1243,7 @@ var (
 	pattern_RelyingPartyService_RemoveTotp_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "totp-factors", "factor_id"}, ""))
 	pattern_RelyingPartyService_VerifyTotp_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "totp"}, "verify"))
 	pattern_RelyingPartyService_ListUserFactors_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "factors"}, ""))
+	pattern_RelyingPartyService_WatchEvents_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "events"}, "watch"))
 )
 
 var (
@@ -1209,4 +1262,5 @@ var (
 	forward_RelyingPartyService_RemoveTotp_0         = runtime.ForwardResponseMessage
 	forward_RelyingPartyService_VerifyTotp_0         = runtime.ForwardResponseMessage
 	forward_RelyingPartyService_ListUserFactors_0    = runtime.ForwardResponseMessage
+	forward_RelyingPartyService_WatchEvents_0        = runtime.ForwardResponseStream
 )

@@ -34,6 +34,7 @@ const (
 	RelyingPartyService_RemoveTotp_FullMethodName         = "/pushauth.v1.RelyingPartyService/RemoveTotp"
 	RelyingPartyService_VerifyTotp_FullMethodName         = "/pushauth.v1.RelyingPartyService/VerifyTotp"
 	RelyingPartyService_ListUserFactors_FullMethodName    = "/pushauth.v1.RelyingPartyService/ListUserFactors"
+	RelyingPartyService_WatchEvents_FullMethodName        = "/pushauth.v1.RelyingPartyService/WatchEvents"
 )
 
 // RelyingPartyServiceClient is the client API for RelyingPartyService service.
@@ -86,6 +87,15 @@ type RelyingPartyServiceClient interface {
 	VerifyTotp(ctx context.Context, in *VerifyTotpRequest, opts ...grpc.CallOption) (*VerifyTotpResponse, error)
 	// ListUserFactors says what the login page can offer the user.
 	ListUserFactors(ctx context.Context, in *ListUserFactorsRequest, opts ...grpc.CallOption) (*ListUserFactorsResponse, error)
+	// WatchEvents streams the relying party's security events (requests
+	// decided, fraud reports, devices paired, replaced, revoked or removed,
+	// users backed off or locked, TOTP locks, backups restored, API keys
+	// created or revoked) in order, starting after the cursor `after`, and
+	// then as they happen. Keep the cursor of the last event handled and
+	// pass it when reconnecting: nothing is missed and nothing repeats, as
+	// long as the events are within the server's events_retention. A caller
+	// sees only its own relying party's events.
+	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 }
 
 type relyingPartyServiceClient struct {
@@ -255,6 +265,25 @@ func (c *relyingPartyServiceClient) ListUserFactors(ctx context.Context, in *Lis
 	return out, nil
 }
 
+func (c *relyingPartyServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RelyingPartyService_ServiceDesc.Streams[1], RelyingPartyService_WatchEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchEventsRequest, WatchEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RelyingPartyService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
+
 // RelyingPartyServiceServer is the server API for RelyingPartyService service.
 // All implementations must embed UnimplementedRelyingPartyServiceServer
 // for forward compatibility.
@@ -305,6 +334,15 @@ type RelyingPartyServiceServer interface {
 	VerifyTotp(context.Context, *VerifyTotpRequest) (*VerifyTotpResponse, error)
 	// ListUserFactors says what the login page can offer the user.
 	ListUserFactors(context.Context, *ListUserFactorsRequest) (*ListUserFactorsResponse, error)
+	// WatchEvents streams the relying party's security events (requests
+	// decided, fraud reports, devices paired, replaced, revoked or removed,
+	// users backed off or locked, TOTP locks, backups restored, API keys
+	// created or revoked) in order, starting after the cursor `after`, and
+	// then as they happen. Keep the cursor of the last event handled and
+	// pass it when reconnecting: nothing is missed and nothing repeats, as
+	// long as the events are within the server's events_retention. A caller
+	// sees only its own relying party's events.
+	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	mustEmbedUnimplementedRelyingPartyServiceServer()
 }
 
@@ -359,6 +397,9 @@ func (UnimplementedRelyingPartyServiceServer) VerifyTotp(context.Context, *Verif
 }
 func (UnimplementedRelyingPartyServiceServer) ListUserFactors(context.Context, *ListUserFactorsRequest) (*ListUserFactorsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListUserFactors not implemented")
+}
+func (UnimplementedRelyingPartyServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
 }
 func (UnimplementedRelyingPartyServiceServer) mustEmbedUnimplementedRelyingPartyServiceServer() {}
 func (UnimplementedRelyingPartyServiceServer) testEmbeddedByValue()                             {}
@@ -644,6 +685,17 @@ func _RelyingPartyService_ListUserFactors_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RelyingPartyService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RelyingPartyServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, WatchEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RelyingPartyService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
+
 // RelyingPartyService_ServiceDesc is the grpc.ServiceDesc for RelyingPartyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -712,6 +764,11 @@ var RelyingPartyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WaitRequest",
 			Handler:       _RelyingPartyService_WaitRequest_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchEvents",
+			Handler:       _RelyingPartyService_WatchEvents_Handler,
 			ServerStreams: true,
 		},
 	},
