@@ -248,6 +248,7 @@ func New(o Options) (*Server, error) {
 	if err := o.Webhooks.Validate(); err != nil {
 		return nil, err
 	}
+	o.Webhooks.TracerProvider = o.TracerProvider
 	hooks := webhook.New(o.Webhooks, o.Store, o.Keys, o.Now, o.Logger, metrics.webhookResult)
 	relay := feed.NewRelay(o.Store, stream, hooks.Enqueue, o.EventRelay, o.Now, o.Logger)
 	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, pub, queue, o.Now, o.Logger, approval.WithRelay(o.Relay))

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/keyring"
@@ -52,6 +54,9 @@ type Config struct {
 	// Observe, if set, is told of every attempt once all it changed is
 	// written (tests wait on it instead of sleeping).
 	Observe func(d store.WebhookDelivery, result string)
+	// TracerProvider, if set, puts a client span around every attempt and
+	// sends its traceparent to the receiver; nil means no spans.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -114,7 +119,7 @@ type Service struct {
 func New(cfg Config, st store.Store, keys *keyring.Keyring, now func() time.Time, log *slog.Logger, observe func(result string)) *Service {
 	cfg = cfg.withDefaults()
 	return &Service{cfg: cfg, store: st, keys: keys, now: now, log: log, observe: observe,
-		kick: make(chan struct{}, 1), sender: newSender(cfg.Timeout)}
+		kick: make(chan struct{}, 1), sender: newSender(cfg.Timeout, cfg.TracerProvider)}
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

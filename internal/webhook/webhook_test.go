@@ -2,13 +2,19 @@ package webhook_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pushauth/pushauth/internal/feed"
 	"github.com/pushauth/pushauth/internal/server"
@@ -32,6 +38,8 @@ type receiver struct {
 	busy     map[string]bool
 	events   map[string]feed.Event
 	bad      int
+	// traceparents are the traceparent headers of valid deliveries.
+	traceparents []string
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -57,6 +65,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		r.t.Errorf("webhook %s delivered twice at once", id)
 	}
 	r.busy[id] = true
+	if tp := req.Header.Get("traceparent"); tp != "" {
+		r.traceparents = append(r.traceparents, tp)
+	}
 	r.mu.Unlock()
 	defer func() { r.mu.Lock(); r.busy[id] = false; r.mu.Unlock() }()
 	if status == 0 {
@@ -403,6 +414,57 @@ func TestGiveUpAfterRetryFor(t *testing.T) {
 		}
 		if _, body := ts.Ops(t, "/metrics"); !containsLine(body, `pushauth_webhook_deliveries_total{result="gave_up"} 1`) {
 			t.Errorf("metrics lack the given-up delivery")
+		}
+	})
+}
+
+// TestDeliveryTraced: with tracing on, every attempt is a client span and
+// the receiver gets its traceparent; with it off, no header is sent.
+func TestDeliveryTraced(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprintf("tracing=%v", on), func(t *testing.T) { testDeliveryTraced(t, on) })
+	}
+}
+
+func testDeliveryTraced(t *testing.T, on bool) {
+	servertest.ForEachBackend(t, func(t *testing.T, url string) {
+		ctx := servertest.Context(t)
+		ch := make(attempts, 100)
+		spans := tracetest.NewInMemoryExporter()
+		opts := options(ch, 0)
+		ts := servertest.New(t, url, func(o *server.Options) {
+			opts(o)
+			if on {
+				o.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+			}
+		})
+		rcv := newReceiver(t)
+		rp := ts.CreateRelyingParty(t, "shop", nil)
+		_, sec := createHook(t, ctx, ts, rp.GetName(), rcv.srv.URL+"/hook")
+		rcv.set(sec, 0)
+		ts.CreateAPIKey(t, rp.GetId())
+		ch.wait(t, ctx, 1)
+		rcv.mu.Lock()
+		got := rcv.traceparents
+		rcv.mu.Unlock()
+		if !on {
+			if len(got) != 0 {
+				t.Fatalf("tracing off, yet the receiver got traceparent %q", got)
+			}
+			return
+		}
+		if len(got) != 1 {
+			t.Fatalf("receiver got traceparents %q, want one", got)
+		}
+		var client bool
+		for _, s := range spans.GetSpans() {
+			if s.SpanKind == trace.SpanKindClient && strings.Contains(got[0], s.SpanContext.TraceID().String()) &&
+				strings.Contains(got[0], s.SpanContext.SpanID().String()) {
+				client = true
+			}
+		}
+		if !client {
+			t.Fatalf("no client span matches the receiver's traceparent %q among %d spans", got[0], len(spans.GetSpans()))
 		}
 	})
 }

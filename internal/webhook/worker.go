@@ -11,11 +11,13 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/secret"
 	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/internal/tracing"
 )
 
 // sender makes the HTTP attempts. It never follows a redirect: a 3xx is a
@@ -25,9 +27,10 @@ type sender struct {
 	client *http.Client
 }
 
-func newSender(timeout time.Duration) *sender {
+func newSender(timeout time.Duration, tp trace.TracerProvider) *sender {
 	return &sender{client: &http.Client{
-		Timeout: timeout,
+		Timeout:   timeout,
+		Transport: tracing.Transport(tp, nil),
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
