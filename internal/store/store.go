@@ -251,6 +251,11 @@ type RateLimit struct {
 	Key    string
 	Window time.Duration
 	Max    int
+	// Serialized says the caller's transaction already holds a lock that
+	// every taker of Key takes first (CreateApproval's user state row), so
+	// TakeRate need not lock the key itself. Only for keys no other caller
+	// takes without that lock.
+	Serialized bool
 }
 
 // RateTicket names the events TakeRate recorded, to give them back.
@@ -797,4 +802,11 @@ type RequestPath interface {
 	// LockActiveConnection does), so a removal, revocation or transfer runs
 	// wholly before or after the decision.
 	LockDecider(ctx context.Context, relyingPartyID, userRef, deviceID string) (DeciderState, error)
+	// LockUserPending, inside InTx, locks the user's state row until the
+	// transaction ends (creating it if missing, as UpdateUserState does)
+	// and returns it with the user's PENDING requests of kind that expire
+	// after now, oldest first, as ListUserPendingRequests would: read after
+	// the lock is held, so they include every request an earlier holder of
+	// the lock committed.
+	LockUserPending(ctx context.Context, relyingPartyID, userRef, kind string, now time.Time) (UserState, []Request, error)
 }

@@ -111,6 +111,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RequestPath/GetRequestWithTargets", testGetRequestWithTargets},
 		{"RequestPath/ListUserDevices", testListUserDevices},
 		{"RequestPath/LockDecider", testLockDecider},
+		{"RequestPath/LockUserPending", testLockUserPending},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
