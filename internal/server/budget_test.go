@@ -114,6 +114,17 @@ func TestFlowStatementBudget(t *testing.T) {
 		stmts, commits := float64(d.Statements)/flows, float64(d.Commits)/flows
 		t.Logf("per flow on the request path: %.1f statements, %.1f commits; in background work (relay, push results, marks; may lag): %.1f statements, %.1f commits",
 			stmts, commits, float64(d.BackgroundStatements)/flows, float64(d.BackgroundCommits)/flows)
+		if st.Dialect() == "postgres" {
+			// pgx's statement cache is per connection: a statement is
+			// prepared the first time it runs on each of the pool's
+			// connections, then never again (TestPostgresStatementCache).
+			all := d.Statements + d.BackgroundStatements
+			t.Logf("PostgreSQL round trips per flow (request path and background, BEGIN and COMMIT included): %.1f; statements prepared (first use on a pool connection): %d of %d",
+				float64(d.RoundTrips)/flows, d.Prepares, all)
+			if d.Prepares >= all {
+				t.Errorf("pgx prepared %d of %d statements: its statement cache is not in use", d.Prepares, all)
+			}
+		}
 		budget := budgetStatements[st.Dialect()]
 		if stmts > budget || commits > budgetCommits {
 			t.Errorf("a flow takes %.1f statements and %.1f commits on the request path; the budget is %.0f and %d", stmts, commits, budget, budgetCommits)
