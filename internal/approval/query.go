@@ -58,11 +58,18 @@ func (e *Engine) Wait(ctx context.Context, hub *events.Hub, rpID, id string, rec
 	if err := events.ValidateID(id); err != nil {
 		return store.Request{}, errNotOwned
 	}
+	// Subscribe first, then read: news of a decision committed after the
+	// read finds the subscription there (and one before it, the read sees).
+	// Read first and a decision in between would be announced to no one,
+	// and only the hub's recheck would find it.
 	var news <-chan []byte // nil hub: never ready
 	if hub != nil {
 		ch, cancel := hub.Watch(id)
 		defer cancel()
 		news = ch
+	}
+	if e.waitSubscribed != nil {
+		e.waitSubscribed(id)
 	}
 	var targets []store.RequestTarget
 	read := func() (store.Request, bool, error) {
@@ -132,6 +139,13 @@ func (e *Engine) Wait(ctx context.Context, hub *events.Hub, rpID, id string, rec
 			return store.Request{}, err
 		}
 	}
+}
+
+// Settled reports which of ids are no longer pending or have expired, in
+// one read: the check of a replica's recheck of its waiters
+// (events.Hub.RunRecheck), so waiters keep no timer each.
+func (e *Engine) Settled(ctx context.Context, ids []string) ([]string, error) {
+	return e.store.ListSettledRequests(ctx, ids, e.clock())
 }
 
 // mergeTarget applies a target's news to targets. News may arrive out of

@@ -809,4 +809,9 @@ type RequestPath interface {
 	// the lock is held, so they include every request an earlier holder of
 	// the lock committed.
 	LockUserPending(ctx context.Context, relyingPartyID, userRef, kind string, now time.Time) (UserState, []Request, error)
+	// ListSettledRequests returns those of ids (a few hundred at most) that
+	// are no longer PENDING or whose ExpiresAt is at or before now, in one
+	// read: a replica's recheck of every request its waiters hold.
+	// Unknown ids are left out.
+	ListSettledRequests(ctx context.Context, ids []string, now time.Time) ([]string, error)
 }

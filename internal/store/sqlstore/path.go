@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pushauth/pushauth/internal/store"
@@ -229,4 +230,34 @@ func scanOrZero[T any](p *T, v any) error {
 	}
 	*p = n.V
 	return nil
+}
+
+// ListSettledRequests implements store.RequestPath in one statement.
+func (s *Store) ListSettledRequests(ctx context.Context, ids []string, now time.Time) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(ids)+2)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	args = append(args, store.StatusPending, now.UnixMicro())
+	rows, err := s.r.QueryContext(ctx, s.q("SELECT id FROM requests WHERE id IN ("+
+		strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+") AND (status <> ? OR expires_at <= ?)"), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list settled requests: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list settled requests: %w", err)
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list settled requests: %w", mapErr(err))
+	}
+	return out, nil
 }

@@ -191,3 +191,34 @@ func testLockUserPending(t *testing.T, s store.Store) {
 	_, pending = lock("dave", t0)
 	wantEqual(t, "pending after a burst", len(pending), most)
 }
+
+func testListSettledRequests(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	var ids []string
+	for i := range 600 { // more than one batch's worth in one call is fine too
+		r := newRequest(fmt.Sprintf("r%03d", i), "rp-1", "alice", t0)
+		if i == 7 {
+			r.ExpiresAt = t1
+		}
+		if err := s.CreateRequest(ctx, r, nil); err != nil {
+			t.Fatalf("CreateRequest: %v", err)
+		}
+		ids = append(ids, r.ID)
+	}
+	if err := s.DecideRequest(ctx, store.Decision{RequestID: "r300", Status: store.StatusApproved, Reason: store.ReasonUser, At: t0}); err != nil {
+		t.Fatalf("DecideRequest: %v", err)
+	}
+	got, err := s.ListSettledRequests(ctx, append(ids, "missing"), t0)
+	if err != nil {
+		t.Fatalf("ListSettledRequests: %v", err)
+	}
+	wantEqual(t, "settled at t0", got, []string{"r300"})
+	got, err = s.ListSettledRequests(ctx, ids[:10], t1)
+	if err != nil {
+		t.Fatalf("ListSettledRequests: %v", err)
+	}
+	wantEqual(t, "settled at t1 (r007 expired)", got, []string{"r007"})
+	if got, err := s.ListSettledRequests(ctx, nil, t0); err != nil || len(got) != 0 {
+		t.Errorf("no ids: %v, %v", got, err)
+	}
+}

@@ -112,6 +112,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RequestPath/ListUserDevices", testListUserDevices},
 		{"RequestPath/LockDecider", testLockDecider},
 		{"RequestPath/LockUserPending", testLockUserPending},
+		{"RequestPath/ListSettledRequests", testListSettledRequests},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
