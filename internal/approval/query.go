@@ -217,26 +217,17 @@ func (e *Engine) expire(ctx context.Context, r store.Request, targets []store.Re
 }
 
 // expired does for a request ExpireRequests already ended what finish does
-// for others.
+// for others, with the same settleTx.
 func (e *Engine) expired(ctx context.Context, r store.Request, now time.Time) {
+	d := store.Decision{RequestID: r.ID, Status: store.StatusExpired, Reason: store.ReasonTimeout, At: now}
 	err := e.store.InTx(ctx, func(tx store.Store) error {
-		if r.Kind == store.KindPairing && r.ConnectionID != "" {
-			if err := tx.RemoveConnection(ctx, r.ConnectionID, now); err != nil && !errors.Is(err, store.ErrConflict) {
-				return err
-			}
-		}
-		if r.Kind == store.KindLogin {
-			if err := e.account(ctx, tx, r, store.Decision{Status: store.StatusExpired, Reason: store.ReasonTimeout, At: now}, nil); err != nil {
-				return err
-			}
-		}
-		return audit.Write(ctx, tx, now, audit.Entry{Actor: audit.ActorSystem, Action: "request.decided", RelyingPartyID: r.RelyingPartyID, Target: r.ID,
-			Details: map[string]string{"status": store.StatusExpired, "reason": store.ReasonTimeout, "kind": r.Kind, "user_ref": r.UserRef}})
+		_, err := e.settleTx(ctx, tx, r, d, audit.ActorSystem, nil)
+		return err
 	})
 	if err != nil {
 		e.log.ErrorContext(ctx, "finish expired request", "approval_id", r.ID, "err", err)
 	}
-	e.afterDecision(ctx, r, store.Decision{Status: store.StatusExpired, Reason: store.ReasonTimeout, At: now}, nil, nil)
+	e.afterDecision(ctx, r, d, nil, nil)
 }
 
 // RunSweeper sweeps every interval until ctx ends.
