@@ -74,11 +74,10 @@ func (e *Engine) CreateApproval(ctx context.Context, actor string, rp store.Rely
 	var superseded []ended
 	err = e.store.InTx(ctx, func(tx store.Store) error {
 		superseded = superseded[:0]
-		var us store.UserState
-		if err := tx.UpdateUserState(ctx, rp.ID, userRef, func(u *store.UserState) error {
-			us = *u
-			return nil
-		}); err != nil {
+		// The user's state row is the lock that serializes this user's
+		// requests; the pending ones are read after it is held.
+		us, pending, err := tx.LockUserPending(ctx, rp.ID, userRef, store.KindLogin, now)
+		if err != nil {
 			return err
 		}
 		if now.Before(us.BackoffUntil) {
@@ -91,10 +90,6 @@ func (e *Engine) CreateApproval(ctx context.Context, actor string, rp store.Rely
 		}
 		if _, err := tx.TakeRate(ctx, now, e.approvalLimits(rp, userRef)...); err != nil {
 			return guess.Refusal(err, now, "too many login requests for this user", "login requests for this user are switched off by the relying party's policy")
-		}
-		pending, err := tx.ListUserPendingRequests(ctx, rp.ID, userRef, store.KindLogin, now)
-		if err != nil {
-			return err
 		}
 		for i := 0; i < len(pending)-(e.cfg.MaxPendingPerUser-1); i++ {
 			old := pending[i]
@@ -134,10 +129,12 @@ func (e *Engine) approvalLimits(rp store.RelyingParty, userRef string) []store.R
 	if rp.Policy.ApprovalsPerHour > 0 {
 		perHour = rp.Policy.ApprovalsPerHour
 	}
+	// Serialized: only CreateApproval takes this key, holding the user's
+	// state row.
 	key := "approvals:" + rp.ID + ":" + userRef
 	return []store.RateLimit{
-		{Key: key, Window: time.Minute, Max: perMinute},
-		{Key: key, Window: time.Hour, Max: perHour},
+		{Key: key, Window: time.Minute, Max: perMinute, Serialized: true},
+		{Key: key, Window: time.Hour, Max: perHour, Serialized: true},
 	}
 }
 

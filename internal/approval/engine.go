@@ -84,6 +84,9 @@ type Engine struct {
 	log     *slog.Logger
 	// decided, when set, is told of every decision this replica commits.
 	decided func(context.Context, store.Request, store.Decision)
+	// waitSubscribed, a test hook, runs in Wait between subscribing to a
+	// request's news and the first read of it.
+	waitSubscribed func(id string)
 }
 
 // OnDecided has f told of every decision this replica commits (metrics),

@@ -62,11 +62,18 @@ func (e *Engine) Wait(ctx context.Context, hub *events.Hub, rpID, id string, rec
 	if err := events.ValidateID(id); err != nil {
 		return store.Request{}, errNotOwned
 	}
+	// Subscribe first, then read: news of a decision committed after the
+	// read finds the subscription there (and one before it, the read sees).
+	// Read first and a decision in between would be announced to no one,
+	// and only the hub's recheck would find it.
 	var news <-chan events.News // nil hub: never ready
 	if hub != nil {
 		ch, cancel := hub.WatchNews(id)
 		defer cancel()
 		news = ch
+	}
+	if e.waitSubscribed != nil {
+		e.waitSubscribed(id)
 	}
 	var targets []store.RequestTarget
 	read := func() (store.Request, bool, error) {
@@ -139,6 +146,13 @@ func (e *Engine) Wait(ctx context.Context, hub *events.Hub, rpID, id string, rec
 	}
 }
 
+// Settled reports which of ids are no longer pending or have expired, in
+// one read: the check of a replica's recheck of its waiters
+// (events.Hub.RunRecheck), so waiters keep no timer each.
+func (e *Engine) Settled(ctx context.Context, ids []string) ([]string, error) {
+	return e.store.ListSettledRequests(ctx, ids, e.clock())
+}
+
 // mergeTarget applies a target's news to targets. News may arrive out of
 // order from several replicas: a delivery change older than what is known
 // is ignored, and a seen mark is kept once set.
@@ -208,26 +222,17 @@ func (e *Engine) expire(ctx context.Context, r store.Request, targets []store.Re
 }
 
 // expired does for a request ExpireRequests already ended what finish does
-// for others.
+// for others, with the same settleTx.
 func (e *Engine) expired(ctx context.Context, r store.Request, now time.Time) {
+	d := store.Decision{RequestID: r.ID, Status: store.StatusExpired, Reason: store.ReasonTimeout, At: now}
 	err := e.store.InTx(ctx, func(tx store.Store) error {
-		if r.Kind == store.KindPairing && r.ConnectionID != "" {
-			if err := tx.RemoveConnection(ctx, r.ConnectionID, now); err != nil && !errors.Is(err, store.ErrConflict) {
-				return err
-			}
-		}
-		if r.Kind == store.KindLogin {
-			if err := e.account(ctx, tx, r, store.Decision{Status: store.StatusExpired, Reason: store.ReasonTimeout, At: now}, nil); err != nil {
-				return err
-			}
-		}
-		return audit.Write(ctx, tx, now, audit.Entry{Actor: audit.ActorSystem, Action: "request.decided", RelyingPartyID: r.RelyingPartyID, Target: r.ID,
-			Details: map[string]string{"status": store.StatusExpired, "reason": store.ReasonTimeout, "kind": r.Kind, "user_ref": r.UserRef}})
+		_, err := e.settleTx(ctx, tx, r, d, audit.ActorSystem, nil)
+		return err
 	})
 	if err != nil {
 		e.log.ErrorContext(ctx, "finish expired request", "approval_id", r.ID, "err", err)
 	}
-	e.afterDecision(ctx, r, store.Decision{Status: store.StatusExpired, Reason: store.ReasonTimeout, At: now}, nil, nil)
+	e.afterDecision(ctx, r, d, nil, nil)
 }
 
 // RunSweeper sweeps every interval until ctx ends.

@@ -206,6 +206,21 @@ func (e *Engine) finishTx(ctx context.Context, tx store.Store, r store.Request, 
 		if err := tx.DecideRequest(ctx, d); err != nil {
 			return err
 		}
+		var err error
+		others, err = e.settleTx(ctx, tx, r, d, actor, user)
+		return err
+	}()
+	return others, err
+}
+
+// settleTx writes, in the transaction that ended r with d, what hangs on
+// the decision: a pairing's connection, the user's abuse-limit state, the
+// audit event. finishTx runs it after its compare-and-swap; the sweeper
+// after ExpireRequests ended many requests in one statement, so expiry and
+// decisions share it. user is the user's state if the transaction read it.
+func (e *Engine) settleTx(ctx context.Context, tx store.Store, r store.Request, d store.Decision, actor string, user *store.UserState) ([]store.Connection, error) {
+	var others []store.Connection
+	err := func() error {
 		if r.Kind == store.KindPairing && r.ConnectionID != "" {
 			if d.Status == store.StatusApproved {
 				var err error

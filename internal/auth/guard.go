@@ -33,13 +33,68 @@ type Guard struct {
 	rev   *events.Revocations
 	creds CredentialReader
 	every time.Duration
+
+	mu sync.Mutex
+	// keys holds the open API-key streams by key ID, for Run: they have no
+	// timer of their own (replica-wide waiting).
+	keys map[string]map[*Lease]struct{}
 }
 
 // NewGuard returns a Guard on the replica's registry rev. recheck is how
 // often streams re-read their state; the credential is re-read at most
 // about that often.
 func NewGuard(rev *events.Revocations, creds CredentialReader, recheck time.Duration) *Guard {
-	return &Guard{rev: rev, creds: creds, every: recheck}
+	return &Guard{rev: rev, creds: creds, every: recheck, keys: make(map[string]map[*Lease]struct{})}
+}
+
+// Run re-reads, once per recheck interval, every API key that has a stream
+// open on this replica, one read per key however many streams it has, and
+// ends the streams of a key found revoked: the fallback for a revocation
+// notice that was lost, for streams that keep no timer of their own.
+// Device streams recheck on their own ticks (Lease.Recheck). It returns
+// when ctx ends.
+func (g *Guard) Run(ctx context.Context) error {
+	if g == nil || g.every <= 0 || g.creds == nil {
+		return nil
+	}
+	t := time.NewTicker(g.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		g.mu.Lock()
+		ids := make([]string, 0, len(g.keys))
+		for id := range g.keys {
+			ids = append(ids, id)
+		}
+		g.mu.Unlock()
+		for _, id := range ids {
+			if !g.revoked(ctx, events.RevokedAPIKey, id) {
+				continue
+			}
+			g.mu.Lock()
+			for l := range g.keys[id] {
+				l.cancel(l.status)
+			}
+			g.mu.Unlock()
+		}
+	}
+}
+
+// revoked re-reads a credential; a failed read is not a revocation.
+func (g *Guard) revoked(ctx context.Context, kind, id string) bool {
+	switch kind {
+	case events.RevokedAPIKey:
+		k, err := g.creds.GetAPIKey(ctx, id)
+		return errors.Is(err, store.ErrNotFound) || (err == nil && !k.RevokedAt.IsZero())
+	case events.RevokedDevice:
+		d, err := g.creds.GetDevice(ctx, id)
+		return errors.Is(err, store.ErrNotFound) || (err == nil && !d.RevokedAt.IsZero())
+	}
+	return false
 }
 
 // Stream guards the stream of ctx's caller (an API key or a device; others
@@ -65,6 +120,16 @@ func (g *Guard) Stream(ctx context.Context) (context.Context, *Lease) {
 	l.ctx, l.cancel = context.WithCancelCause(ctx)
 	if l.kind != "" && g.rev != nil {
 		l.unwatch = g.rev.WatchFunc(l.kind, l.id, func() { l.cancel(l.status) })
+	}
+	if l.kind == events.RevokedAPIKey {
+		g.mu.Lock()
+		set := g.keys[l.id]
+		if set == nil {
+			set = make(map[*Lease]struct{}, 1)
+			g.keys[l.id] = set
+		}
+		set[l] = struct{}{}
+		g.mu.Unlock()
 	}
 	return l.ctx, l
 }
@@ -100,16 +165,7 @@ func (l *Lease) Recheck(ctx context.Context) error {
 	}
 	l.last = time.Now()
 	l.mu.Unlock()
-	revoked := false
-	switch l.kind {
-	case events.RevokedAPIKey:
-		k, err := l.g.creds.GetAPIKey(ctx, l.id)
-		revoked = errors.Is(err, store.ErrNotFound) || (err == nil && !k.RevokedAt.IsZero())
-	case events.RevokedDevice:
-		d, err := l.g.creds.GetDevice(ctx, l.id)
-		revoked = errors.Is(err, store.ErrNotFound) || (err == nil && !d.RevokedAt.IsZero())
-	}
-	if !revoked {
+	if !l.g.revoked(ctx, l.kind, l.id) {
 		return nil
 	}
 	l.cancel(l.status)
@@ -130,6 +186,16 @@ func (l *Lease) Err(err error) error {
 func (l *Lease) Stop() {
 	if l.unwatch != nil {
 		l.unwatch()
+	}
+	if l.kind == events.RevokedAPIKey && l.g != nil {
+		l.g.mu.Lock()
+		if set := l.g.keys[l.id]; set != nil {
+			delete(set, l)
+			if len(set) == 0 {
+				delete(l.g.keys, l.id)
+			}
+		}
+		l.g.mu.Unlock()
 	}
 	l.cancel(context.Canceled)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/server/servertest"
+	"github.com/pushauth/pushauth/internal/store/sqlstore"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
 
@@ -70,6 +71,11 @@ func (e *env) bench(b *testing.B, c int) {
 		e.timed.reset()
 	}
 	b.ReportAllocs() // of the whole process: server, phones, login server, fake FCM
+	counted, _ := e.ts.Store.(interface{ Counts() sqlstore.Counts })
+	var counts0 sqlstore.Counts
+	if counted != nil {
+		counts0 = counted.Counts()
+	}
 	cpu0 := readCPU(b)
 	b.ResetTimer()
 	ss, elapsed, err := e.run(ctx, b.N, c)
@@ -86,6 +92,20 @@ func (e *env) bench(b *testing.B, c int) {
 	}
 	total := column(ss, func(s sample) time.Duration { return s.total })
 	b.ReportMetric(float64(len(ss))/elapsed.Seconds(), "flows/s")
+	if counted != nil {
+		// SQL per flow beside the throughput: the request path, and the
+		// background work (relay, push results, batched marks; lagging
+		// work of the last flows may fall outside the window).
+		d := counted.Counts().Sub(counts0)
+		n := float64(len(ss))
+		b.ReportMetric(float64(d.Statements)/n, "stmts/flow")
+		b.ReportMetric(float64(d.Commits)/n, "commits/flow")
+		b.ReportMetric(float64(d.BackgroundStatements)/n, "bg-stmts/flow")
+		b.ReportMetric(float64(d.BackgroundCommits)/n, "bg-commits/flow")
+		if d.RoundTrips > 0 {
+			b.ReportMetric(float64(d.RoundTrips)/n, "pg-roundtrips/flow")
+		}
+	}
 	b.ReportMetric(ms(percentile(total, 50)), "p50-ms")
 	b.ReportMetric(ms(percentile(total, 99)), "p99-ms")
 	// CPU per flow: of this process (server and harness), and of the whole

@@ -16,17 +16,20 @@ import (
 // outbox relay, push results, batched marks) is counted apart and only
 // logged.
 //
-// The request-engine issue asked for at most 12 statements; the flow takes
-// 14 on SQLite and 15 on PostgreSQL, each one for a guarantee (see
-// docs/benchmarks.md, "Statements per flow"): CreateApproval 8 (the user's
-// devices; the user's state row, locked; the rate limit, one statement plus
-// the key lock on PostgreSQL; the pending requests to supersede; the
-// request; its targets; its audit event; its push jobs), WaitRequest 1,
-// GetRequest 1, RespondToRequest 4 (the decider's connection, locked, with
-// the user's state; the decision; its audit event; its security event in
-// the event outbox, so the relying party's feed cannot miss a decision that
-// committed).
-var budgetStatements = map[string]float64{"sqlite": 14, "postgres": 15}
+// The request-engine issue's budget is 12 statements and 2 commits on both
+// databases; the flow takes 13, each statement for a guarantee (see
+// docs/benchmarks.md, "Statements per flow"). CreateApproval 7: the user's
+// devices; the user's state row, locked, with their pending requests (one
+// statement on SQLite, the lock then the list on PostgreSQL, so the list
+// sees every earlier holder's requests); the rate limit (one statement; the
+// state row's lock serializes its key); the request with its targets (two
+// statements on SQLite, one on PostgreSQL); its audit event; its push jobs.
+// WaitRequest 1, GetRequest 1, RespondToRequest 4 (the decider's
+// connection, locked, with the user's state; the decision; its audit event;
+// its security event in the event outbox, so the relying party's feed
+// cannot miss a decision that committed). The 13th is that event: folding
+// it into the audit insert is the open step to 12.
+var budgetStatements = map[string]float64{"sqlite": 13, "postgres": 13}
 
 const budgetCommits = 2
 
@@ -113,6 +116,17 @@ func TestFlowStatementBudget(t *testing.T) {
 		stmts, commits := float64(d.Statements)/flows, float64(d.Commits)/flows
 		t.Logf("per flow on the request path: %.1f statements, %.1f commits; in background work (relay, push results, marks; may lag): %.1f statements, %.1f commits",
 			stmts, commits, float64(d.BackgroundStatements)/flows, float64(d.BackgroundCommits)/flows)
+		if st.Dialect() == "postgres" {
+			// pgx's statement cache is per connection: a statement is
+			// prepared the first time it runs on each of the pool's
+			// connections, then never again (TestPostgresStatementCache).
+			all := d.Statements + d.BackgroundStatements
+			t.Logf("PostgreSQL round trips per flow (request path and background, BEGIN and COMMIT included): %.1f; statements prepared (first use on a pool connection): %d of %d",
+				float64(d.RoundTrips)/flows, d.Prepares, all)
+			if d.Prepares >= all {
+				t.Errorf("pgx prepared %d of %d statements: its statement cache is not in use", d.Prepares, all)
+			}
+		}
 		budget := budgetStatements[st.Dialect()]
 		if stmts > budget || commits > budgetCommits {
 			t.Errorf("a flow takes %.1f statements and %.1f commits on the request path; the budget is %.0f and %d", stmts, commits, budget, budgetCommits)

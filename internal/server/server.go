@@ -80,7 +80,7 @@ type Options struct {
 	Approval   approval.Config
 	PairingTTL time.Duration  // zero means 10 minutes
 	Pairing    pairing.Limits // zero means pairing.DefaultLimits()
-	Recheck    time.Duration  // how often waiters re-read; zero means 2s
+	Recheck    time.Duration  // how often the replica rechecks what its waiters wait for (one batched read); zero means 2s
 	Backup     backup.Config  // zero means backup.DefaultConfig()
 	TOTP       totp.Config    // zero means totp.DefaultConfig()
 	// SecretChecks is told of every secret compared, besides the metrics;
@@ -119,6 +119,8 @@ type Server struct {
 	// credential cache can hook into it (OnRevoke).
 	Revocations *events.Revocations
 	hub         *events.Hub
+	guard       *auth.Guard
+	recheck     time.Duration // how often the hub rechecks waited requests
 
 	// Retention deletes old data; Run starts it.
 	Retention *retention.Sweeper
@@ -147,7 +149,9 @@ func (s *Server) Serve(lis net.Listener) error {
 
 // Run does the server's background work until ctx ends, and returns once
 // all of it has stopped: the push outbox relay, the push queue's workers,
-// the sweeper of expired requests and the retention sweeper. The first
+// the sweeper of expired requests, the retention sweeper, the hub's
+// batched recheck of waited requests and the guard's recheck of API keys
+// with open streams. The first
 // worker to fail stops the others.
 func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
 	g, ctx := errgroup.WithContext(store.Background(ctx))
@@ -158,6 +162,8 @@ func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
 	g.Go(func() error { return s.Engine.RunMarks(ctx) })
 	g.Go(func() error { return s.EventRelay.Run(ctx) })
 	g.Go(func() error { return s.Webhooks.Run(ctx) })
+	g.Go(func() error { return s.hub.RunRecheck(ctx, s.recheck, s.Engine.Settled) })
+	g.Go(func() error { return s.guard.Run(ctx) })
 	return g.Wait()
 }
 
@@ -324,7 +330,7 @@ func New(o Options) (*Server, error) {
 	metrics.grpc.InitializeMetrics(g)
 	metrics.registerDomain(o, queue)
 	s := &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub,
-		limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now, EventRelay: relay, Webhooks: hooks}
+		guard: guard, recheck: o.Recheck, limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now, EventRelay: relay, Webhooks: hooks}
 	if err := s.startGateway(inproc, o.TLS); err != nil {
 		s.Close()
 		return nil, err

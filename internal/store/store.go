@@ -254,6 +254,11 @@ type RateLimit struct {
 	Key    string
 	Window time.Duration
 	Max    int
+	// Serialized says the caller's transaction already holds a lock that
+	// every taker of Key takes first (CreateApproval's user state row), so
+	// TakeRate need not lock the key itself. Only for keys no other caller
+	// takes without that lock.
+	Serialized bool
 }
 
 // RateTicket names the events TakeRate recorded, to give them back.
@@ -827,4 +832,16 @@ type RequestPath interface {
 	// LockActiveConnection does), so a removal, revocation or transfer runs
 	// wholly before or after the decision.
 	LockDecider(ctx context.Context, relyingPartyID, userRef, deviceID string) (DeciderState, error)
+	// LockUserPending, inside InTx, locks the user's state row until the
+	// transaction ends (creating it if missing, as UpdateUserState does)
+	// and returns it with the user's PENDING requests of kind that expire
+	// after now, oldest first, as ListUserPendingRequests would: read after
+	// the lock is held, so they include every request an earlier holder of
+	// the lock committed.
+	LockUserPending(ctx context.Context, relyingPartyID, userRef, kind string, now time.Time) (UserState, []Request, error)
+	// ListSettledRequests returns those of ids (a few hundred at most) that
+	// are no longer PENDING or whose ExpiresAt is at or before now, in one
+	// read: a replica's recheck of every request its waiters hold.
+	// Unknown ids are left out.
+	ListSettledRequests(ctx context.Context, ids []string, now time.Time) ([]string, error)
 }

@@ -2,7 +2,6 @@ package relyingparty
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -64,12 +63,10 @@ func (s *Server) WaitRequest(req *pushauthv1.WaitRequestRequest, stream pushauth
 	if err != nil {
 		return err
 	}
-	tick := time.NewTicker(s.recheck)
-	defer tick.Stop()
 	sent := map[string]string{} // device id + kind -> detail sent
 	queued := false
 	progress := func(targets []store.RequestTarget) error {
-		// Called on every read, recheck ticks included.
+		// Called on every read.
 		if err := lease.Recheck(ctx); err != nil {
 			return err
 		}
@@ -92,7 +89,9 @@ func (s *Server) WaitRequest(req *pushauthv1.WaitRequestRequest, stream pushauth
 		}
 		return nil
 	}
-	r, err := s.engine.Wait(ctx, s.hub, rp.ID, req.GetRequestId(), tick.C, progress)
+	// No timer of its own: the replica's hub rechecks every waited request
+	// (server.Run) and the guard every open API key (auth.Guard.Run).
+	r, err := s.engine.Wait(ctx, s.hub, rp.ID, req.GetRequestId(), nil, progress)
 	if err != nil {
 		return lease.Err(err)
 	}

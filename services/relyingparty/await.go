@@ -31,9 +31,7 @@ func (s *Server) AwaitRequest(ctx context.Context, req *pushauthv1.AwaitRequestR
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tick := time.NewTicker(s.recheck)
-	defer tick.Stop()
-	r, err := s.engine.Wait(wctx, s.hub, rp.ID, req.GetRequestId(), tick.C, func([]store.RequestTarget) error {
+	r, err := s.engine.Wait(wctx, s.hub, rp.ID, req.GetRequestId(), nil, func([]store.RequestTarget) error {
 		return lease.Recheck(ctx)
 	})
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pushauth/pushauth/internal/store"
 )
 
@@ -13,27 +15,62 @@ import (
 // opened, on the request path and in background work (ctx marked by
 // store.Background) apart. A write outside a transaction is a commit of its
 // own; BEGIN and COMMIT are not counted as statements.
+//
+// On PostgreSQL, RoundTrips are the messages pgx waited on a reply for,
+// request path and background together (BEGIN, COMMIT and ROLLBACK
+// included: database/sql ends a transaction without the caller's context),
+// and Prepares are the statements pgx had to prepare because its
+// per-connection statement cache did not hold them yet (each one a round
+// trip of its own, included in RoundTrips). Both stay 0 on SQLite.
 type Counts struct {
 	Statements, Commits                     int64
 	BackgroundStatements, BackgroundCommits int64
+	RoundTrips, Prepares                    int64
 }
 
 // Sub returns c - o, the counts between two readings.
 func (c Counts) Sub(o Counts) Counts {
 	return Counts{c.Statements - o.Statements, c.Commits - o.Commits,
-		c.BackgroundStatements - o.BackgroundStatements, c.BackgroundCommits - o.BackgroundCommits}
+		c.BackgroundStatements - o.BackgroundStatements, c.BackgroundCommits - o.BackgroundCommits,
+		c.RoundTrips - o.RoundTrips, c.Prepares - o.Prepares}
 }
 
 type counters struct {
 	statements, commits     atomic.Int64
 	bgStatements, bgCommits atomic.Int64
+	roundTrips, prepares    atomic.Int64
 }
 
 // Counts returns what the Store (and every transaction made from it) sent
 // so far. Tests and benchmarks read it to hold the data path to a budget.
 func (s *Store) Counts() Counts {
 	c := &s.counters
-	return Counts{c.statements.Load(), c.commits.Load(), c.bgStatements.Load(), c.bgCommits.Load()}
+	return Counts{c.statements.Load(), c.commits.Load(), c.bgStatements.Load(), c.bgCommits.Load(),
+		c.roundTrips.Load(), c.prepares.Load()}
+}
+
+// TraceQueryStart implements pgx.QueryTracer: every query, exec, BEGIN and
+// COMMIT is one round trip in pgx's default (cache statement) mode.
+func (c *counters) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.roundTrips.Add(1)
+	return ctx
+}
+
+// TraceQueryEnd implements pgx.QueryTracer.
+func (c *counters) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TracePrepareStart implements pgx.PrepareTracer.
+func (c *counters) TracePrepareStart(ctx context.Context, _ *pgx.Conn, _ pgx.TracePrepareStartData) context.Context {
+	return ctx
+}
+
+// TracePrepareEnd implements pgx.PrepareTracer: a statement the cache did
+// not hold costs a round trip to prepare.
+func (c *counters) TracePrepareEnd(_ context.Context, _ *pgx.Conn, d pgx.TracePrepareEndData) {
+	if !d.AlreadyPrepared {
+		c.prepares.Add(1)
+		c.roundTrips.Add(1)
+	}
 }
 
 func (c *counters) statement(ctx context.Context, query string, inTx bool) {

@@ -35,12 +35,16 @@ func (s *Store) lockRateKeys(ctx context.Context, keys []string) error {
 // every limit's window and records the events only when all have room. The
 // lock is a statement of its own so that the counting statement's snapshot
 // is taken after the lock is held and sees every event of an earlier taker.
+// Limits that are all Serialized, inside the caller's transaction, skip the
+// lock: the caller's own lock, taken in an earlier statement, does its job.
 func (s *Store) TakeRate(ctx context.Context, now time.Time, limits ...store.RateLimit) (store.RateTicket, error) {
 	if len(limits) == 0 {
 		return store.RateTicket{}, nil
 	}
 	longest := map[string]time.Duration{}
+	serialized := s.tx != nil // the caller's lock serializes every key
 	for i, l := range limits {
+		serialized = serialized && l.Serialized
 		if l.Key == "" || l.Window <= 0 {
 			return store.RateTicket{}, fmt.Errorf("take rate: limit %d needs a key and a positive window", i)
 		}
@@ -56,8 +60,10 @@ func (s *Store) TakeRate(ctx context.Context, now time.Time, limits ...store.Rat
 	slices.Sort(keys)
 	var t store.RateTicket
 	err := s.atomically(ctx, func(tx *Store) error {
-		if err := tx.lockRateKeys(ctx, keys); err != nil {
-			return err
+		if !serialized {
+			if err := tx.lockRateKeys(ctx, keys); err != nil {
+				return err
+			}
 		}
 		// One statement records an event per key if every limit has room;
 		// it records none otherwise.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pushauth/pushauth/internal/store"
@@ -127,3 +128,136 @@ func (s *Store) LockDecider(ctx context.Context, relyingPartyID, userRef, device
 type timeColNull struct{ t time.Time }
 
 func (c *timeColNull) Scan(v any) error { return timeCol{&c.t}.Scan(v) }
+
+// LockUserPending implements store.RequestPath. On SQLite, whose
+// transactions are serialized, the state and the pending requests are one
+// statement (a LEFT JOIN from the state row). On PostgreSQL the lock is a
+// statement of its own so that the list, a second statement, takes its
+// snapshot after the lock is held and sees every request an earlier holder
+// committed. A missing state row is created first, as UpdateUserState does.
+func (s *Store) LockUserPending(ctx context.Context, relyingPartyID, userRef, kind string, now time.Time) (store.UserState, []store.Request, error) {
+	if s.tx == nil {
+		return store.UserState{}, nil, fmt.Errorf("lock user pending: needs a transaction")
+	}
+	u, pending, err := s.lockUserPending(ctx, relyingPartyID, userRef, kind, now)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := s.w.ExecContext(ctx, s.q(`INSERT INTO user_states (relying_party_id, user_ref, consecutive_failures)
+			VALUES (?, ?, 0) ON CONFLICT (relying_party_id, user_ref) DO NOTHING`), relyingPartyID, userRef); err != nil {
+			return store.UserState{}, nil, fmt.Errorf("lock user pending: %w", mapErr(err))
+		}
+		u, pending, err = s.lockUserPending(ctx, relyingPartyID, userRef, kind, now)
+	}
+	if err != nil {
+		return store.UserState{}, nil, fmt.Errorf("lock user pending of %q/%q: %w", relyingPartyID, userRef, mapErr(err))
+	}
+	return u, pending, nil
+}
+
+// lockUserPending is LockUserPending once; sql.ErrNoRows when the user has
+// no state row.
+func (s *Store) lockUserPending(ctx context.Context, relyingPartyID, userRef, kind string, now time.Time) (store.UserState, []store.Request, error) {
+	if s.dialect == dialectPostgres {
+		u, err := scanUserState(s.w.QueryRowContext(ctx, s.q("SELECT "+userStateColumns+
+			" FROM user_states WHERE relying_party_id = ? AND user_ref = ? FOR UPDATE"), relyingPartyID, userRef))
+		if err != nil {
+			return store.UserState{}, nil, err
+		}
+		pending, err := s.ListUserPendingRequests(ctx, relyingPartyID, userRef, kind, now)
+		return u, pending, err
+	}
+	rows, err := s.w.QueryContext(ctx, s.q("SELECT "+qualify("u", userStateColumns)+", "+qualify("r", requestColumns)+
+		` FROM user_states u LEFT JOIN requests r ON r.relying_party_id = u.relying_party_id AND r.user_ref = u.user_ref
+			AND r.status = ? AND r.kind = ? AND r.expires_at > ?
+		WHERE u.relying_party_id = ? AND u.user_ref = ?
+		ORDER BY r.created_at NULLS FIRST, r.id`),
+		store.StatusPending, kind, now.UnixMicro(), relyingPartyID, userRef)
+	if err != nil {
+		return store.UserState{}, nil, err
+	}
+	defer rows.Close()
+	var u store.UserState
+	var pending []store.Request
+	found := false
+	for rows.Next() {
+		var r store.Request
+		var nm string
+		rd := requestDests(&r, &nm)
+		for i := range rd {
+			rd[i] = orZero{rd[i]} // the LEFT JOIN's side
+		}
+		if err := rows.Scan(append(userStateDests(&u), rd...)...); err != nil {
+			return store.UserState{}, nil, err
+		}
+		found = true
+		if r.ID != "" {
+			r.NumberMatching = store.NumberMatching(nm)
+			pending = append(pending, r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return store.UserState{}, nil, err
+	}
+	if !found {
+		return store.UserState{}, nil, sql.ErrNoRows
+	}
+	return u, pending, nil
+}
+
+// orZero scans NULL as the zero value, for columns of the nullable side of
+// an outer join.
+type orZero struct{ dst any }
+
+func (o orZero) Scan(v any) error {
+	switch d := o.dst.(type) {
+	case sql.Scanner:
+		return d.Scan(v)
+	case *string:
+		return scanOrZero(d, v)
+	case *[]byte:
+		return scanOrZero(d, v)
+	case *bool:
+		return scanOrZero(d, v)
+	case *int:
+		return scanOrZero(d, v)
+	}
+	return fmt.Errorf("sqlstore: orZero cannot scan into %T", o.dst)
+}
+
+func scanOrZero[T any](p *T, v any) error {
+	var n sql.Null[T]
+	if err := n.Scan(v); err != nil {
+		return err
+	}
+	*p = n.V
+	return nil
+}
+
+// ListSettledRequests implements store.RequestPath in one statement.
+func (s *Store) ListSettledRequests(ctx context.Context, ids []string, now time.Time) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(ids)+2)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	args = append(args, store.StatusPending, now.UnixMicro())
+	rows, err := s.r.QueryContext(ctx, s.q("SELECT id FROM requests WHERE id IN ("+
+		strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+") AND (status <> ? OR expires_at <= ?)"), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list settled requests: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list settled requests: %w", err)
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list settled requests: %w", mapErr(err))
+	}
+	return out, nil
+}

@@ -324,13 +324,19 @@ const requestColumns = "id, kind, relying_party_id, user_ref, connection_id, acc
 func scanRequest(sc scanner) (store.Request, error) {
 	var r store.Request
 	var nm string
-	err := sc.Scan(&r.ID, &r.Kind, &r.RelyingPartyID, &r.UserRef, &r.ConnectionID, &r.AccountLabel,
-		&r.Context.AppName, &r.Context.IPAddress, &r.Context.Location, &r.Context.Browser, &r.Context.Action,
-		&nm, &r.NumberHash, &r.Status, &r.Reason,
-		timeCol{&r.CreatedAt}, timeCol{&r.ExpiresAt}, timeCol{&r.DecidedAt},
-		&r.DecidedBy, &r.Payload, &r.Signature, &r.AutoApproved, &r.LocationRuleID)
+	err := sc.Scan(requestDests(&r, &nm)...)
 	r.NumberMatching = store.NumberMatching(nm)
 	return r, err
+}
+
+// requestDests are the scan destinations of requestColumns; nm receives
+// the number-matching mode.
+func requestDests(r *store.Request, nm *string) []any {
+	return []any{&r.ID, &r.Kind, &r.RelyingPartyID, &r.UserRef, &r.ConnectionID, &r.AccountLabel,
+		&r.Context.AppName, &r.Context.IPAddress, &r.Context.Location, &r.Context.Browser, &r.Context.Action,
+		nm, &r.NumberHash, &r.Status, &r.Reason,
+		timeCol{&r.CreatedAt}, timeCol{&r.ExpiresAt}, timeCol{&r.DecidedAt},
+		&r.DecidedBy, &r.Payload, &r.Signature, &r.AutoApproved, &r.LocationRuleID}
 }
 
 func (s *Store) queryRequests(ctx context.Context, what, query string, args ...any) ([]store.Request, error) {
@@ -357,28 +363,37 @@ func (s *Store) queryRequests(ctx context.Context, what, query string, args ...a
 // written in one transaction. Two targets with the same device are
 // ErrConflict.
 func (s *Store) CreateRequest(ctx context.Context, r store.Request, targets []store.RequestTarget) error {
+	insertRequest := "INSERT INTO requests (" + requestColumns + `)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	args := []any{r.ID, r.Kind, r.RelyingPartyID, r.UserRef, r.ConnectionID, r.AccountLabel,
+		r.Context.AppName, r.Context.IPAddress, r.Context.Location, r.Context.Browser, r.Context.Action,
+		string(r.NumberMatching), bytesArg(r.NumberHash), r.Status, r.Reason,
+		timeArg(r.CreatedAt), timeArg(r.ExpiresAt), timeArg(r.DecidedAt),
+		r.DecidedBy, bytesArg(r.Payload), bytesArg(r.Signature), r.AutoApproved, r.LocationRuleID}
+	// One statement for all targets; each belongs to r, whatever its
+	// RequestID says.
+	targetArgs := make([]any, 0, 6*len(targets))
+	for _, t := range targets {
+		targetArgs = append(targetArgs, r.ID, t.DeviceID, t.Delivery, t.Detail, timeArg(t.UpdatedAt), timeArg(t.SeenAt))
+	}
+	insertTargets := "INSERT INTO request_targets (request_id, device_id, delivery, detail, updated_at, seen_at) VALUES " +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(targets)), ", ")
 	err := s.atomically(ctx, func(tx *Store) error {
-		_, err := tx.w.ExecContext(ctx, tx.q("INSERT INTO requests ("+requestColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			r.ID, r.Kind, r.RelyingPartyID, r.UserRef, r.ConnectionID, r.AccountLabel,
-			r.Context.AppName, r.Context.IPAddress, r.Context.Location, r.Context.Browser, r.Context.Action,
-			string(r.NumberMatching), bytesArg(r.NumberHash), r.Status, r.Reason,
-			timeArg(r.CreatedAt), timeArg(r.ExpiresAt), timeArg(r.DecidedAt),
-			r.DecidedBy, bytesArg(r.Payload), bytesArg(r.Signature), r.AutoApproved, r.LocationRuleID)
-		if err != nil {
+		if len(targets) > 0 && tx.dialect == dialectPostgres {
+			// PostgreSQL writes both in one statement; the targets' foreign
+			// key is checked at its end, when the request is there.
+			if _, err := tx.w.ExecContext(ctx, tx.q("WITH r AS ("+insertRequest+") "+insertTargets), append(args, targetArgs...)...); err != nil {
+				return mapErr(err)
+			}
+			return nil
+		}
+		if _, err := tx.w.ExecContext(ctx, tx.q(insertRequest), args...); err != nil {
 			return mapErr(err)
 		}
 		if len(targets) == 0 {
 			return nil
 		}
-		// One statement for all targets; each belongs to r, whatever its
-		// RequestID says.
-		args := make([]any, 0, 6*len(targets))
-		for _, t := range targets {
-			args = append(args, r.ID, t.DeviceID, t.Delivery, t.Detail, timeArg(t.UpdatedAt), timeArg(t.SeenAt))
-		}
-		rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(targets)), ", ")
-		if _, err := tx.w.ExecContext(ctx, tx.q("INSERT INTO request_targets (request_id, device_id, delivery, detail, updated_at, seen_at) VALUES "+rows), args...); err != nil {
+		if _, err := tx.w.ExecContext(ctx, tx.q(insertTargets), targetArgs...); err != nil {
 			return fmt.Errorf("targets: %w", mapErr(err))
 		}
 		return nil
@@ -609,10 +624,15 @@ const userStateColumns = "relying_party_id, user_ref, consecutive_failures, back
 
 func scanUserState(sc scanner) (store.UserState, error) {
 	var u store.UserState
-	err := sc.Scan(&u.RelyingPartyID, &u.UserRef, &u.ConsecutiveFailures,
-		timeCol{&u.BackoffUntil}, timeCol{&u.MutedUntil},
-		&u.TOTPFailures, timeCol{&u.TOTPLockedUntil}, timeCol{&u.UpdatedAt})
+	err := sc.Scan(userStateDests(&u)...)
 	return u, err
+}
+
+// userStateDests are the scan destinations of userStateColumns.
+func userStateDests(u *store.UserState) []any {
+	return []any{&u.RelyingPartyID, &u.UserRef, &u.ConsecutiveFailures,
+		timeCol{&u.BackoffUntil}, timeCol{&u.MutedUntil},
+		&u.TOTPFailures, timeCol{&u.TOTPLockedUntil}, timeCol{&u.UpdatedAt}}
 }
 
 // GetUserState implements store.UserStates.

@@ -68,6 +68,10 @@ type shared struct {
 	// openMigrationDB opens a *sql.DB that golang-migrate may own and close.
 	openMigrationDB func() (*sql.DB, error)
 
+	// wcache and rcache prepare SQLite statements once per pool (nil on
+	// PostgreSQL, where pgx caches them).
+	wcache, rcache *stmtCache
+
 	rebound   sync.Map // query with ? -> query with $n (PostgreSQL only)
 	counters  counters
 	closeOnce sync.Once
@@ -122,6 +126,12 @@ func openPostgres(ctx context.Context, rawURL string, logger *slog.Logger) (*Sto
 		// deadline for as long as TCP retries.
 		cfg.ConnectTimeout = 10 * time.Second
 	}
+	// pgx prepares each statement once per connection and keeps it
+	// (QueryExecModeCacheStatement, its default; a URL may say otherwise
+	// with default_query_exec_mode); the counters trace round trips and
+	// cache misses (Counts).
+	sh := &shared{dialect: dialectPostgres, where: where, logger: logger}
+	cfg.Tracer = &sh.counters
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(20)
 	db.SetMaxIdleConns(10)
@@ -131,19 +141,15 @@ func openPostgres(ctx context.Context, rawURL string, logger *slog.Logger) (*Sto
 		_ = db.Close()
 		return nil, redact(fmt.Errorf("sqlstore: cannot reach %s: %w", where, err), password)
 	}
-	sh := &shared{
-		dialect: dialectPostgres,
-		where:   where,
-		logger:  logger,
-		db:      db,
-		rdb:     db,
-		openMigrationDB: func() (*sql.DB, error) {
-			mdb := stdlib.OpenDB(*cfg)
-			mdb.SetMaxOpenConns(2)
-			return mdb, nil
-		},
+	sh.db, sh.rdb = db, db
+	sh.openMigrationDB = func() (*sql.DB, error) {
+		mcfg := cfg.Copy()
+		mcfg.Tracer = nil
+		mdb := stdlib.OpenDB(*mcfg)
+		mdb.SetMaxOpenConns(2)
+		return mdb, nil
 	}
-	logger.Debug("database opened", "dialect", dialectPostgres, "where", where)
+	logger.Debug("database opened", "dialect", dialectPostgres, "where", where, "query_exec_mode", cfg.DefaultQueryExecMode.String())
 	return &Store{shared: sh, w: counting{q: db, c: &sh.counters}, r: counting{q: db, c: &sh.counters}}, nil
 }
 
@@ -191,7 +197,9 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, 
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlstore: cannot open %s: %w", where, err)
 	}
-	rdb, err := sql.Open("sqlite", path+"?"+sqlitePragmas+"&_pragma=query_only(1)")
+	// The readers map the file (up to 256 MiB) instead of copying pages
+	// through read calls; the writer keeps ordinary I/O.
+	rdb, err := sql.Open("sqlite", path+"?"+sqlitePragmas+"&_pragma=query_only(1)&_pragma=mmap_size(268435456)")
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlstore: open %s: %w", where, err)
@@ -212,9 +220,11 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, 
 		db:              db,
 		rdb:             rdb,
 		openMigrationDB: openWriter,
+		wcache:          newStmtCache(db),
+		rcache:          newStmtCache(rdb),
 	}
 	logger.Debug("database opened", "dialect", dialectSQLite, "where", where)
-	return &Store{shared: sh, w: counting{q: db, c: &sh.counters}, r: counting{q: rdb, c: &sh.counters}}, nil
+	return &Store{shared: sh, w: counting{q: cachedDB{db, sh.wcache}, c: &sh.counters}, r: counting{q: cachedDB{rdb, sh.rcache}, c: &sh.counters}}, nil
 }
 
 // Dialect is "postgres" or "sqlite", for callers that must tell them apart
@@ -248,9 +258,20 @@ func (s *Store) Close() error {
 		return errors.New("sqlstore: Close called inside InTx")
 	}
 	s.closeOnce.Do(func() {
-		err := s.db.Close()
+		var err error
+		for _, c := range []*stmtCache{s.wcache, s.rcache} {
+			if c != nil {
+				err = errors.Join(err, c.close())
+			}
+		}
+		err = errors.Join(err, s.db.Close())
 		if s.rdb != s.db {
 			err = errors.Join(err, s.rdb.Close())
+		}
+		for _, c := range []*stmtCache{s.wcache, s.rcache} {
+			if c != nil {
+				c.wg.Wait() // background prepares end with the pool
+			}
 		}
 		if err != nil {
 			s.closeErr = fmt.Errorf("close %s: %w", s.where, err)
@@ -270,7 +291,11 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Store) error) (err er
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	q := counting{q: tx, c: &s.counters, inTx: true}
+	var txq querier = tx
+	if s.wcache != nil {
+		txq = cachedTx{tx, s.wcache}
+	}
+	q := counting{q: txq, c: &s.counters, inTx: true}
 	txs := &Store{shared: s.shared, w: q, r: q, tx: tx}
 	committed := false
 	defer func() {

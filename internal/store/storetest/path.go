@@ -1,7 +1,10 @@
 package storetest
 
 import (
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/pushauth/pushauth/internal/store"
 )
@@ -125,5 +128,97 @@ func testLockDecider(t *testing.T, s store.Store) {
 	}()
 	if err != nil || st.Connected || st.User.ConsecutiveFailures != 0 {
 		t.Errorf("another user's login: %+v, %v", st, err)
+	}
+}
+
+func testLockUserPending(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	lock := func(user string, now time.Time) (store.UserState, []store.Request) {
+		t.Helper()
+		var u store.UserState
+		var pending []store.Request
+		if err := s.InTx(ctx, func(tx store.Store) error {
+			var err error
+			u, pending, err = tx.LockUserPending(ctx, "rp-1", user, store.KindLogin, now)
+			return err
+		}); err != nil {
+			t.Fatalf("LockUserPending(%s): %v", user, err)
+		}
+		return u, pending
+	}
+	u, pending := lock("alice", t0)
+	wantEqual(t, "new user's state", u, store.UserState{RelyingPartyID: "rp-1", UserRef: "alice"})
+	wantEqual(t, "new user's pending", len(pending), 0)
+	if err := s.UpdateUserState(ctx, "rp-1", "alice", func(u *store.UserState) error {
+		u.ConsecutiveFailures, u.BackoffUntil, u.UpdatedAt = 2, t2, t1
+		return nil
+	}); err != nil {
+		t.Fatalf("UpdateUserState: %v", err)
+	}
+	r2, r1 := newRequest("r2", "rp-1", "alice", t1), newRequest("r1", "rp-1", "alice", t0)
+	pairing := newRequest("r3", "rp-1", "alice", t0)
+	pairing.Kind = store.KindPairing
+	for _, r := range []store.Request{r2, r1, pairing, newRequest("r4", "rp-1", "bob", t0)} {
+		if err := s.CreateRequest(ctx, r, []store.RequestTarget{newTarget(r.ID, "d1")}); err != nil {
+			t.Fatalf("CreateRequest: %v", err)
+		}
+	}
+	u, pending = lock("alice", t0)
+	wantEqual(t, "state", u, store.UserState{RelyingPartyID: "rp-1", UserRef: "alice", ConsecutiveFailures: 2, BackoffUntil: t2, UpdatedAt: t1})
+	wantEqual(t, "pending logins, oldest first", pending, []store.Request{r1, r2})
+	_, pending = lock("alice", r1.ExpiresAt)
+	wantEqual(t, "expired ones left out", len(pending), 1)
+
+	// The lock serializes: every caller sees what earlier holders
+	// committed, so "at most 3 pending" holds under a burst.
+	const callers, most = 100, 3
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			err := s.InTx(ctx, func(tx store.Store) error {
+				_, pending, err := tx.LockUserPending(ctx, "rp-1", "dave", store.KindLogin, t0)
+				if err != nil || len(pending) >= most {
+					return err
+				}
+				return tx.CreateRequest(ctx, newRequest(fmt.Sprintf("burst-%d", i), "rp-1", "dave", t0), nil)
+			})
+			if err != nil {
+				t.Errorf("burst: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	_, pending = lock("dave", t0)
+	wantEqual(t, "pending after a burst", len(pending), most)
+}
+
+func testListSettledRequests(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	var ids []string
+	for i := range 600 { // more than one batch's worth in one call is fine too
+		r := newRequest(fmt.Sprintf("r%03d", i), "rp-1", "alice", t0)
+		if i == 7 {
+			r.ExpiresAt = t1
+		}
+		if err := s.CreateRequest(ctx, r, nil); err != nil {
+			t.Fatalf("CreateRequest: %v", err)
+		}
+		ids = append(ids, r.ID)
+	}
+	if err := s.DecideRequest(ctx, store.Decision{RequestID: "r300", Status: store.StatusApproved, Reason: store.ReasonUser, At: t0}); err != nil {
+		t.Fatalf("DecideRequest: %v", err)
+	}
+	got, err := s.ListSettledRequests(ctx, append(ids, "missing"), t0)
+	if err != nil {
+		t.Fatalf("ListSettledRequests: %v", err)
+	}
+	wantEqual(t, "settled at t0", got, []string{"r300"})
+	got, err = s.ListSettledRequests(ctx, ids[:10], t1)
+	if err != nil {
+		t.Fatalf("ListSettledRequests: %v", err)
+	}
+	wantEqual(t, "settled at t1 (r007 expired)", got, []string{"r007"})
+	if got, err := s.ListSettledRequests(ctx, nil, t0); err != nil || len(got) != 0 {
+		t.Errorf("no ids: %v, %v", got, err)
 	}
 }

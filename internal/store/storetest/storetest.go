@@ -118,6 +118,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Webhooks/Endpoints", testWebhookEndpoints},
 		{"Webhooks/Deliveries", testWebhookDeliveries},
 		{"Concurrent/ClaimWebhookDeliveries", testConcurrentClaimWebhookDeliveries},
+		{"RequestPath/LockUserPending", testLockUserPending},
+		{"RequestPath/ListSettledRequests", testListSettledRequests},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
