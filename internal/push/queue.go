@@ -69,6 +69,10 @@ type QueueConfig struct {
 	Subject  string // "pushauth.push.jobs"
 	Consumer string // "push-workers": one durable shared by all replicas
 	Workers  int    // 8 concurrent sends per replica
+	// Replicas is how many NATS nodes keep the stream and the consumer (1).
+	// An existing stream with more replicas keeps them: a replica started
+	// with a smaller setting never shrinks what another one raised.
+	Replicas int
 	// MaxAge drops jobs nobody took, however stuck (1 h; requests expire
 	// long before).
 	MaxAge time.Duration
@@ -105,6 +109,9 @@ func (c QueueConfig) withDefaults() QueueConfig {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 8
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
 	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 50
@@ -155,15 +162,28 @@ func NewQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig, send
 	return q, nil
 }
 
-// ensure creates or updates the stream and the consumer.
+// ensure creates or updates the stream and the consumer, with
+// cfg.Replicas replicas or the stream's current count if that is larger.
 func (q *Queue) ensure(ctx context.Context) error {
-	_, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	replicas := q.cfg.Replicas
+	s, err := q.js.Stream(ctx, q.cfg.Stream)
+	switch {
+	case err == nil:
+		if have := s.CachedInfo().Config.Replicas; have > replicas {
+			q.logger.Info("push: queue: keeping the stream's larger replica count", "stream", q.cfg.Stream,
+				"replicas", have, "nats_replicas", replicas)
+			replicas = have
+		}
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("push: queue: stream %s: %w", q.cfg.Stream, err)
+	}
+	_, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        q.cfg.Stream,
 		Description: "pushauth push jobs, one per request and device",
 		Subjects:    []string{q.cfg.Subject},
 		Retention:   jetstream.WorkQueuePolicy, // a job is gone once acked
 		Storage:     jetstream.FileStorage,     // survives a NATS restart
-		Replicas:    1,
+		Replicas:    replicas,
 		MaxAge:      q.cfg.MaxAge,
 		Duplicates:  q.cfg.DuplicateWindow,
 		Discard:     jetstream.DiscardOld,
@@ -179,6 +199,9 @@ func (q *Queue) ensure(ctx context.Context) error {
 		AckWait:       q.cfg.AckWait,
 		MaxDeliver:    q.cfg.MaxDeliver,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// 0 follows the stream: JetStream moves the consumer onto the
+		// stream's new nodes when the stream is raised.
+		Replicas: 0,
 	})
 	if err != nil {
 		return fmt.Errorf("push: queue: consumer %s: %w", q.cfg.Consumer, err)
