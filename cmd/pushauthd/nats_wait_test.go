@@ -4,53 +4,12 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pushauth/pushauth/internal/natstest"
+	"github.com/pushauth/pushauth/internal/server/servertest"
 )
-
-// logWatch is a log sink a test can wait on: Wait returns once a line
-// containing s was written.
-type logWatch struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	changed chan struct{}
-}
-
-func newLogWatch() *logWatch { return &logWatch{changed: make(chan struct{})} }
-
-func (l *logWatch) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return l.b.Write(p)
-}
-
-func (l *logWatch) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// Wait blocks until the log holds s or ctx ends.
-func (l *logWatch) Wait(ctx context.Context, s string) bool {
-	for {
-		l.mu.Lock()
-		found, ch := strings.Contains(l.b.String(), s), l.changed
-		l.mu.Unlock()
-		if found {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return false
-		}
-	}
-}
 
 // pushauthd started before its NATS cluster waits for it, logging, and
 // serves once the cluster is up; SIGTERM while waiting ends it at once.
@@ -65,7 +24,7 @@ func TestStartWaitsForNATS(t *testing.T) {
 			defer cancel()
 			runCtx, stop := context.WithCancel(ctx)
 			defer stop()
-			logs := newLogWatch()
+			logs := &servertest.LogBuffer{}
 			addrs := make(chan string, 1)
 			exit := make(chan int, 1)
 			getenv, environ := env(nil)
@@ -104,7 +63,7 @@ func TestStartWaitingForNATSStops(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
-	logs := newLogWatch()
+	logs := &servertest.LogBuffer{}
 	exit := make(chan int, 1)
 	getenv, environ := env(nil)
 	go func() {

@@ -30,6 +30,10 @@ const (
 	Failed
 	// Expired: the request expired before the push could go out.
 	Expired
+	// Skipped: the request no longer waited for an answer (decided,
+	// cancelled, expired early) when the job came up; it was dropped unsent,
+	// so a late delivery cannot ask about a login already decided.
+	Skipped
 )
 
 func (o Outcome) String() string {
@@ -44,6 +48,8 @@ func (o Outcome) String() string {
 		return "failed"
 	case Expired:
 		return "expired"
+	case Skipped:
+		return "skipped"
 	}
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }
@@ -54,7 +60,7 @@ func (o Outcome) String() string {
 type Result struct {
 	Outcome Outcome
 	// Attempt counts the send attempts for this job, this one included (for
-	// Expired found on arrival: the earlier ones).
+	// Expired or Skipped found on arrival: the earlier ones).
 	Attempt int
 	// Err is the sender's error; nil for Sent and for Expired on arrival.
 	Err error
@@ -136,6 +142,7 @@ type Queue struct {
 	cfg      QueueConfig
 	sender   Sender
 	onResult func(context.Context, Job, Result) // set by Run
+	wanted   func(context.Context, Job) (bool, error)
 	now      func() time.Time
 	logger   *slog.Logger
 }
@@ -160,6 +167,14 @@ func NewQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig, send
 		return nil, err
 	}
 	return q, nil
+}
+
+// SkipUnless makes the workers ask wanted before each send; a job it says
+// false for is acknowledged and dropped (Outcome Skipped). When wanted fails
+// the push goes out: one push too many is better than none. Call it before
+// Run.
+func (q *Queue) SkipUnless(wanted func(context.Context, Job) (bool, error)) {
+	q.wanted = wanted
 }
 
 // ensure creates or updates the stream and the consumer, with
@@ -384,6 +399,17 @@ func (q *Queue) handle(ctx context.Context, m jetstream.Msg) {
 	if !now.Before(j.ExpiresAt) {
 		q.finish(rctx, m, j, Result{Outcome: Expired, Attempt: attempt - 1})
 		return
+	}
+	if q.wanted != nil {
+		ok, err := q.wanted(ctx, j)
+		switch {
+		case err != nil:
+			q.logger.Warn("push: queue: cannot tell whether the request still waits; sending",
+				"approval_id", j.RequestID, "device_id", j.DeviceID, "err", err)
+		case !ok:
+			q.finish(rctx, m, j, Result{Outcome: Skipped, Attempt: attempt - 1})
+			return
+		}
 	}
 
 	sctx, cancel := context.WithTimeout(ctx, min(q.cfg.SendTimeout, j.ExpiresAt.Sub(now)))
