@@ -284,7 +284,10 @@ func New(o Options) (*Server, error) {
 		pushauthv1.RegisterDeviceServiceServer(gs, deviceSrv)
 	}
 
-	h := newHealth(o.Checks, []string{
+	// The push queue is a dependency too: with its stream unreachable or
+	// without quorum, logins are created but their pushes cannot be queued.
+	checks := append(slices.Clone(o.Checks), Check{Name: "push_queue", Check: queue.Check})
+	h := newHealth(checks, []string{
 		pushauthv1.AdminService_ServiceDesc.ServiceName,
 		pushauthv1.RelyingPartyService_ServiceDesc.ServiceName,
 		pushauthv1.DeviceService_ServiceDesc.ServiceName,
