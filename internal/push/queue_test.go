@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -35,16 +34,7 @@ func startNATS(t testing.TB) *server.Server {
 // connect opens a connection of its own, as a separate replica would.
 func connect(t testing.TB, s *server.Server) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return clusterJS(t, s.ClientURL())
 }
 
 // clock is a controllable now.
@@ -471,6 +461,38 @@ func TestQueueShutdownHandsJobToAnotherReplica(t *testing.T) {
 	s := newFuncSender(nil)
 	h.run(h.queue(connect(t, h.srv), s))
 	h.expect("h", Result{Outcome: Sent, Attempt: 2})
+	h.drained()
+}
+
+// With FinishTimeout, a send in flight when the replica stops completes
+// and is acknowledged instead of being cancelled and handed back.
+func TestQueueShutdownFinishesSendInFlight(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.FinishTimeout = time.Hour // the send below decides when it ends
+	entered, release := make(chan struct{}), make(chan struct{})
+	slow := senderFunc{name: "slow", fn: func(ctx context.Context, _ Job) error {
+		close(entered)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return &TemporaryError{Err: ctx.Err()}
+		}
+	}}
+	q := h.queue(h.js, slow)
+	if err := q.Enqueue(t.Context(), job("f")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx, h.onResult) }()
+	<-entered
+	cancel() // shutdown begins while the send is in flight
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	h.expect("f", Result{Outcome: Sent, Attempt: 1})
 	h.drained()
 }
 
