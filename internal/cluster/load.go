@@ -229,7 +229,7 @@ type FlowResult struct {
 	// BackedOff is how often the login was refused with a back-off first.
 	BackedOff int
 	Took      time.Duration
-	Start         time.Time
+	Start     time.Time
 }
 
 // Counts add up a run.

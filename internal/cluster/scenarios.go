@@ -323,4 +323,3 @@ func RunAll(ctx context.Context, base Options, sc Scale, names []string, report 
 	closeEnv(anyFailed)
 	return results, nil
 }
-
