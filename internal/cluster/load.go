@@ -31,8 +31,12 @@ type LoadOptions struct {
 	// FlowTimeout bounds one login from CreateApproval to the waiter's
 	// answer; a flow still open then is counted lost or stuck.
 	FlowTimeout time.Duration
-	// DenyEvery makes every n-th flow a denial (0: none).
+	// DenyEvery makes every n-th flow a denial (0: none). A denial backs
+	// the user off for 10 s (the server's push-bombing guard).
 	DenyEvery int
+	// Pause is how long each user waits between two logins: 0 runs flat
+	// out, a pause makes a steady rate (Users/Pause per second at most).
+	Pause time.Duration
 }
 
 // Load is the login servers and phones of Users users, driving flows
@@ -266,6 +270,9 @@ func (l *Load) Run(ctx context.Context, stop <-chan struct{}) []FlowResult {
 				default:
 				}
 				r := l.flow(ctx, u)
+				if l.opts.Pause > 0 && !sleepCtx(ctx, l.opts.Pause) {
+					return
+				}
 				mu.Lock()
 				out = append(out, r)
 				mu.Unlock()
