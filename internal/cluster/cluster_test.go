@@ -8,14 +8,23 @@ import (
 	"time"
 )
 
-// binary is pushauthd, built once for the package's tests.
+// buildDir holds pushauthd, built once for the package's tests.
+var buildDir string
+
 var binary = sync.OnceValues(func() (string, error) {
+	return Build(context.Background(), buildDir)
+})
+
+func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "pushauth-test-build-")
 	if err != nil {
-		return "", err
+		panic(err)
 	}
-	return Build(context.Background(), dir)
-})
+	buildDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // tiny is smaller than Quick: the normal suite runs it on every change.
 var tiny = Scale{Users: 4, Before: 8, After: 8, Outage: 5 * time.Second, FlowTimeout: time.Minute}
