@@ -31,6 +31,8 @@ type Config struct {
 	DataDir         string        `yaml:"data_dir" help:"directory for the SQLite database, the embedded NATS store and the generated admin token"`
 	DatabaseURL     string        `yaml:"database_url" help:"postgres://… to use PostgreSQL; empty uses SQLite in data_dir"`
 	NATSURL         string        `yaml:"nats_url" help:"nats://… (comma-separated) to use external NATS; empty embeds a server with no port"`
+	NATSReplicas    int           `yaml:"nats_replicas" help:"NATS nodes that keep each JetStream stream (1-5, at most the cluster's size); 0 means 3 on a cluster of three or more nodes, else 1; a replica only ever raises an existing stream's count"`
+	NATSStartWait   time.Duration `yaml:"nats_start_wait" help:"how long start-up waits for NATS and JetStream to answer, retrying, before giving up"`
 	GRPCAddr        string        `yaml:"grpc_addr" help:"gRPC listen address"`
 	OpsAddr         string        `yaml:"ops_addr" help:"HTTP listen address for /metrics, /healthz, /readyz; empty disables"`
 	HTTPAddr        string        `yaml:"http_addr" help:"listen address of the JSON-over-HTTP API and /openapi.json (TLS as for gRPC); empty disables"`
@@ -119,6 +121,7 @@ func DefaultConfig() Config {
 		LogLevel:           "info",
 		LogFormat:          "json",
 		ShutdownTimeout:    15 * time.Second,
+		NATSStartWait:      2 * time.Minute,
 		HealthInterval:     5 * time.Second,
 		SweepInterval:      time.Second,
 		PairingTTL:         10 * time.Minute,
@@ -339,6 +342,15 @@ func (c Config) Validate() error {
 		case u.Scheme != "postgres" && u.Scheme != "postgresql" && u.Scheme != "sqlite":
 			bad("database_url", "scheme must be postgres://, postgresql:// or sqlite:, got %q", u.Scheme)
 		}
+	}
+	if c.NATSReplicas < 0 || c.NATSReplicas > 5 {
+		bad("nats_replicas", "must be 1 to 5, or 0 for the cluster's default")
+	}
+	if c.NATSReplicas > 1 && c.NATSURL == "" {
+		bad("nats_replicas", "must be 1 or 0 with the embedded NATS server (one node)")
+	}
+	if c.NATSStartWait <= 0 {
+		bad("nats_start_wait", "must be positive")
 	}
 	if c.NATSURL != "" {
 		for _, s := range strings.Split(c.NATSURL, ",") {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/auth"
 	"github.com/pushauth/pushauth/internal/events"
+	"github.com/pushauth/pushauth/internal/push"
 	"github.com/pushauth/pushauth/internal/registration"
 	"github.com/pushauth/pushauth/internal/server"
 	"github.com/pushauth/pushauth/internal/store/sqlstore"
@@ -71,11 +72,19 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 	if cfg.NATSURL == "" {
 		ev.StoreDir = cfg.DataDir + "/nats"
 	}
-	bus, err := events.Start(startCtx, ev, log)
+	natsCtx, cancelNATS := context.WithTimeout(ctx, cfg.NATSStartWait)
+	defer cancelNATS()
+	bus, err := events.StartWait(natsCtx, ev, log)
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
 	}
 	defer bus.Close()
+	size, known := bus.ClusterSize()
+	replicas, err := events.Replicas(cfg.NATSReplicas, size, known)
+	if err != nil {
+		return err
+	}
+	log.Info("jetstream streams", "replicas", replicas, "nats_servers", size, "nats_servers_known", known)
 
 	sender, err := newSMSSender(cfg, st, log)
 	if err != nil {
@@ -95,6 +104,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 		Keys:       keys,
 		Bus:        bus,
 		PushSender: pushSender,
+		PushQueue:  push.QueueConfig{Replicas: replicas},
 		PairingTTL: cfg.PairingTTL,
 		Approval:   approvalConfig(cfg),
 		Retention:  cfg.retentionConfig(),

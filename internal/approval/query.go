@@ -261,6 +261,20 @@ func (e *Engine) PushResult(ctx context.Context, j push.Job, res push.Result) {
 	e.marks.add(ctx, m)
 }
 
+// PushWanted says whether a queued push is still worth sending: its request
+// is pending and not past its expiry. A push for a request already decided
+// (a job delayed by a stalled queue or retries) would only confuse the user.
+func (e *Engine) PushWanted(ctx context.Context, j push.Job) (bool, error) {
+	r, err := e.store.GetRequest(ctx, j.RequestID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return r.Status == store.StatusPending && e.clock().Before(r.ExpiresAt), nil
+}
+
 // RunPushQueue sends queued pushes until ctx ends, recording each outcome.
 func (e *Engine) RunPushQueue(ctx context.Context) error {
 	if e.queue == nil {

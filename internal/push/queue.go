@@ -30,6 +30,10 @@ const (
 	Failed
 	// Expired: the request expired before the push could go out.
 	Expired
+	// Skipped: the request no longer waited for an answer (decided,
+	// cancelled, expired early) when the job came up; it was dropped unsent,
+	// so a late delivery cannot ask about a login already decided.
+	Skipped
 )
 
 func (o Outcome) String() string {
@@ -44,6 +48,8 @@ func (o Outcome) String() string {
 		return "failed"
 	case Expired:
 		return "expired"
+	case Skipped:
+		return "skipped"
 	}
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }
@@ -54,7 +60,7 @@ func (o Outcome) String() string {
 type Result struct {
 	Outcome Outcome
 	// Attempt counts the send attempts for this job, this one included (for
-	// Expired found on arrival: the earlier ones).
+	// Expired or Skipped found on arrival: the earlier ones).
 	Attempt int
 	// Err is the sender's error; nil for Sent and for Expired on arrival.
 	Err error
@@ -69,6 +75,10 @@ type QueueConfig struct {
 	Subject  string // "pushauth.push.jobs"
 	Consumer string // "push-workers": one durable shared by all replicas
 	Workers  int    // 8 concurrent sends per replica
+	// Replicas is how many NATS nodes keep the stream and the consumer (1).
+	// An existing stream with more replicas keeps them: a replica started
+	// with a smaller setting never shrinks what another one raised.
+	Replicas int
 	// MaxAge drops jobs nobody took, however stuck (1 h; requests expire
 	// long before).
 	MaxAge time.Duration
@@ -106,6 +116,9 @@ func (c QueueConfig) withDefaults() QueueConfig {
 	if c.Workers <= 0 {
 		c.Workers = 8
 	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 50
 	}
@@ -129,6 +142,7 @@ type Queue struct {
 	cfg      QueueConfig
 	sender   Sender
 	onResult func(context.Context, Job, Result) // set by Run
+	wanted   func(context.Context, Job) (bool, error)
 	now      func() time.Time
 	logger   *slog.Logger
 }
@@ -155,15 +169,36 @@ func NewQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig, send
 	return q, nil
 }
 
-// ensure creates or updates the stream and the consumer.
+// SkipUnless makes the workers ask wanted before each send; a job it says
+// false for is acknowledged and dropped (Outcome Skipped). When wanted fails
+// the push goes out: one push too many is better than none. Call it before
+// Run.
+func (q *Queue) SkipUnless(wanted func(context.Context, Job) (bool, error)) {
+	q.wanted = wanted
+}
+
+// ensure creates or updates the stream and the consumer, with
+// cfg.Replicas replicas or the stream's current count if that is larger.
 func (q *Queue) ensure(ctx context.Context) error {
-	_, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	replicas := q.cfg.Replicas
+	s, err := q.js.Stream(ctx, q.cfg.Stream)
+	switch {
+	case err == nil:
+		if have := s.CachedInfo().Config.Replicas; have > replicas {
+			q.logger.Info("push: queue: keeping the stream's larger replica count", "stream", q.cfg.Stream,
+				"replicas", have, "nats_replicas", replicas)
+			replicas = have
+		}
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("push: queue: stream %s: %w", q.cfg.Stream, err)
+	}
+	_, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        q.cfg.Stream,
 		Description: "pushauth push jobs, one per request and device",
 		Subjects:    []string{q.cfg.Subject},
 		Retention:   jetstream.WorkQueuePolicy, // a job is gone once acked
 		Storage:     jetstream.FileStorage,     // survives a NATS restart
-		Replicas:    1,
+		Replicas:    replicas,
 		MaxAge:      q.cfg.MaxAge,
 		Duplicates:  q.cfg.DuplicateWindow,
 		Discard:     jetstream.DiscardOld,
@@ -179,6 +214,9 @@ func (q *Queue) ensure(ctx context.Context) error {
 		AckWait:       q.cfg.AckWait,
 		MaxDeliver:    q.cfg.MaxDeliver,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// 0 follows the stream: JetStream moves the consumer onto the
+		// stream's new nodes when the stream is raised.
+		Replicas: 0,
 	})
 	if err != nil {
 		return fmt.Errorf("push: queue: consumer %s: %w", q.cfg.Consumer, err)
@@ -361,6 +399,17 @@ func (q *Queue) handle(ctx context.Context, m jetstream.Msg) {
 	if !now.Before(j.ExpiresAt) {
 		q.finish(rctx, m, j, Result{Outcome: Expired, Attempt: attempt - 1})
 		return
+	}
+	if q.wanted != nil {
+		ok, err := q.wanted(ctx, j)
+		switch {
+		case err != nil:
+			q.logger.Warn("push: queue: cannot tell whether the request still waits; sending",
+				"approval_id", j.RequestID, "device_id", j.DeviceID, "err", err)
+		case !ok:
+			q.finish(rctx, m, j, Result{Outcome: Skipped, Attempt: attempt - 1})
+			return
+		}
 	}
 
 	sctx, cancel := context.WithTimeout(ctx, min(q.cfg.SendTimeout, j.ExpiresAt.Sub(now)))

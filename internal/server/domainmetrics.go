@@ -21,6 +21,7 @@ type domainMetrics struct {
 	decisions *prometheus.CounterVec
 	toDecide  *prometheus.HistogramVec
 	pushes    *prometheus.CounterVec
+	skipped   prometheus.Counter
 	sms       *prometheus.CounterVec
 	open      *prometheus.GaugeVec
 	reg       prometheus.Registerer
@@ -42,6 +43,10 @@ func newDomainMetrics(reg prometheus.Registerer) *domainMetrics {
 			Name: "pushauth_pushes_total",
 			Help: "Push sends on this replica, by provider (fcm, apns, log) and result (sent, or the failure reason: TOKEN_INVALID, PROVIDER_UNAVAILABLE, RATE_LIMITED, REJECTED, NOT_CONFIGURED).",
 		}, []string{"provider", "result"}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pushauth_pushes_skipped_total",
+			Help: "Queued pushes dropped unsent on this replica because their request no longer waited for an answer (decided, cancelled or expired) when a worker took them.",
+		}),
 		sms: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushauth_sms_total",
 			Help: "SMS sends on this replica, by provider (twilio, messagebird, outbox) and result (sent, temporary_error, error).",
@@ -51,7 +56,7 @@ func newDomainMetrics(reg prometheus.Registerer) *domainMetrics {
 			Help: "Calls that wait for news, open on this replica: WaitRequest and AwaitRequest (login servers), WatchRequests (apps).",
 		}, []string{"method"}),
 	}
-	reg.MustRegister(d.decisions, d.toDecide, d.pushes, d.sms, d.open)
+	reg.MustRegister(d.decisions, d.toDecide, d.pushes, d.skipped, d.sms, d.open)
 	for _, m := range []string{"WaitRequest", "AwaitRequest", "WatchRequests"} {
 		d.open.WithLabelValues(m)
 	}
@@ -137,6 +142,18 @@ func (m *Metrics) openStream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 		defer g.Dec()
 	}
 	return handler(srv, ss)
+}
+
+// countSkipped wraps the push queue's check of a job's request, counting
+// the jobs it drops.
+func (m *Metrics) countSkipped(wanted func(context.Context, push.Job) (bool, error)) func(context.Context, push.Job) (bool, error) {
+	return func(ctx context.Context, j push.Job) (bool, error) {
+		ok, err := wanted(ctx, j)
+		if err == nil && !ok {
+			m.domain.skipped.Inc()
+		}
+		return ok, err
+	}
 }
 
 // countingPushes counts what the push provider did with each send.

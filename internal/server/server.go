@@ -221,6 +221,7 @@ func New(o Options) (*Server, error) {
 	}
 	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, pub, queue, o.Now, o.Logger, approval.WithRelay(o.Relay))
 	engine.OnDecided(metrics.decided)
+	queue.SkipUnless(metrics.countSkipped(engine.PushWanted))
 	o.Auth.PublicMethods = append(o.Auth.PublicMethods, device.PublicMethods...)
 	var keyAuth auth.APIKeyAuthenticator = rps
 	var devAuth auth.DeviceAuthenticator = devices

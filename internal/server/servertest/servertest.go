@@ -437,8 +437,9 @@ func (ts *TestServer) Ops(t testing.TB, path string) (int, string) {
 
 // LogBuffer collects log output; it is safe for concurrent use.
 type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{} // closed and replaced on every Write
 }
 
 var _ io.Writer = (*LogBuffer)(nil)
@@ -447,7 +448,33 @@ var _ io.Writer = (*LogBuffer)(nil)
 func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.written != nil {
+		close(l.written)
+		l.written = nil
+	}
 	return l.buf.Write(p)
+}
+
+// Wait blocks until the log contains s, or ctx ends (false): tests wait on
+// what the server says it did instead of sleeping.
+func (l *LogBuffer) Wait(ctx context.Context, s string) bool {
+	for {
+		l.mu.Lock()
+		if strings.Contains(l.buf.String(), s) {
+			l.mu.Unlock()
+			return true
+		}
+		if l.written == nil {
+			l.written = make(chan struct{})
+		}
+		ch := l.written
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // String returns everything written so far.
