@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -169,4 +170,59 @@ func (c *NATSCluster) stop() {
 			n.kill()
 		}
 	}
+}
+
+// PushStream is the JetStream stream of pushauth's push queue.
+const PushStream = "PUSHAUTH_PUSH"
+
+// StreamInfo asks the nodes' monitoring endpoints (/jsz) for stream name:
+// the node leading it and how many replicas it is configured with.
+func (c *NATSCluster) StreamInfo(ctx context.Context, name string) (leader string, replicas int, err error) {
+	var jsz struct {
+		Accounts []struct {
+			Streams []struct {
+				Name    string `json:"name"`
+				Cluster struct {
+					Leader string `json:"leader"`
+				} `json:"cluster"`
+				Config struct {
+					Replicas int `json:"num_replicas"`
+				} `json:"config"`
+			} `json:"stream_detail"`
+		} `json:"account_details"`
+	}
+	for _, n := range c.Nodes {
+		if !n.running() {
+			continue
+		}
+		body, gerr := httpGet(ctx, fmt.Sprintf("http://127.0.0.1:%d/jsz?streams=true&config=true", n.monitor))
+		if gerr != nil {
+			err = gerr
+			continue
+		}
+		if err = json.Unmarshal([]byte(body), &jsz); err != nil {
+			continue
+		}
+		for _, a := range jsz.Accounts {
+			for _, s := range a.Streams {
+				if s.Name == name && s.Cluster.Leader != "" {
+					return s.Cluster.Leader, s.Config.Replicas, nil
+				}
+			}
+		}
+	}
+	if err == nil {
+		err = fmt.Errorf("no node reports stream %s with a leader", name)
+	}
+	return "", 0, err
+}
+
+// NodeIndex is the index of the node named name, or -1.
+func (c *NATSCluster) NodeIndex(name string) int {
+	for i, n := range c.Nodes {
+		if n.name == name {
+			return i
+		}
+	}
+	return -1
 }

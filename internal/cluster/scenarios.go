@@ -201,15 +201,24 @@ func Scenarios() []Scenario {
 			return at, n, e.C.Restart(1)
 		}),
 		shared("nats-node-kill9", func(ctx context.Context, e *Env, sc Scale) (time.Time, Notes, error) {
-			e.C.NATS.KillNode(0)
-			if err := e.Load.WaitDecided(ctx, sc.Before/2, 2*sc.FlowTimeout); err != nil {
-				return time.Time{}, Notes{}, fmt.Errorf("with NATS node 1 down: %w", err)
+			// The node leading the push queue's stream: the worst one to lose.
+			leader, replicas, err := e.C.NATS.StreamInfo(ctx, PushStream)
+			victim := max(e.C.NATS.NodeIndex(leader), 0)
+			n := Notes{Extra: fmt.Sprintf("stream_replicas=%d killed=%s", replicas, e.C.NATS.Nodes[victim].name)}
+			if err != nil {
+				n.Extra = "stream_replicas=unknown"
+				e.C.opts.Logf("push stream: %v", err)
+			}
+			e.C.NATS.KillNode(victim)
+			// The load must go on without it: pushes included.
+			if err := e.Load.WaitDecided(ctx, sc.Before, 2*sc.FlowTimeout); err != nil {
+				return time.Time{}, n, fmt.Errorf("with NATS node %s down: %w", e.C.NATS.Nodes[victim].name, err)
 			}
 			at := time.Now()
-			if err := e.C.NATS.StartNode(0); err != nil {
-				return at, Notes{}, err
+			if err := e.C.NATS.StartNode(victim); err != nil {
+				return at, n, err
 			}
-			return at, Notes{}, e.C.NATS.WaitReady(ctx)
+			return at, n, e.C.NATS.WaitReady(ctx)
 		}),
 		shared("nats-cluster-stop", func(ctx context.Context, e *Env, sc Scale) (time.Time, Notes, error) {
 			down := time.Now()
