@@ -553,3 +553,42 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// HoldWatch opens a phone's WatchRequests stream on replica i itself (not
+// failing over), as an app in the foreground holds it, and reports when
+// and how the stream ended.
+// The phone is a user of its own (outside the load) with one login left
+// pending, which the stream sends first: then the server holds the stream.
+func (l *Load) HoldWatch(ctx context.Context, i int) (<-chan WatchEnd, error) {
+	u, err := l.newUser(ctx, 900000+int(l.flowSeq.Add(1)))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := l.clients[i].CreateApproval(ctx, u.ref, flowContext); err != nil {
+		return nil, err
+	}
+	d := &phone.Device{Key: u.key, ID: u.id, Credential: u.cred, API: pushauthv1.NewDeviceServiceClient(l.c.Replicas[i].conn)}
+	stream, err := d.API.WatchRequests(d.Context(ctx), &pushauthv1.WatchRequestsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := stream.Recv(); err != nil {
+		return nil, err
+	}
+	ended := make(chan WatchEnd, 1)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				ended <- WatchEnd{Err: err, At: time.Now()}
+				return
+			}
+		}
+	}()
+	return ended, nil
+}
+
+// WatchEnd is how and when a held stream ended.
+type WatchEnd struct {
+	Err error
+	At  time.Time
+}

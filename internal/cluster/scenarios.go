@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc/status"
 )
 
 // Scale sizes a scenario run.
@@ -189,8 +191,22 @@ func Scenarios() []Scenario {
 			return at, Notes{}, e.C.Restart(0)
 		}),
 		shared("replica-sigterm", func(ctx context.Context, e *Env, sc Scale) (time.Time, Notes, error) {
+			// A phone's app holds WatchRequests open on the replica: the
+			// drain must end it (Unavailable, so the app goes elsewhere)
+			// rather than wait out shutdown_timeout.
+			watch, err := e.Load.HoldWatch(ctx, 1)
+			if err != nil {
+				return time.Time{}, Notes{}, fmt.Errorf("WatchRequests: %w", err)
+			}
+			start := time.Now()
 			took, err := e.C.Term(1)
 			n := Notes{Extra: fmt.Sprintf("drain_ms=%d", took.Milliseconds())}
+			select {
+			case w := <-watch:
+				n.Extra += fmt.Sprintf(" watch_ended=%s watch_end_ms=%d", status.Code(w.Err), w.At.Sub(start).Milliseconds())
+			default:
+				n.Extra += " watch_ended=no"
+			}
 			if err != nil {
 				return time.Time{}, n, fmt.Errorf("SIGTERM: %w", err)
 			}
