@@ -84,6 +84,11 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		// Usually the client's mistake: the cause only at debug level.
 		log.DebugContext(ctx, "rpc failed", "method", method, "code", codes.NotFound.String(), "err", err)
 		return status.Error(codes.NotFound, "not found")
+	case store.Transient(err):
+		// The database connection was lost (a terminated backend, a
+		// restart): another try, here or on another replica, may succeed.
+		log.WarnContext(ctx, "rpc failed", "method", method, "code", codes.Unavailable.String(), "err", err)
+		return status.Error(codes.Unavailable, "the database is unavailable; try again")
 	case errors.Is(err, store.ErrConflict):
 		log.WarnContext(ctx, "rpc failed", "method", method, "code", codes.Aborted.String(), "err", err)
 		return status.Error(codes.Aborted, "changed concurrently; try again")

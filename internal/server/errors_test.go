@@ -3,13 +3,16 @@ package server
 import (
 	"bytes"
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -89,6 +92,10 @@ func TestToStatus(t *testing.T) {
 			hidden: []string{"key_1"}, logged: []string{"rpc failed", "revoke key_1", "level=WARN"}},
 		{name: "canceled", err: fmt.Errorf("query: %w", context.Canceled), code: codes.Canceled, msg: "request cancelled"},
 		{name: "deadline", err: fmt.Errorf("query: %w", context.DeadlineExceeded), code: codes.DeadlineExceeded, msg: "deadline exceeded"},
+		{name: "terminated backend", err: fmt.Errorf("get request r_1: %w", &pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}),
+			code: codes.Unavailable, msg: "the database is unavailable; try again", hidden: []string{"r_1", "administrator"}, logged: []string{"57P01"}},
+		{name: "bad conn", err: fmt.Errorf("list: %w", driver.ErrBadConn), code: codes.Unavailable, msg: "the database is unavailable; try again"},
+		{name: "eof", err: fmt.Errorf("scan: %w", io.ErrUnexpectedEOF), code: codes.Unavailable, msg: "the database is unavailable; try again"},
 		{name: "unknown error", err: errors.New(`pq: relation "users" does not exist; password=hunter2`),
 			code: codes.Internal, hidden: []string{"hunter2", "users", "pq"}, logged: []string{"hunter2", "/pushauth.v1.AdminService/Test"}},
 	}

@@ -30,7 +30,9 @@ type Store interface {
 	// InTx runs fn with a Store whose calls share one transaction. It commits
 	// when fn returns nil and rolls back otherwise, so a change and its audit
 	// event are written together or not at all. fn must use the Store it is
-	// given, not the outer one, and must not call InTx itself.
+	// given, not the outer one, and must not call InTx itself. A
+	// transaction whose connection was lost before any statement got
+	// through is run once more, so fn must not keep effects of a failed run.
 	InTx(ctx context.Context, fn func(tx Store) error) error
 
 	// Ping reports whether the database answers.

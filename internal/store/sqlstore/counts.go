@@ -27,6 +27,9 @@ func (c Counts) Sub(o Counts) Counts {
 type counters struct {
 	statements, commits     atomic.Int64
 	bgStatements, bgCommits atomic.Int64
+	// retries counts statements and transactions sent again after a lost
+	// connection.
+	retries atomic.Int64
 }
 
 // Counts returns what the Store (and every transaction made from it) sent
@@ -35,6 +38,10 @@ func (s *Store) Counts() Counts {
 	c := &s.counters
 	return Counts{c.statements.Load(), c.commits.Load(), c.bgStatements.Load(), c.bgCommits.Load()}
 }
+
+// Retries is how many reads and transactions were sent again because their
+// connection was lost.
+func (s *Store) Retries() int64 { return s.counters.retries.Load() }
 
 func (c *counters) statement(ctx context.Context, query string, inTx bool) {
 	bg := store.IsBackground(ctx)
@@ -69,24 +76,82 @@ func isWrite(query string) bool {
 	return true
 }
 
-// counting is a querier that counts what passes through it.
+// counting is a querier that counts what passes through it, and sends a
+// read that found its connection lost once more (see retryable).
 type counting struct {
 	q    querier
 	c    *counters
 	inTx bool
+	ok   *txProgress // inside a transaction: whether a statement got through
+	lost func()      // called before a retry (see shared.dropIdle)
 }
 
 func (k counting) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	k.c.statement(ctx, query, k.inTx)
-	return k.q.ExecContext(ctx, query, args...)
+	res, err := k.q.ExecContext(ctx, query, args...)
+	if err != nil {
+		k.ok.fail()
+	} else {
+		k.ok.succeed()
+	}
+	return res, err
 }
 
 func (k counting) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	k.c.statement(ctx, query, k.inTx)
-	return k.q.QueryContext(ctx, query, args...)
+	rows, err := k.q.QueryContext(ctx, query, args...)
+	if k.retryable(ctx, query, err) {
+		rows, err = k.q.QueryContext(ctx, query, args...)
+	}
+	if err != nil {
+		k.ok.fail()
+	} else {
+		k.ok.succeed()
+	}
+	return rows, err
 }
 
 func (k counting) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	k.c.statement(ctx, query, k.inTx)
-	return k.q.QueryRowContext(ctx, query, args...)
+	row := k.q.QueryRowContext(ctx, query, args...)
+	if k.retryable(ctx, query, row.Err()) {
+		row = k.q.QueryRowContext(ctx, query, args...)
+	}
+	if row.Err() != nil {
+		k.ok.fail()
+	} else {
+		k.ok.succeed()
+	}
+	return row
+}
+
+// retryable says whether a statement that failed with err may be sent once
+// more, on another pooled connection: only a read outside a transaction
+// (it changed nothing) that found its connection lost, e.g. a PostgreSQL
+// backend terminated while idle in the pool.
+func (k counting) retryable(ctx context.Context, query string, err error) bool {
+	if k.inTx || err == nil || ctx.Err() != nil || isWrite(query) || !store.Transient(err) {
+		return false
+	}
+	k.c.retries.Add(1)
+	if k.lost != nil {
+		k.lost()
+	}
+	return true
+}
+
+// txProgress records whether any statement of a transaction reached the
+// database, which decides whether the whole transaction may be retried.
+type txProgress struct{ sent, failedFirst bool }
+
+func (p *txProgress) succeed() {
+	if p != nil {
+		p.sent = true
+	}
+}
+
+func (p *txProgress) fail() {
+	if p != nil && !p.sent {
+		p.failedFirst = true
+	}
 }

@@ -124,7 +124,7 @@ func openPostgres(ctx context.Context, rawURL string, logger *slog.Logger) (*Sto
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(20)
-	db.SetMaxIdleConns(10)
+	db.SetMaxIdleConns(pgIdleConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	db.SetConnMaxLifetime(30 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
@@ -144,7 +144,21 @@ func openPostgres(ctx context.Context, rawURL string, logger *slog.Logger) (*Sto
 		},
 	}
 	logger.Debug("database opened", "dialect", dialectPostgres, "where", where)
-	return &Store{shared: sh, w: counting{q: db, c: &sh.counters}, r: counting{q: db, c: &sh.counters}}, nil
+	return &Store{shared: sh, w: counting{q: db, c: &sh.counters, lost: sh.dropIdle}, r: counting{q: db, c: &sh.counters, lost: sh.dropIdle}}, nil
+}
+
+// pgIdleConns is how many idle PostgreSQL connections the pool keeps.
+const pgIdleConns = 10
+
+// dropIdle closes the pool's idle connections after one was found lost:
+// when the server restarted or an operator terminated pushauth's backends,
+// the others are dead too, and the retry must not pick one of them.
+func (sh *shared) dropIdle() {
+	if sh.dialect != dialectPostgres {
+		return
+	}
+	sh.db.SetMaxIdleConns(0)
+	sh.db.SetMaxIdleConns(pgIdleConns)
 }
 
 // sqlitePragmas are set on every SQLite connection. WAL lets readers run
@@ -262,15 +276,34 @@ func (s *Store) Close() error {
 // InTx implements store.Store. On SQLite the transaction starts with BEGIN
 // IMMEDIATE, so it holds the write lock from the start and cannot fail
 // half-way because another writer got in first.
-func (s *Store) InTx(ctx context.Context, fn func(tx store.Store) error) (err error) {
+//
+// A transaction that found its connection lost before anything reached the
+// database (BEGIN or its first statement failed with a transient error) is
+// run once more on another connection; one that failed later, or whose
+// COMMIT failed, is not, since it may have committed.
+func (s *Store) InTx(ctx context.Context, fn func(tx store.Store) error) error {
 	if s.tx != nil {
 		return errors.New("sqlstore: InTx called inside InTx")
 	}
+	retry, err := s.inTx(ctx, fn)
+	if retry && ctx.Err() == nil {
+		s.counters.retries.Add(1)
+		s.dropIdle()
+		s.logger.Warn("database connection lost before the transaction started; retrying once", "where", s.where, "err", err)
+		_, err = s.inTx(ctx, fn)
+	}
+	return err
+}
+
+// inTx runs one attempt of InTx; retry says it failed on a lost connection
+// before any statement got through.
+func (s *Store) inTx(ctx context.Context, fn func(tx store.Store) error) (retry bool, err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return store.Transient(err), fmt.Errorf("begin transaction: %w", err)
 	}
-	q := counting{q: tx, c: &s.counters, inTx: true}
+	progress := &txProgress{}
+	q := counting{q: tx, c: &s.counters, inTx: true, ok: progress}
 	txs := &Store{shared: s.shared, w: q, r: q, tx: tx}
 	committed := false
 	defer func() {
@@ -282,14 +315,14 @@ func (s *Store) InTx(ctx context.Context, fn func(tx store.Store) error) (err er
 		}
 	}()
 	if err := fn(txs); err != nil {
-		return err
+		return progress.failedFirst && !progress.sent && store.Transient(err), err
 	}
 	s.counters.commit(ctx)
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit transaction: %w", mapErr(err))
+		return false, fmt.Errorf("commit transaction: %w", mapErr(err))
 	}
 	committed = true
-	return nil
+	return false, nil
 }
 
 // q returns query in the dialect's placeholder syntax.
