@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -142,8 +143,29 @@ func (d *deviceCall) watch(ctx context.Context, e *env) (*watcher, error) {
 	ch := make(chan watchEvent)
 	go func() {
 		defer cancel()
+		// Requests already passed on: a re-opened watch sends the pending
+		// ones again.
+		seen := map[string]bool{}
+		pause := 250 * time.Millisecond // before re-opening; grows while it keeps failing
 		for {
 			resp, err := stream.Recv()
+			if err == nil {
+				pause = 250 * time.Millisecond
+			}
+			if err != nil && status.Code(err) == codes.Unavailable && sctx.Err() == nil {
+				// The server stopped or the connection dropped: watch again,
+				// on whichever replica answers, instead of giving up.
+				if again := d.rewatch(sctx, e, err, &pause); again != nil {
+					stream = again
+					continue
+				}
+			}
+			if id := resp.GetRequest().GetId(); err == nil && id != "" {
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
+			}
 			select {
 			case ch <- watchEvent{resp, err}:
 			case <-sctx.Done():
@@ -155,6 +177,33 @@ func (d *deviceCall) watch(ctx context.Context, e *env) (*watcher, error) {
 		}
 	}()
 	return &watcher{e: e, d: d, events: ch, stop: cancel}, nil
+}
+
+// rewatch re-opens WatchRequests after the stream broke with lost, after
+// *pause, which doubles (up to 5 s) with each try, until it opens or ctx
+// ends (nil).
+func (d *deviceCall) rewatch(ctx context.Context, e *env, lost error, pause *time.Duration) pushauthv1.DeviceService_WatchRequestsClient {
+	fmt.Fprintf(e.stderr, "Lost the connection to the server (%s); reconnecting.\n", sanitize(status.Convert(lost).Message()))
+	for {
+		t := time.NewTimer(*pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		*pause = min(2**pause, 5*time.Second)
+		// WaitForReady: wait for the server to be back rather than fail
+		// at once while it is down.
+		stream, err := d.c.device.WatchRequests(ctx, &pushauthv1.WatchRequestsRequest{}, grpc.WaitForReady(true))
+		if err == nil {
+			fmt.Fprintln(e.stderr, "Reconnected; watching again.")
+			return stream
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
 }
 
 // take records a stream event: its message goes to the backlog, its error

@@ -206,10 +206,18 @@ func newRPWorld(t *testing.T, url string) *rpWorld {
 	t.Helper()
 	// The journey logs in far more often than any user would: the
 	// push-bombing limits are not what it tests.
-	ts := servertest.New(t, url, func(o *server.Options) {
-		o.Approval = approval.DefaultConfig()
-		o.Approval.ApprovalsPerMinute, o.Approval.ApprovalsPerHour = 1000, 1000
-	})
+	return newRPWorldOn(t, servertest.New(t, url, manyLogins))
+}
+
+// manyLogins lifts the push-bombing limits.
+func manyLogins(o *server.Options) {
+	o.Approval = approval.DefaultConfig()
+	o.Approval.ApprovalsPerMinute, o.Approval.ApprovalsPerHour = 1000, 1000
+}
+
+// newRPWorldOn is newRPWorld on a server already running.
+func newRPWorldOn(t *testing.T, ts *servertest.TestServer) *rpWorld {
+	t.Helper()
 	w := &rpWorld{ts: ts, dir: t.TempDir()}
 	mustRealAdmin(t, ts, "rp", "create", "--name", "portal", "--display-name", "Mijn Portal")
 	_, w.key = ts.CreateAPIKey(t, "portal")

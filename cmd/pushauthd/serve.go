@@ -104,7 +104,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 		Keys:       keys,
 		Bus:        bus,
 		PushSender: pushSender,
-		PushQueue:  push.QueueConfig{Replicas: replicas},
+		PushQueue:  push.QueueConfig{Replicas: replicas, FinishTimeout: cfg.ShutdownTimeout},
 		PairingTTL: cfg.PairingTTL,
 		Approval:   approvalConfig(cfg),
 		Retention:  cfg.retentionConfig(),
@@ -188,6 +188,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, started func(grpcA
 		<-gctx.Done()
 		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 		srv.Health.Shutdown()
+		// Waiting calls end now with Unavailable, so their clients move to
+		// another replica instead of holding this one for shutdown_timeout.
+		srv.Drain()
 		done := make(chan struct{})
 		go func() {
 			var wg sync.WaitGroup

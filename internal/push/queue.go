@@ -85,6 +85,10 @@ type QueueConfig struct {
 	// DuplicateWindow is how long the stream remembers a job's Msg-Id to
 	// drop a repeated Enqueue (5 min, at most MaxAge).
 	DuplicateWindow time.Duration
+	// FinishTimeout is how long sends in flight when Run's ctx ends may
+	// still take (0: cancelled at once and handed back). pushauthd sets
+	// shutdown_timeout.
+	FinishTimeout time.Duration
 	// SendTimeout bounds one send (10 s).
 	SendTimeout time.Duration
 	// AckWait is how long a replica may hold a job before JetStream hands
@@ -272,8 +276,9 @@ func (q *Queue) Enqueue(ctx context.Context, jobs ...Job) error {
 }
 
 // Run takes jobs with cfg.Workers concurrent sends until ctx ends, then
-// returns nil once in-flight sends have stopped. Jobs it held but had not
-// finished are handed back (Nak) for another replica. onResult, which may
+// returns nil once in-flight sends have stopped: they get cfg.FinishTimeout
+// to finish, then are cancelled. Jobs it held but had not finished are
+// handed back (Nak) for another replica. onResult, which may
 // be nil, is told the outcome of every delivery.
 func (q *Queue) Run(ctx context.Context, onResult func(context.Context, Job, Result)) error {
 	if onResult == nil {
@@ -295,9 +300,20 @@ func (q *Queue) Run(ctx context.Context, onResult func(context.Context, Job, Res
 		})
 	}
 	err := q.consume(ctx, msgs)
-	stopWork()
 	close(msgs)
-	wg.Wait()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	if q.cfg.FinishTimeout > 0 {
+		t := time.NewTimer(q.cfg.FinishTimeout)
+		select {
+		case <-finished:
+		case <-t.C:
+			q.logger.Warn("push: queue: sends still in flight at shutdown; handing them back", "finish_timeout", q.cfg.FinishTimeout)
+		}
+		t.Stop()
+	}
+	stopWork()
+	<-finished
 	return err
 }
 

@@ -464,6 +464,38 @@ func TestQueueShutdownHandsJobToAnotherReplica(t *testing.T) {
 	h.drained()
 }
 
+// With FinishTimeout, a send in flight when the replica stops completes
+// and is acknowledged instead of being cancelled and handed back.
+func TestQueueShutdownFinishesSendInFlight(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.FinishTimeout = time.Hour // the send below decides when it ends
+	entered, release := make(chan struct{}), make(chan struct{})
+	slow := senderFunc{name: "slow", fn: func(ctx context.Context, _ Job) error {
+		close(entered)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return &TemporaryError{Err: ctx.Err()}
+		}
+	}}
+	q := h.queue(h.js, slow)
+	if err := q.Enqueue(t.Context(), job("f")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx, h.onResult) }()
+	<-entered
+	cancel() // shutdown begins while the send is in flight
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	h.expect("f", Result{Outcome: Sent, Attempt: 1})
+	h.drained()
+}
+
 func TestQueueDropsUndecodableJob(t *testing.T) {
 	h := newHarness(t)
 	h.cfg.Workers = 1

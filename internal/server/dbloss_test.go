@@ -42,11 +42,7 @@ func TestTerminatedConnectionsAreNotInternal(t *testing.T) {
 	defer admin.Close()
 	ctx := servertest.Context(t)
 
-	rp := ts.CreateRelyingParty(t, "portal", nil)
-	_, key := ts.CreateAPIKey(t, rp.GetId())
-	phone := servertest.NewPhone(t, false)
-	ts.Register(t, phone, "+31612345678")
-	ts.Pair(t, phone, key, "jan", "Jan")
+	key, phone := paired(t, ts)
 	rctx := ts.WithToken(ctx, key)
 
 	watch, err := ts.Device.WatchRequests(ts.WithToken(ctx, phone.Credential), &pushauthv1.WatchRequestsRequest{})

@@ -110,6 +110,7 @@ type Server struct {
 	Retention *retention.Sweeper
 	limits    Limits
 	lmet      *limitMetrics
+	drain     *drain
 	log       *slog.Logger
 	now       func() time.Time
 
@@ -240,6 +241,7 @@ func New(o Options) (*Server, error) {
 	o.Limits = o.Limits.withDefaults()
 	lmet := newLimitMetrics(metrics.Registry)
 	lim := newLimiter(o.Limits, o.Now, lmet)
+	drn := newDrain()
 
 	opts := []grpc.ServerOption{
 		// Order matters: observe sees the final status of everything inside it,
@@ -247,8 +249,8 @@ func New(o Options) (*Server, error) {
 		// caller that auth finds.
 		// The standard metrics come first, so they count the status observe
 		// made of the error.
-		grpc.ChainUnaryInterceptor(metrics.grpc.UnaryServerInterceptor(), obs.unary, recoverUnary, addrs.Unary, authn.Unary, lim.unary, val.unary, metrics.openUnary),
-		grpc.ChainStreamInterceptor(metrics.grpc.StreamServerInterceptor(), obs.stream, recoverStream, addrs.Stream, authn.Stream, lim.stream, val.stream, metrics.openStream),
+		grpc.ChainUnaryInterceptor(metrics.grpc.UnaryServerInterceptor(), obs.unary, drn.unary, recoverUnary, addrs.Unary, authn.Unary, lim.unary, val.unary, metrics.openUnary),
+		grpc.ChainStreamInterceptor(metrics.grpc.StreamServerInterceptor(), obs.stream, drn.stream, recoverStream, addrs.Stream, authn.Stream, lim.stream, val.stream, metrics.openStream),
 		// Requests that do not decode are InvalidArgument (see codec), and
 		// calls refused before the interceptors are still logged and counted.
 		grpc.ForceServerCodecV2(cdc),
@@ -282,7 +284,10 @@ func New(o Options) (*Server, error) {
 		pushauthv1.RegisterDeviceServiceServer(gs, deviceSrv)
 	}
 
-	h := newHealth(o.Checks, []string{
+	// The push queue is a dependency too: with its stream unreachable or
+	// without quorum, logins are created but their pushes cannot be queued.
+	checks := append(slices.Clone(o.Checks), Check{Name: "push_queue", Check: queue.Check})
+	h := newHealth(checks, []string{
 		pushauthv1.AdminService_ServiceDesc.ServiceName,
 		pushauthv1.RelyingPartyService_ServiceDesc.ServiceName,
 		pushauthv1.DeviceService_ServiceDesc.ServiceName,
@@ -292,7 +297,7 @@ func New(o Options) (*Server, error) {
 	metrics.grpc.InitializeMetrics(g)
 	metrics.registerDomain(o, queue)
 	s := &Server{GRPC: g, Health: h, Metrics: metrics, Engine: engine, Revocations: revocations, Retention: sweeper, hub: hub,
-		limits: o.Limits, lmet: lmet, log: o.Logger, now: o.Now}
+		limits: o.Limits, lmet: lmet, drain: drn, log: o.Logger, now: o.Now}
 	if err := s.startGateway(inproc, o.TLS); err != nil {
 		s.Close()
 		return nil, err

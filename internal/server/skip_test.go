@@ -48,11 +48,7 @@ func TestPushSkippedOnceDecided(t *testing.T) {
 	servertest.ForEachBackend(t, func(t *testing.T, url string) {
 		snd := &heldSender{held: make(chan push.Job, 1), release: make(chan struct{}), sends: map[string]int{}}
 		ts := servertest.New(t, url, servertest.WithPushSender(snd))
-		rp := ts.CreateRelyingParty(t, "portal", nil)
-		_, key := ts.CreateAPIKey(t, rp.GetId())
-		phone := servertest.NewPhone(t, false)
-		ts.Register(t, phone, "+31612345678")
-		ts.Pair(t, phone, key, "jan", "Jan")
+		key, phone := paired(t, ts)
 
 		ctx := servertest.Context(t)
 		c, err := ts.RP.CreateApproval(ts.WithToken(ctx, key), &pushauthv1.CreateApprovalRequest{UserRef: "jan"})
@@ -77,6 +73,18 @@ func TestPushSkippedOnceDecided(t *testing.T) {
 			t.Fatalf("skip not counted:\n%s", grepLines(metrics, "skipped"))
 		}
 	})
+}
+
+// paired sets up a relying party with an API key and a phone paired to its
+// user "jan", and returns the key and the phone.
+func paired(t *testing.T, ts *servertest.TestServer) (string, *servertest.Phone) {
+	t.Helper()
+	rp := ts.CreateRelyingParty(t, "portal", nil)
+	_, key := ts.CreateAPIKey(t, rp.GetId())
+	phone := servertest.NewPhone(t, false)
+	ts.Register(t, phone, "+31612345678")
+	ts.Pair(t, phone, key, "jan", "Jan")
+	return key, phone
 }
 
 func grepLines(s, sub string) string {

@@ -171,6 +171,13 @@ func New(t testing.TB, url string, opts ...func(*server.Options)) *TestServer {
 	return newServer(t, url, shared{clock: NewClock(Epoch), token: "adm_" + randomHex(16), keys: testKeys(t)}, opts...)
 }
 
+// NewOnNATS is New with the server connected to the NATS server or
+// cluster at natsURL (comma-separated) instead of an embedded one.
+func NewOnNATS(t testing.TB, url, natsURL string, opts ...func(*server.Options)) *TestServer {
+	t.Helper()
+	return newServer(t, url, shared{natsURL: natsURL, clock: NewClock(Epoch), token: "adm_" + randomHex(16), keys: testKeys(t)}, opts...)
+}
+
 // shared is what the replicas of a cluster have in common.
 type shared struct {
 	natsURL string // "" embeds a NATS server per replica
