@@ -71,6 +71,8 @@ type Options struct {
 	Extra []string
 	// Logf reports progress; nil is silent.
 	Logf func(format string, args ...any)
+	// Keep keeps the directory (logs, data) of runs that passed too.
+	Keep bool
 }
 
 // Cluster is a running deployment.

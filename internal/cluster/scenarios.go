@@ -143,6 +143,7 @@ func Run(ctx context.Context, e *Env, s Scenario, sc Scale) Result {
 			end = first
 		}
 		res.Recovery = end.Sub(repaired)
+		res.Extra = strings.TrimSpace(res.Extra + fmt.Sprintf(" serving_ms=%d", servingAt.Sub(repaired).Milliseconds()))
 	}
 	return res
 }
@@ -306,7 +307,7 @@ func RunAll(ctx context.Context, base Options, sc Scale, names []string, report 
 	closeEnv := func(failed bool) {
 		if env != nil {
 			env.Load.Close()
-			env.C.Close(context.Background(), failed)
+			env.C.Close(context.Background(), failed || base.Keep)
 			env = nil
 		}
 	}

@@ -23,6 +23,7 @@ func main() {
 	only := flag.String("only", "", "comma-separated scenario names (default: all)")
 	dsn := flag.String("postgres", os.Getenv("PUSHAUTH_TEST_POSTGRES_DSN"), "PostgreSQL server for the shared-database scenarios (maintenance database URL)")
 	verbose := flag.Bool("v", false, "log progress")
+	keep := flag.Bool("keep", false, "keep every cluster's directory (logs, data), not only failed ones")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -48,7 +49,7 @@ func main() {
 		names = without(names, "pg-restart")
 	}
 	failed := false
-	_, err := cluster.RunAll(ctx, cluster.Options{PostgresDSN: *dsn, Logf: logf}, sc, names, func(r cluster.Result, e *cluster.Env) {
+	_, err := cluster.RunAll(ctx, cluster.Options{PostgresDSN: *dsn, Logf: logf, Keep: *keep}, sc, names, func(r cluster.Result, e *cluster.Env) {
 		fmt.Println(r.Line())
 		if !r.Pass() || *verbose {
 			for _, ex := range r.Examples {
