@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +113,26 @@ func TestReplicasSetting(t *testing.T) {
 		if got != c.want || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("Replicas(%d, %d, %v) = %d, %v; want %d, %q", c.setting, c.size, c.known, got, err, c.want, c.err)
 		}
+	}
+}
+
+func TestNATSSettingsValidated(t *testing.T) {
+	getenv, environ := env(nil)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nats-replicas", "6", "--nats-url", "nats://n1:4222"}, "nats_replicas: must be 1 to 5"},
+		{[]string{"--nats-replicas", "-1", "--nats-url", "nats://n1:4222"}, "nats_replicas: must be 1 to 5"},
+		{[]string{"--nats-replicas", "3"}, "nats_replicas: must be 1 or 0 with the embedded NATS server"},
+		{[]string{"--nats-start-wait", "0s"}, "nats_start_wait: must be positive"},
+	} {
+		_, err := LoadConfig(append(c.args, "--secret-key", testKey(1)), getenv, environ, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err = %v, want %q", c.args, err, c.want)
+		}
+	}
+	if _, err := LoadConfig([]string{"--nats-replicas", "3", "--nats-url", "nats://n1:4222", "--secret-key", testKey(1)}, getenv, environ, io.Discard); err != nil {
+		t.Errorf("nats_replicas 3 on external NATS: %v", err)
 	}
 }

@@ -48,7 +48,6 @@ func TestFlowStatementBudget(t *testing.T) {
 		phone := servertest.NewPhone(t, false)
 		ts.Register(t, phone, "+31612345678")
 		ts.Pair(t, phone, key, "jan", "Jan")
-		nextPush(t, fcm)
 
 		flow := func() {
 			t.Helper()

@@ -18,7 +18,6 @@ func TestCreateApprovalWithNATSDown(t *testing.T) {
 		fcm := servertest.NewFakeFCM(t)
 		ts := servertest.NewOnNATS(t, url, cl.URL(), servertest.WithPushSender(fcm.Sender(t)))
 		key, _ := paired(t, ts)
-		nextPush(t, fcm) // the pairing request's
 
 		cl.Stop(0)
 		ctx := ts.WithToken(servertest.Context(t), key)

@@ -63,10 +63,11 @@ func TestPushAlertsInTheDevicesLanguage(t *testing.T) {
 				}
 				ts.Register(t, p, "+3161234567"+string(rune('0'+i)))
 				user := "user-" + string(rune('a'+i))
-				ts.Pair(t, p, key, user, user+"@example.nl")
-				if got := next(tc.ch, p.PushToken); got.Title != tc.pairing[0] || got.Body != tc.pairing[1] || got.Data["kind"] != "PAIRING" {
-					t.Fatalf("pairing push %+v, want %q", got, tc.pairing)
-				}
+				ts.PairWith(t, p, key, user, user+"@example.nl", func(string) {
+					if got := next(tc.ch, p.PushToken); got.Title != tc.pairing[0] || got.Body != tc.pairing[1] || got.Data["kind"] != "PAIRING" {
+						t.Fatalf("pairing push %+v, want %q", got, tc.pairing)
+					}
+				})
 				if _, err := ts.RP.CreateApproval(ts.WithToken(ctx, key), &pushauthv1.CreateApprovalRequest{UserRef: user}); err != nil {
 					t.Fatal(err)
 				}

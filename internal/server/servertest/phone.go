@@ -169,6 +169,15 @@ func (ts *TestServer) Pending(t testing.TB, p *Phone) *pushauthv1.DeviceRequest 
 // phrase flow and returns the pairing request's final state.
 func (ts *TestServer) Pair(t testing.TB, p *Phone, apiKey, userRef, label string) *pushauthv1.Request {
 	t.Helper()
+	return ts.PairWith(t, p, apiKey, userRef, label, nil)
+}
+
+// PairWith is Pair that calls beforeAnswer, when not nil, with the pairing
+// request's id before the phone approves it: a test that checks the
+// pairing push must see it first, since a push for a request already
+// decided is dropped.
+func (ts *TestServer) PairWith(t testing.TB, p *Phone, apiKey, userRef, label string, beforeAnswer func(requestID string)) *pushauthv1.Request {
+	t.Helper()
 	ctx := Context(t)
 	ph, err := ts.Device.CreatePairingPhrase(ts.WithToken(ctx, p.Credential), &pushauthv1.CreatePairingPhraseRequest{})
 	if err != nil {
@@ -183,6 +192,9 @@ func (ts *TestServer) Pair(t testing.TB, p *Phone, apiKey, userRef, label string
 	dr, err := ts.Device.GetRequest(ts.WithToken(ctx, p.Credential), &pushauthv1.DeviceServiceGetRequestRequest{RequestId: claim.GetRequestId()})
 	if err != nil {
 		t.Fatalf("device GetRequest: %v", err)
+	}
+	if beforeAnswer != nil {
+		beforeAnswer(claim.GetRequestId())
 	}
 	r, err := ts.Decide(t, p, dr.GetRequest(), pushauthv1.Decision_DECISION_APPROVE, "")
 	if err != nil {
