@@ -62,13 +62,22 @@ func (o *Outcome) Reason() pushauthv1.DecisionReason { return o.Request.GetReaso
 // the request as failed and alert someone.
 var ErrUntrusted = errors.New("client: the signed decision cannot be trusted")
 
-// maxReattach bounds the re-attaches in a row that bring no news.
-const maxReattach = 8
+// Re-attaching: Wait tries again with a pause growing from 50 ms to
+// maxReattachPause, and gives up after reattachPatience without news. The
+// patience rides out what a cluster goes through (a replica restarting, a
+// PostgreSQL restart: ~10 s in docs/operations.md), where every replica
+// answers Unavailable for a while; a count of tries alone was used up in
+// under 2 s and left logins decided but never reported.
+const (
+	maxReattachPause = 2 * time.Second
+	reattachPatience = 30 * time.Second
+)
 
 // Wait follows p until it ends and returns the checked outcome (see Check).
-// When the stream breaks (the replica stopped, the network dropped), Wait
-// opens it again, on another replica if there is one; progress already seen
-// is not reported twice. The server ends the wait at the request's expiry.
+// When the stream breaks (the replica stopped, the network dropped, the
+// server is Unavailable), Wait opens it again, on another replica if there
+// is one, for up to 30 s without news; progress already seen is not
+// reported twice. The server ends the wait at the request's expiry.
 func (c *Client) Wait(ctx context.Context, p *Pending, opts ...WaitOption) (*Outcome, error) {
 	var cfg waitConfig
 	for _, o := range opts {
@@ -94,10 +103,17 @@ func (c *Client) Wait(ctx context.Context, p *Pending, opts ...WaitOption) (*Out
 		return nil
 	}
 	failures := 0
+	var quietSince time.Time // the first failure since the last news
 	for {
 		r, news, err := c.waitOnce(ctx, p.RequestID, emit, failures > 0)
 		if err == nil {
-			return c.Check(ctx, p, r)
+			out, cerr := c.Check(ctx, p, r)
+			if cerr == nil || errors.Is(cerr, ErrUntrusted) || status.Code(cerr) != codes.Unavailable {
+				return out, cerr
+			}
+			// The device's key could not be fetched just now: the ended
+			// request is sent again on the next attach.
+			err, news = cerr, false
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -106,13 +122,16 @@ func (c *Client) Wait(ctx context.Context, p *Pending, opts ...WaitOption) (*Out
 			return nil, err
 		}
 		if news {
-			failures = 0
+			failures, quietSince = 0, time.Time{}
+		}
+		if quietSince.IsZero() {
+			quietSince = time.Now()
 		}
 		failures++
-		if failures > maxReattach {
+		if time.Since(quietSince) > reattachPatience {
 			return nil, fmt.Errorf("client: waiting for %s: %w", p.RequestID, err)
 		}
-		t := time.NewTimer(time.Duration(failures) * 50 * time.Millisecond)
+		t := time.NewTimer(min(maxReattachPause, (50*time.Millisecond)<<min(failures-1, 6)))
 		select {
 		case <-ctx.Done():
 			t.Stop()
