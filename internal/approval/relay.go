@@ -218,12 +218,31 @@ func (e *Engine) RelayOutbox(ctx context.Context) (int, error) {
 			if err := e.store.DeletePushes(ctx, ids); err != nil {
 				return n, err
 			}
+		} else if len(jobs) > 0 {
+			// The queue refused them (NATS or JetStream down): the next
+			// scan, on any replica, tries again, instead of waiting out
+			// the hold after NATS is back.
+			// Also when ctx ended: the jobs should not wait out the hold.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			err := e.store.ReleasePushes(rctx, queuedIDs(jobs))
+			cancel()
+			if err != nil {
+				return n, err
+			}
 		}
 		n += len(ids)
 		if len(jobs) < r.cfg.Batch || len(ids) == 0 {
 			return n, nil
 		}
 	}
+}
+
+func queuedIDs(jobs []store.QueuedPush) []string {
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	return ids
 }
 
 // publish enqueues jobs and returns the ids that may leave the outbox: the

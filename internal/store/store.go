@@ -783,6 +783,11 @@ type PushOutbox interface {
 	ClaimPushes(ctx context.Context, createdBy, now, until time.Time, limit int) ([]QueuedPush, error)
 	// DeletePushes removes the jobs with these IDs; missing ones are ignored.
 	DeletePushes(ctx context.Context, ids []string) error
+	// ReleasePushes ends the hold on the jobs with these IDs, so the next
+	// claim on any replica takes them: a relay whose publish failed gives
+	// them back instead of keeping them off for the rest of the hold.
+	// Missing ones are ignored.
+	ReleasePushes(ctx context.Context, ids []string) error
 }
 
 // backgroundKey marks a context as background work.

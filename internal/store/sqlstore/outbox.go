@@ -71,6 +71,16 @@ func (s *Store) ClaimPushes(ctx context.Context, createdBy, now, until time.Time
 
 // DeletePushes implements store.PushOutbox in one statement.
 func (s *Store) DeletePushes(ctx context.Context, ids []string) error {
+	return s.pushesByID(ctx, "DELETE FROM push_outbox", "delete", ids)
+}
+
+// ReleasePushes implements store.PushOutbox in one statement.
+func (s *Store) ReleasePushes(ctx context.Context, ids []string) error {
+	return s.pushesByID(ctx, "UPDATE push_outbox SET claimed_until = NULL", "release", ids)
+}
+
+// pushesByID runs stmt on the outbox jobs with these ids.
+func (s *Store) pushesByID(ctx context.Context, stmt, verb string, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -79,8 +89,8 @@ func (s *Store) DeletePushes(ctx context.Context, ids []string) error {
 		args[i] = id
 	}
 	marks := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")
-	if _, err := s.w.ExecContext(ctx, s.q("DELETE FROM push_outbox WHERE id IN ("+marks+")"), args...); err != nil {
-		return fmt.Errorf("delete %d pushes from the outbox: %w", len(ids), mapErr(err))
+	if _, err := s.w.ExecContext(ctx, s.q(stmt+" WHERE id IN ("+marks+")"), args...); err != nil {
+		return fmt.Errorf("%s %d pushes in the outbox: %w", verb, len(ids), mapErr(err))
 	}
 	return nil
 }

@@ -62,6 +62,15 @@ func testPushOutbox(t *testing.T, s store.Store) {
 		t.Fatalf("DeletePushes(nil): %v", err)
 	}
 	wantEqual(t, "left after delete", pushIDs(claim(t, s, t3, t3, t3.Add(time.Minute), 10)), []string{"req-a:dev-2"})
+	// A released job is claimed again at once; a held one is not.
+	wantEqual(t, "claim while held", pushIDs(claim(t, s, t3, t3, t3.Add(time.Minute), 10)), []string{})
+	if err := s.ReleasePushes(ctx, []string{"req-a:dev-2", "missing"}); err != nil {
+		t.Fatalf("ReleasePushes: %v", err)
+	}
+	if err := s.ReleasePushes(ctx, nil); err != nil {
+		t.Fatalf("ReleasePushes(nil): %v", err)
+	}
+	wantEqual(t, "claim after release", pushIDs(claim(t, s, t3, t3, t3.Add(time.Minute), 10)), []string{"req-a:dev-2"})
 }
 
 // testPushOutboxInTx: pushes added in a transaction that rolls back are gone
