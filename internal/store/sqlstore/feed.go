@@ -3,8 +3,6 @@ package sqlstore
 import (
 	"cmp"
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -70,18 +68,7 @@ func (s *Store) ClaimEvents(ctx context.Context, now, until time.Time, limit int
 
 // DeleteEvents implements store.EventOutbox in one statement.
 func (s *Store) DeleteEvents(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	marks := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")
-	if _, err := s.w.ExecContext(ctx, s.q("DELETE FROM event_outbox WHERE id IN ("+marks+")"), args...); err != nil {
-		return fmt.Errorf("delete %d events from the outbox: %w", len(ids), mapErr(err))
-	}
-	return nil
+	return s.byIDs(ctx, "DELETE FROM event_outbox", "delete events of the outbox", ids)
 }
 
 const webhookColumns = "id, relying_party_id, url, description, secret_sealed, created_at, updated_at, disabled_at, disabled_reason, failing_since"
@@ -123,19 +110,7 @@ func (s *Store) ListWebhookEndpoints(ctx context.Context, relyingPartyID string,
 	if err != nil {
 		return nil, fmt.Errorf("list webhook endpoints: %w", mapErr(err))
 	}
-	defer rows.Close()
-	var out []store.WebhookEndpoint
-	for rows.Next() {
-		e, err := scanWebhook(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list webhook endpoints: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list webhook endpoints: %w", mapErr(err))
-	}
-	return out, nil
+	return collect(rows, "list webhook endpoints", scanWebhook)
 }
 
 // SetWebhookSecret implements store.Webhooks.
@@ -217,17 +192,9 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, now, until time.Time
 	if err != nil {
 		return nil, fmt.Errorf("claim webhook deliveries: %w", mapErr(err))
 	}
-	defer rows.Close()
-	var out []store.WebhookDelivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, fmt.Errorf("claim webhook deliveries: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim webhook deliveries: %w", mapErr(err))
+	out, err := collect(rows, "claim webhook deliveries", scanDelivery)
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b store.WebhookDelivery) int {
 		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), strings.Compare(a.ID, b.ID))
@@ -267,19 +234,7 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, endpointID string, be
 	if err != nil {
 		return nil, fmt.Errorf("list webhook deliveries: %w", mapErr(err))
 	}
-	defer rows.Close()
-	var out []store.WebhookDelivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list webhook deliveries: %w", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("list webhook deliveries: %w", mapErr(err))
-	}
-	return out, nil
+	return collect(rows, "list webhook deliveries", scanDelivery)
 }
 
 // DeleteWebhookDeliveriesBefore implements store.Webhooks.

@@ -71,16 +71,17 @@ func (s *Store) ClaimPushes(ctx context.Context, createdBy, now, until time.Time
 
 // DeletePushes implements store.PushOutbox in one statement.
 func (s *Store) DeletePushes(ctx context.Context, ids []string) error {
-	return s.pushesByID(ctx, "DELETE FROM push_outbox", "delete", ids)
+	return s.byIDs(ctx, "DELETE FROM push_outbox", "delete pushes of the outbox", ids)
 }
 
 // ReleasePushes implements store.PushOutbox in one statement.
 func (s *Store) ReleasePushes(ctx context.Context, ids []string) error {
-	return s.pushesByID(ctx, "UPDATE push_outbox SET claimed_until = NULL", "release", ids)
+	return s.byIDs(ctx, "UPDATE push_outbox SET claimed_until = NULL", "release pushes of the outbox", ids)
 }
 
-// pushesByID runs stmt on the outbox jobs with these ids.
-func (s *Store) pushesByID(ctx context.Context, stmt, verb string, ids []string) error {
+// byIDs runs stmt (a DELETE or UPDATE without WHERE) on the rows with these
+// ids, in one statement; what names it in errors.
+func (s *Store) byIDs(ctx context.Context, stmt, what string, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -90,7 +91,7 @@ func (s *Store) pushesByID(ctx context.Context, stmt, verb string, ids []string)
 	}
 	marks := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")
 	if _, err := s.w.ExecContext(ctx, s.q(stmt+" WHERE id IN ("+marks+")"), args...); err != nil {
-		return fmt.Errorf("%s %d pushes in the outbox: %w", verb, len(ids), mapErr(err))
+		return fmt.Errorf("%s (%d): %w", what, len(ids), mapErr(err))
 	}
 	return nil
 }

@@ -18,6 +18,24 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
+// collect scans every row with scan and closes rows; what names the query
+// in errors.
+func collect[T any](rows *sql.Rows, what string, scan func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, mapErr(err))
+	}
+	return out, nil
+}
+
 // exists reports whether table has a row with this id. It runs on the writer
 // so it sees the write that just missed.
 func (s *Store) exists(ctx context.Context, table, id string) (bool, error) {

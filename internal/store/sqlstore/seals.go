@@ -30,19 +30,11 @@ func (s *Store) ListSealed(ctx context.Context, kind, after string, limit int) (
 	if err != nil {
 		return nil, fmt.Errorf("list sealed %s: %w", kind, mapErr(err))
 	}
-	defer rows.Close()
-	var out []store.Sealed
-	for rows.Next() {
+	return collect(rows, "list sealed "+kind, func(sc scanner) (store.Sealed, error) {
 		var v store.Sealed
-		if err := rows.Scan(&v.Key, &v.Value); err != nil {
-			return nil, fmt.Errorf("list sealed %s: %w", kind, mapErr(err))
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list sealed %s: %w", kind, mapErr(err))
-	}
-	return out, nil
+		err := sc.Scan(&v.Key, &v.Value)
+		return v, err
+	})
 }
 
 // ReplaceSealed implements store.Seals in one conditional statement; only
