@@ -109,13 +109,18 @@ func (m *marks) write(ctx context.Context, batch []mark) {
 			if errors.Is(err, store.ErrNotFound) {
 				continue // deleted by retention meanwhile
 			}
-			if err != nil {
+			removed := errors.Is(err, store.ErrConflict) // the phone was taken off the request meanwhile: it stays off
+			if err != nil && !removed {
 				return err
 			}
 			if mk.deadToken != "" {
+				// The token is dead whether or not the target still counts.
 				if err := tx.MarkPushTokenDead(ctx, mk.deviceID, mk.deadToken); err != nil {
 					return err
 				}
+			}
+			if removed {
+				continue
 			}
 			news = append(news, store.RequestTarget{RequestID: mk.requestID, DeviceID: mk.deviceID, Delivery: mk.delivery, Detail: mk.detail, UpdatedAt: mk.at})
 		}

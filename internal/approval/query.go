@@ -272,17 +272,10 @@ func (e *Engine) PushResult(ctx context.Context, j push.Job, res push.Result) {
 }
 
 // PushWanted says whether a queued push is still worth sending: its request
-// is pending and not past its expiry. A push for a request already decided
-// (a job delayed by a stalled queue or retries) would only confuse the user.
+// is pending and unexpired, and the phone was not taken off it (a removed
+// connection or a revoked device gets no more pushes for it).
 func (e *Engine) PushWanted(ctx context.Context, j push.Job) (bool, error) {
-	r, err := e.store.GetRequest(ctx, j.RequestID)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return r.Status == store.StatusPending && e.clock().Before(r.ExpiresAt), nil
+	return e.store.TargetPending(ctx, j.RequestID, j.DeviceID, e.clock())
 }
 
 // RunPushQueue sends queued pushes until ctx ends, recording each outcome.

@@ -75,6 +75,40 @@ func TestPushSkippedOnceDecided(t *testing.T) {
 	})
 }
 
+// A push that comes up again after its phone was taken off the request (the
+// connection removed while another phone still answers) is dropped unsent.
+func TestPushSkippedOncePhoneRemoved(t *testing.T) {
+	servertest.ForEachBackend(t, func(t *testing.T, url string) {
+		snd := &heldSender{held: make(chan push.Job, 1), release: make(chan struct{}), sends: map[string]int{}}
+		ts := servertest.New(t, url, servertest.WithPushSender(snd))
+		key, _ := paired(t, ts)
+		second := servertest.NewPhone(t, false)
+		ts.Register(t, second, "+31687654321")
+		ts.Pair(t, second, key, "jan", "Jan")
+
+		ctx := servertest.Context(t)
+		c, err := ts.RP.CreateApproval(ts.WithToken(ctx, key), &pushauthv1.CreateApprovalRequest{UserRef: "jan"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := <-snd.held // one phone's push; the other's went out
+		if _, err := ts.RP.RemoveUserDevice(ts.WithToken(ctx, key), &pushauthv1.RemoveUserDeviceRequest{UserRef: "jan", DeviceId: j.DeviceID}); err != nil {
+			t.Fatalf("RemoveUserDevice: %v", err)
+		}
+		close(snd.release)
+		if !ts.Logs.Wait(ctx, "outcome=skipped") {
+			t.Fatal("the retried push to the removed phone was not skipped")
+		}
+		if n := snd.count(c.GetRequestId()); n != 2 {
+			t.Fatalf("login pushes sent %d times, want 2 (one per phone, the held one not again)", n)
+		}
+		r, err := ts.RP.GetRequest(ts.WithToken(ctx, key), &pushauthv1.GetRequestRequest{RequestId: c.GetRequestId()})
+		if err != nil || r.GetRequest().GetStatus() != pushauthv1.RequestStatus_REQUEST_STATUS_PENDING {
+			t.Fatalf("login after one phone was removed: %v %v", r, err)
+		}
+	})
+}
+
 // paired sets up a relying party with an API key and a phone paired to its
 // user "jan", and returns the key and the phone.
 func paired(t *testing.T, ts *servertest.TestServer) (string, *servertest.Phone) {

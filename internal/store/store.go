@@ -545,6 +545,11 @@ type Requests interface {
 	GetRequest(ctx context.Context, id string) (Request, error)
 	// ListRequestTargets returns a request's targets in device-ID order.
 	ListRequestTargets(ctx context.Context, requestID string) ([]RequestTarget, error)
+	// TargetPending reports whether a push to the device is still worth
+	// sending: the request is PENDING, not expired at now, and has a target
+	// on the device that was not REMOVED. One read; false (no error) if
+	// there is no such request or target.
+	TargetPending(ctx context.Context, requestID, deviceID string, now time.Time) (bool, error)
 	// ListDevicePendingRequests returns the PENDING requests targeting a
 	// device (with a target not REMOVED) that have not expired at now,
 	// oldest first.
@@ -562,8 +567,11 @@ type Requests interface {
 	// now. Safe to run on every replica at once: each request is returned to
 	// exactly one caller.
 	ExpireRequests(ctx context.Context, now time.Time, limit int) ([]Request, error)
-	// UpdateTargetDelivery sets Delivery, Detail and UpdatedAt of a target.
-	// ErrNotFound if there is no such target.
+	// UpdateTargetDelivery sets Delivery, Detail and UpdatedAt of a target
+	// unless it was REMOVED, which is final (compare-and-swap: a push result
+	// that lands after the phone was taken off the request must not put it
+	// back). ErrNotFound if there is no such target, ErrConflict if it was
+	// removed.
 	UpdateTargetDelivery(ctx context.Context, requestID, deviceID, delivery, detail string, at time.Time) error
 	// MarkTargetSeen sets SeenAt = at if it is zero and reports whether it
 	// did. ErrNotFound if there is no such target.

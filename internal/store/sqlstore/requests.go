@@ -564,19 +564,42 @@ func (s *Store) targetExists(ctx context.Context, requestID, deviceID string) (b
 	return true, nil
 }
 
+// TargetPending implements store.Requests.
+func (s *Store) TargetPending(ctx context.Context, requestID, deviceID string, now time.Time) (bool, error) {
+	var one int
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT 1 FROM requests r JOIN request_targets t ON t.request_id = r.id
+		WHERE r.id = ? AND t.device_id = ? AND r.status = ? AND r.expires_at > ? AND t.delivery <> ?`),
+		requestID, deviceID, store.StatusPending, now.UnixMicro(), store.DeliveryRemoved).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("is request %q still pending for device %q: %w", requestID, deviceID, mapErr(err))
+	}
+	return true, nil
+}
+
 // UpdateTargetDelivery implements store.Requests.
 func (s *Store) UpdateTargetDelivery(ctx context.Context, requestID, deviceID, delivery, detail string, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, s.q("UPDATE request_targets SET delivery = ?, detail = ?, updated_at = ? WHERE request_id = ? AND device_id = ?"),
-		delivery, detail, timeArg(at), requestID, deviceID)
+	res, err := s.w.ExecContext(ctx, s.q("UPDATE request_targets SET delivery = ?, detail = ?, updated_at = ? WHERE request_id = ? AND device_id = ? AND delivery <> ?"),
+		delivery, detail, timeArg(at), requestID, deviceID, store.DeliveryRemoved)
 	if err != nil {
 		return fmt.Errorf("update delivery of request %q to device %q: %w", requestID, deviceID, mapErr(err))
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("update delivery of request %q to device %q: %w", requestID, deviceID, err)
-	} else if n == 0 {
-		return fmt.Errorf("update delivery of request %q to device %q: %w", requestID, deviceID, store.ErrNotFound)
+	} else if n > 0 {
+		return nil
 	}
-	return nil
+	// Rare: tell a removed target from a missing one.
+	exists, err := s.targetExists(ctx, requestID, deviceID)
+	switch {
+	case err != nil:
+		return fmt.Errorf("update delivery of request %q to device %q: %w", requestID, deviceID, mapErr(err))
+	case exists:
+		return fmt.Errorf("update delivery of request %q to device %q: the target was removed: %w", requestID, deviceID, store.ErrConflict)
+	}
+	return fmt.Errorf("update delivery of request %q to device %q: %w", requestID, deviceID, store.ErrNotFound)
 }
 
 // MarkTargetSeen implements store.Requests. The WHERE clause is the

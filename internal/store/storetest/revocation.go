@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -84,6 +85,77 @@ func testRemoveTargets(t *testing.T, s store.Store) {
 	})
 	wantErr(t, "InTx", err, errRollback)
 	wantEqual(t, "target after rollback", listTargets(t, s, "r-other-dev")[0].Delivery, store.DeliveryQueued)
+}
+
+// A push result that lands after the phone was taken off the request must
+// not put the target back: REMOVED is final, under any interleaving.
+func testRemovedTargetStaysRemoved(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	at := t0.Add(time.Minute)
+	mustRequest(t, s, newRequest("r1", "rp-1", "alice", t0), "d1")
+	if _, err := s.RemoveTargets(ctx, store.TargetFilter{DeviceID: "d1"}, "gone", at); err != nil {
+		t.Fatalf("RemoveTargets: %v", err)
+	}
+	wantErr(t, "UpdateTargetDelivery after removal", s.UpdateTargetDelivery(ctx, "r1", "d1", store.DeliverySent, "", at), store.ErrConflict)
+	wantEqual(t, "target after a late push result", listTargets(t, s, "r1")[0].Delivery, store.DeliveryRemoved)
+
+	// Hundreds of push results race one removal, per request.
+	const requests, results = 4, 100
+	for i := range requests {
+		mustRequest(t, s, newRequest(fmt.Sprintf("race-%d", i), "rp-1", "alice", t0), "d2")
+	}
+	errs := Burst(requests*(results+1), func(i int) error {
+		id := fmt.Sprintf("race-%d", i%requests)
+		if i < requests {
+			_, err := s.RemoveTargets(ctx, store.TargetFilter{DeviceID: "d2"}, "gone", at)
+			return err
+		}
+		err := s.UpdateTargetDelivery(ctx, id, "d2", store.DeliverySent, "", at)
+		if errors.Is(err, store.ErrConflict) {
+			return nil // it came after the removal
+		}
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("racer %d: %v", i, err)
+		}
+	}
+	for i := range requests {
+		wantEqual(t, "target after the race", listTargets(t, s, fmt.Sprintf("race-%d", i))[0].Delivery, store.DeliveryRemoved)
+	}
+}
+
+func testTargetPending(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	mustRequest(t, s, newRequest("r1", "rp-1", "alice", t0), "d1", "d2")
+	mustRequest(t, s, newRequest("r-decided", "rp-1", "alice", t0), "d1")
+	if err := s.DecideRequest(ctx, store.Decision{RequestID: "r-decided", Status: store.StatusApproved, Reason: store.ReasonUser, At: t1, DecidedBy: "d1"}); err != nil {
+		t.Fatalf("DecideRequest: %v", err)
+	}
+	if _, err := s.RemoveTargets(ctx, store.TargetFilter{DeviceID: "d2"}, "gone", t1); err != nil {
+		t.Fatalf("RemoveTargets: %v", err)
+	}
+	expires := newRequest("r1", "rp-1", "alice", t0).ExpiresAt
+	for _, tc := range []struct {
+		name, request, device string
+		now                   time.Time
+		want                  bool
+	}{
+		{"pending", "r1", "d1", t1, true},
+		{"just before expiry", "r1", "d1", expires.Add(-time.Microsecond), true},
+		{"at expiry", "r1", "d1", expires, false},
+		{"removed target", "r1", "d2", t1, false},
+		{"no such target", "r1", "d3", t1, false},
+		{"decided", "r-decided", "d1", t1, false},
+		{"no such request", "nope", "d1", t1, false},
+	} {
+		got, err := s.TargetPending(ctx, tc.request, tc.device, tc.now)
+		if err != nil {
+			t.Fatalf("TargetPending(%s): %v", tc.name, err)
+		}
+		wantEqual(t, "TargetPending "+tc.name, got, tc.want)
+	}
 }
 
 func testLockActiveConnection(t *testing.T, s store.Store) {

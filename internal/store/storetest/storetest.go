@@ -102,6 +102,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Concurrent/UseTOTPStep", testConcurrentUseTOTPStep},
 		{"Concurrent/TransferConnection", testConcurrentTransferConnection},
 		{"Revocation/RemoveTargets", testRemoveTargets},
+		{"Revocation/RemovedTargetStaysRemoved", testRemovedTargetStaysRemoved},
+		{"Revocation/TargetPending", testTargetPending},
 		{"Revocation/LockActiveConnection", testLockActiveConnection},
 		{"Errors/HideNumbers", testErrorsHideNumbers},
 		{"Retention", testRetention},
