@@ -40,16 +40,11 @@ func Write(ctx context.Context, log store.Audit, at time.Time, e Entry) error {
 		RequestID:      requestid.From(ctx),
 		Details:        e.Details,
 	}
-	if _, err := log.AppendAuditEvent(ctx, ev); err != nil {
+	// The relying party's security events go into the event outbox with the
+	// audit row, in its statement, so the feed has every change and only
+	// those that committed (see package feed).
+	if err := log.RecordAuditEvent(ctx, ev, feed.FromAudit(ev)); err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
-	}
-	// The relying party's security events go into the event outbox in the
-	// same transaction, so the feed has every change and only those that
-	// committed (see package feed).
-	if ob, ok := log.(store.EventOutbox); ok {
-		if err := ob.AddEvents(ctx, feed.FromAudit(ev)); err != nil {
-			return fmt.Errorf("audit %s: feed: %w", e.Action, err)
-		}
 	}
 	return nil
 }

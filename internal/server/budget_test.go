@@ -17,19 +17,18 @@ import (
 // logged.
 //
 // The request-engine issue's budget is 12 statements and 2 commits on both
-// databases; the flow takes 13, each statement for a guarantee (see
+// databases, and the flow takes 12, each statement for a guarantee (see
 // docs/benchmarks.md, "Statements per flow"). CreateApproval 7: the user's
 // devices; the user's state row, locked, with their pending requests (one
 // statement on SQLite, the lock then the list on PostgreSQL, so the list
 // sees every earlier holder's requests); the rate limit (one statement; the
 // state row's lock serializes its key); the request with its targets (two
 // statements on SQLite, one on PostgreSQL); its audit event; its push jobs.
-// WaitRequest 1, GetRequest 1, RespondToRequest 4 (the decider's
-// connection, locked, with the user's state; the decision; its audit event;
-// its security event in the event outbox, so the relying party's feed
-// cannot miss a decision that committed). The 13th is that event: folding
-// it into the audit insert is the open step to 12.
-var budgetStatements = map[string]float64{"sqlite": 13, "postgres": 13}
+// WaitRequest 1, GetRequest 1, RespondToRequest 3 (the decider's
+// connection, locked, with the user's state; the decision; its audit event
+// with its security event for the event outbox, one statement, so the
+// relying party's feed cannot miss a decision that committed).
+var budgetStatements = map[string]float64{"sqlite": 12, "postgres": 12}
 
 const budgetCommits = 2
 

@@ -371,6 +371,11 @@ type AuditFilter struct {
 type Audit interface {
 	// AppendAuditEvent inserts e and returns the ID it was given.
 	AppendAuditEvent(ctx context.Context, e AuditEvent) (int64, error)
+	// RecordAuditEvent inserts e and puts feed, the security events it
+	// stands for, into the event outbox (see EventOutbox) in one statement,
+	// so a change's audit row and its events commit together and cost one
+	// statement. ErrConflict if a feed event's ID is taken.
+	RecordAuditEvent(ctx context.Context, e AuditEvent, feed []FeedEvent) error
 	// ListAuditEvents returns matching events newest first (by ID descending).
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 }

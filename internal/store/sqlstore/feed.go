@@ -3,15 +3,66 @@ package sqlstore
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pushauth/pushauth/internal/store"
 )
 
 // The security event outbox and the webhook queue.
+
+// RecordAuditEvent implements store.Audit. PostgreSQL inserts the audit row
+// in a data-modifying WITH in front of the outbox insert; SQLite, which has
+// none, inserts into the view audit_with_feed, whose trigger writes both
+// tables (migration 10). Either way it is one statement.
+func (s *Store) RecordAuditEvent(ctx context.Context, e store.AuditEvent, feed []store.FeedEvent) error {
+	details, err := json.Marshal(e.Details)
+	if err != nil {
+		return fmt.Errorf("record audit event: encode details: %w", err)
+	}
+	args := []any{timeArg(e.Time), e.Actor, e.Action, e.RelyingPartyID, e.Target, e.RequestID, string(details)}
+	var query string
+	switch {
+	case len(feed) == 0:
+		query = "INSERT INTO audit_events (time, actor, action, relying_party_id, target, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?)"
+	case s.dialect == dialectPostgres:
+		query = "WITH audit AS (INSERT INTO audit_events (time, actor, action, relying_party_id, target, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?)) " +
+			"INSERT INTO event_outbox (id, relying_party_id, type, body, created_at) VALUES " +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", len(feed)), ", ")
+		for _, f := range feed {
+			args = append(args, f.ID, f.RelyingPartyID, f.Type, bytesArg(f.Body), f.CreatedAt.UnixMicro())
+		}
+	default:
+		type row struct {
+			ID             string `json:"id"`
+			RelyingPartyID string `json:"relying_party_id"`
+			Type           string `json:"type"`
+			Body           string `json:"body"`
+			CreatedAt      int64  `json:"created_at"`
+		}
+		rows := make([]row, len(feed))
+		for i, f := range feed {
+			if !utf8.Valid(f.Body) {
+				return fmt.Errorf("record audit event %s: feed event %q: body is not UTF-8 JSON", e.Action, f.ID)
+			}
+			rows[i] = row{f.ID, f.RelyingPartyID, f.Type, string(f.Body), f.CreatedAt.UnixMicro()}
+		}
+		b, err := json.Marshal(rows)
+		if err != nil {
+			return fmt.Errorf("record audit event %s: encode feed: %w", e.Action, err)
+		}
+		query = "INSERT INTO audit_with_feed (time, actor, action, relying_party_id, target, request_id, details, feed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+		args = append(args, string(b))
+	}
+	if _, err := s.w.ExecContext(ctx, s.q(query), args...); err != nil {
+		return fmt.Errorf("record audit event %s with %d feed events: %w", e.Action, len(feed), mapErr(err))
+	}
+	return nil
+}
 
 // AddEvents implements store.EventOutbox in one statement.
 func (s *Store) AddEvents(ctx context.Context, events []store.FeedEvent) error {

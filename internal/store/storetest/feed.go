@@ -63,6 +63,54 @@ func testEventOutbox(t *testing.T, s store.Store) {
 	wantEqual(t, "after rollback", feedIDs(got), []string{"evt-b"})
 }
 
+// RecordAuditEvent writes the audit row and its feed events together, byte
+// for byte, or neither.
+func testRecordAuditEvent(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	a := store.AuditEvent{Time: t1, Actor: "admin", Action: "request.decided", RelyingPartyID: "rp-1", Target: "r1", RequestID: "rid", Details: map[string]string{"status": "APPROVED"}}
+	evs := []store.FeedEvent{
+		// Bodies that JSON could re-escape must come back unchanged.
+		{ID: "evt-1", RelyingPartyID: "rp-1", Type: "request_decided", Body: []byte(`{"a":"<&>\"\u2028 é ✓","n":1}`), CreatedAt: t1},
+		{ID: "evt-2", RelyingPartyID: "rp-1", Type: "fraud_reported", Body: []byte("{\n \"b\": [1, 2.50]}"), CreatedAt: t1},
+	}
+	if err := s.RecordAuditEvent(ctx, a, evs); err != nil {
+		t.Fatalf("RecordAuditEvent: %v", err)
+	}
+	if err := s.RecordAuditEvent(ctx, store.AuditEvent{Time: t2, Actor: "admin", Action: "no.feed"}, nil); err != nil {
+		t.Fatalf("RecordAuditEvent without feed events: %v", err)
+	}
+	// A taken event id fails the whole statement: no audit row either.
+	wantErr(t, "RecordAuditEvent with a taken event id", s.RecordAuditEvent(ctx, store.AuditEvent{Time: t3, Action: "dup"}, evs[1:]), store.ErrConflict)
+	// Rolled back with its transaction.
+	boom := errors.New("boom")
+	if err := s.InTx(ctx, func(tx store.Store) error {
+		if err := tx.RecordAuditEvent(ctx, store.AuditEvent{Time: t3, Action: "rolled.back"}, []store.FeedEvent{{ID: "evt-3", RelyingPartyID: "rp-1", Type: "x", Body: []byte("{}"), CreatedAt: t3}}); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("InTx = %v", err)
+	}
+
+	audits, err := s.ListAuditEvents(ctx, store.AuditFilter{Limit: 10})
+	if err != nil {
+		t.Fatalf("ListAuditEvents: %v", err)
+	}
+	actions := []string{}
+	for _, e := range audits {
+		actions = append(actions, e.Action)
+	}
+	wantEqual(t, "audit rows, newest first", actions, []string{"no.feed", "request.decided"})
+	got := audits[1]
+	got.ID = 0
+	wantEqual(t, "audit row", got, a)
+	claimed, err := s.ClaimEvents(ctx, t3, t3.Add(time.Minute), 10)
+	if err != nil {
+		t.Fatalf("ClaimEvents: %v", err)
+	}
+	wantEqual(t, "feed events", claimed, evs)
+}
+
 func newEndpoint(t *testing.T, s store.Store, id, rp string) store.WebhookEndpoint {
 	t.Helper()
 	e := store.WebhookEndpoint{ID: id, RelyingPartyID: rp, URL: "https://hooks.example.com/" + id, Description: "d", Secret: []byte("sealed"),

@@ -117,6 +117,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Seals/Replace", testReplaceSealed},
 		{"Concurrent/ReplaceSealed", testConcurrentReplaceSealed},
 		{"EventOutbox", testEventOutbox},
+		{"EventOutbox/RecordAuditEvent", testRecordAuditEvent},
 		{"Webhooks/Endpoints", testWebhookEndpoints},
 		{"Webhooks/Deliveries", testWebhookDeliveries},
 		{"Concurrent/ClaimWebhookDeliveries", testConcurrentClaimWebhookDeliveries},

@@ -1,0 +1,1 @@
+COMMENT ON TABLE event_outbox IS NULL;

@@ -1,0 +1,2 @@
+DROP TRIGGER IF EXISTS audit_with_feed_insert;
+DROP VIEW IF EXISTS audit_with_feed;
