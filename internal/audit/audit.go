@@ -11,6 +11,7 @@ import (
 	"github.com/pushauth/pushauth/internal/feed"
 	"github.com/pushauth/pushauth/internal/requestid"
 	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/internal/tracing"
 )
 
 // Actors that are not a specific credential.
@@ -43,7 +44,13 @@ func Write(ctx context.Context, log store.Audit, at time.Time, e Entry) error {
 	// The relying party's security events go into the event outbox with the
 	// audit row, in its statement, so the feed has every change and only
 	// those that committed (see package feed).
-	if err := log.RecordAuditEvent(ctx, ev, feed.FromAudit(ev)); err != nil {
+	evs := feed.FromAudit(ev)
+	if tp := tracing.Store(ctx).Traceparent; tp != "" {
+		for i := range evs {
+			evs[i].Traceparent = tp // webhook deliveries join this trace
+		}
+	}
+	if err := log.RecordAuditEvent(ctx, ev, evs); err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
 	}
 	return nil

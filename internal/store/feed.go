@@ -13,6 +13,9 @@ type FeedEvent struct {
 	Type           string
 	Body           []byte
 	CreatedAt      time.Time
+	// Traceparent is the W3C trace context of the call that made the event,
+	// "" unless it was traced; webhook deliveries continue its trace.
+	Traceparent string
 }
 
 // EventOutbox is the transactional outbox of security events. audit.Write
@@ -74,6 +77,8 @@ type WebhookDelivery struct {
 	LastError  string // why the last attempt failed
 	CreatedAt  time.Time
 	FinishedAt time.Time // delivered or given up
+	// Traceparent is the event's (see FeedEvent), "" when it was not traced.
+	Traceparent string
 }
 
 // Webhooks stores webhook endpoints and their delivery queue.

@@ -18,6 +18,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pushauth/pushauth/decision"
 	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/keyring"
@@ -151,6 +152,9 @@ func (s *Service) Create(ctx context.Context, actor string, rp store.RelyingPart
 	if err := s.checkURL(rawURL); err != nil {
 		return store.WebhookEndpoint{}, "", err
 	}
+	if !decision.SingleLine(description) {
+		return store.WebhookEndpoint{}, "", fault.Invalid("description", "must be one line without control characters")
+	}
 	now := s.clock()
 	sec := newSecret()
 	e := store.WebhookEndpoint{ID: secret.NewID("whe", now.UnixMilli()), RelyingPartyID: rp.ID, URL: rawURL, Description: description,
@@ -220,6 +224,9 @@ func (s *Service) RotateSecret(ctx context.Context, actor, id string) (store.Web
 // Disable stops deliveries to an endpoint; those queued stay, unsent.
 // Disabling twice is harmless.
 func (s *Service) Disable(ctx context.Context, actor, id, reason string) (store.WebhookEndpoint, error) {
+	if !decision.SingleLine(reason) {
+		return store.WebhookEndpoint{}, fault.Invalid("reason", "must be one line without control characters")
+	}
 	e, err := s.Get(ctx, id)
 	if err != nil {
 		return store.WebhookEndpoint{}, err
@@ -275,7 +282,7 @@ func (s *Service) Enqueue(ctx context.Context, evs []store.FeedEvent) error {
 		}
 		for _, ep := range eps {
 			ds = append(ds, store.WebhookDelivery{ID: secret.NewID("whd", now.UnixMilli()), EndpointID: ep.ID, EventID: ev.ID, EventType: ev.Type,
-				Body: ev.Body, NextAttemptAt: now, CreatedAt: now})
+				Body: ev.Body, NextAttemptAt: now, CreatedAt: now, Traceparent: ev.Traceparent})
 		}
 	}
 	if len(ds) == 0 {

@@ -15,6 +15,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/pushauth/pushauth/internal/feed"
 	"github.com/pushauth/pushauth/internal/server"
@@ -235,6 +237,18 @@ func TestRefusedURLs(t *testing.T) {
 			t.Errorf("CreateWebhook(%q) accepted", u)
 		}
 	}
+	// Descriptions and reasons are one line: they are listed and audited.
+	for _, d := range []string{"line\nnext", "tab\there", "sep\u2028x"} {
+		_, err := ts.Admin.CreateWebhook(ts.AdminCtx(ctx), &pushauthv1.CreateWebhookRequest{RelyingParty: rp.GetId(), Url: "https://example.com/hook", Description: d})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "description") {
+			t.Errorf("CreateWebhook(description %q) = %v, want InvalidArgument naming description", d, err)
+		}
+	}
+	hook, _ := createHook(t, ctx, ts, rp.GetId(), "https://example.com/hook")
+	_, err := ts.Admin.DisableWebhook(ts.AdminCtx(ctx), &pushauthv1.DisableWebhookRequest{Webhook: hook.GetId(), Reason: "a\rb"})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "reason") {
+		t.Errorf("DisableWebhook(reason with CR) = %v, want InvalidArgument naming reason", err)
+	}
 }
 
 // TestRedirectNotFollowed: a 3xx is a failed attempt; the address it
@@ -314,6 +328,37 @@ func TestDisableAfterFailing(t *testing.T) {
 		// The operator's disable of a disabled endpoint is harmless.
 		if _, err := ts.Admin.DisableWebhook(ts.AdminCtx(ctx), &pushauthv1.DisableWebhookRequest{Webhook: hook.GetId()}); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestLastErrorHidesURL: an endpoint's URL may carry a token; a failed
+// attempt's error, shown in the deliveries list and logged, does not
+// repeat it.
+func TestLastErrorHidesURL(t *testing.T) {
+	servertest.ForEachBackend(t, func(t *testing.T, url string) {
+		ctx := servertest.Context(t)
+		ch := make(attempts, 100)
+		ts := servertest.New(t, url, options(ch, time.Hour))
+		down := httptest.NewServer(http.NotFoundHandler())
+		down.Close() // nothing listens there any more: connection refused
+		rp := ts.CreateRelyingParty(t, "shop", nil)
+		const token = "tok3n-in-the-url"
+		hook, _ := createHook(t, ctx, ts, rp.GetId(), down.URL+"/hook/"+token+"?key="+token)
+		ts.CreateAPIKey(t, rp.GetId())
+		if got := ch.wait(t, ctx, 1); !strings.HasSuffix(got[0], " retry") {
+			t.Fatalf("attempt %v, want a retry", got)
+		}
+		ds, err := ts.Admin.ListWebhookDeliveries(ts.AdminCtx(ctx), &pushauthv1.ListWebhookDeliveriesRequest{Webhook: hook.GetId()})
+		if err != nil || len(ds.GetDeliveries()) != 1 {
+			t.Fatalf("ListWebhookDeliveries = %v, %v", ds, err)
+		}
+		last := ds.GetDeliveries()[0].GetLastError()
+		if last == "" || strings.Contains(last, token) {
+			t.Fatalf("last error %q: empty, or it repeats the URL's token", last)
+		}
+		if !ts.Logs.Contains("webhook attempt failed") || ts.Logs.Contains(token) {
+			t.Fatalf("the log lacks the failed attempt or repeats the URL's token:\n%s", ts.Logs)
 		}
 	})
 }
@@ -465,6 +510,17 @@ func testDeliveryTraced(t *testing.T, on bool) {
 		}
 		if !client {
 			t.Fatalf("no client span matches the receiver's traceparent %q among %d spans", got[0], len(spans.GetSpans()))
+		}
+		// The delivery continues the trace of the call that made the event:
+		// the CreateApiKey RPC's server span.
+		var origin bool
+		for _, s := range spans.GetSpans() {
+			if s.SpanKind == trace.SpanKindServer && strings.Contains(s.Name, "CreateApiKey") {
+				origin = strings.Contains(got[0], s.SpanContext.TraceID().String())
+			}
+		}
+		if !origin {
+			t.Fatalf("the delivery's traceparent %q is not in the trace of the CreateApiKey call that made the event", got[0])
 		}
 	})
 }

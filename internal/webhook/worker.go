@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -144,7 +145,11 @@ func (s *Service) attempt(ctx context.Context, d store.WebhookDelivery) error {
 	if err != nil {
 		return fmt.Errorf("open the signing secret of webhook endpoint %s: %w", ep.ID, err)
 	}
-	status, sendErr := s.sender.send(ctx, ep.URL, string(sec), d.EventID, s.now(), d.Body)
+	// The attempt's span continues the trace of the call that made the
+	// event (a login's decision, an API key's creation), when it was traced.
+	sctx := tracing.Stored{Traceparent: d.Traceparent}.Context(ctx)
+	status, sendErr := s.sender.send(sctx, ep.URL, string(sec), d.EventID, s.now(), d.Body)
+	sendErr = withoutURL(sendErr)
 	if ctx.Err() != nil {
 		return ctx.Err() // shutting down: the hold ends and another attempt follows
 	}
@@ -187,6 +192,17 @@ func (s *Service) attempt(ctx context.Context, d store.WebhookDelivery) error {
 		return s.disable(ctx, audit.ActorSystem, ep, reasonFailing(since))
 	}
 	return nil
+}
+
+// withoutURL drops the endpoint's URL from a client error ("Post \"…\":
+// dial tcp …: connection refused"): the URL may carry a token in its path
+// or query, and the error is logged and shown in the deliveries list.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
 }
 
 // backoff is the wait after the n-th failed attempt: BackoffBase doubling

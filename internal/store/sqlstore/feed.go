@@ -31,10 +31,10 @@ func (s *Store) RecordAuditEvent(ctx context.Context, e store.AuditEvent, feed [
 		query = "INSERT INTO audit_events (time, actor, action, relying_party_id, target, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?)"
 	case s.dialect == dialectPostgres:
 		query = "WITH audit AS (INSERT INTO audit_events (time, actor, action, relying_party_id, target, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?)) " +
-			"INSERT INTO event_outbox (id, relying_party_id, type, body, created_at) VALUES " +
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", len(feed)), ", ")
+			"INSERT INTO event_outbox (id, relying_party_id, type, body, created_at, traceparent) VALUES " +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(feed)), ", ")
 		for _, f := range feed {
-			args = append(args, f.ID, f.RelyingPartyID, f.Type, bytesArg(f.Body), f.CreatedAt.UnixMicro())
+			args = append(args, f.ID, f.RelyingPartyID, f.Type, bytesArg(f.Body), f.CreatedAt.UnixMicro(), f.Traceparent)
 		}
 	default:
 		type row struct {
@@ -43,13 +43,14 @@ func (s *Store) RecordAuditEvent(ctx context.Context, e store.AuditEvent, feed [
 			Type           string `json:"type"`
 			Body           string `json:"body"`
 			CreatedAt      int64  `json:"created_at"`
+			Traceparent    string `json:"traceparent"`
 		}
 		rows := make([]row, len(feed))
 		for i, f := range feed {
 			if !utf8.Valid(f.Body) {
 				return fmt.Errorf("record audit event %s: feed event %q: body is not UTF-8 JSON", e.Action, f.ID)
 			}
-			rows[i] = row{f.ID, f.RelyingPartyID, f.Type, string(f.Body), f.CreatedAt.UnixMicro()}
+			rows[i] = row{f.ID, f.RelyingPartyID, f.Type, string(f.Body), f.CreatedAt.UnixMicro(), f.Traceparent}
 		}
 		b, err := json.Marshal(rows)
 		if err != nil {
@@ -69,12 +70,12 @@ func (s *Store) AddEvents(ctx context.Context, events []store.FeedEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 5*len(events))
+	args := make([]any, 0, 6*len(events))
 	for _, e := range events {
-		args = append(args, e.ID, e.RelyingPartyID, e.Type, bytesArg(e.Body), e.CreatedAt.UnixMicro())
+		args = append(args, e.ID, e.RelyingPartyID, e.Type, bytesArg(e.Body), e.CreatedAt.UnixMicro(), e.Traceparent)
 	}
-	rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", len(events)), ", ")
-	if _, err := s.w.ExecContext(ctx, s.q("INSERT INTO event_outbox (id, relying_party_id, type, body, created_at) VALUES "+rows), args...); err != nil {
+	rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(events)), ", ")
+	if _, err := s.w.ExecContext(ctx, s.q("INSERT INTO event_outbox (id, relying_party_id, type, body, created_at, traceparent) VALUES "+rows), args...); err != nil {
 		return fmt.Errorf("add %d events to the outbox: %w", len(events), mapErr(err))
 	}
 	return nil
@@ -94,7 +95,7 @@ func (s *Store) ClaimEvents(ctx context.Context, now, until time.Time, limit int
 	rows, err := s.w.QueryContext(ctx, s.q("WITH due AS MATERIALIZED ("+pick+`)
 		UPDATE event_outbox SET claimed_until = ?
 		WHERE id IN (SELECT id FROM due) AND (claimed_until IS NULL OR claimed_until <= ?)
-		RETURNING id, relying_party_id, type, body, created_at`),
+		RETURNING id, relying_party_id, type, body, created_at, traceparent`),
 		now.UnixMicro(), limit, until.UnixMicro(), now.UnixMicro())
 	if err != nil {
 		return nil, fmt.Errorf("claim events: %w", mapErr(err))
@@ -103,7 +104,7 @@ func (s *Store) ClaimEvents(ctx context.Context, now, until time.Time, limit int
 	var out []store.FeedEvent
 	for rows.Next() {
 		var e store.FeedEvent
-		if err := rows.Scan(&e.ID, &e.RelyingPartyID, &e.Type, &e.Body, timeCol{&e.CreatedAt}); err != nil {
+		if err := rows.Scan(&e.ID, &e.RelyingPartyID, &e.Type, &e.Body, timeCol{&e.CreatedAt}, &e.Traceparent); err != nil {
 			return nil, fmt.Errorf("claim events: %w", err)
 		}
 		out = append(out, e)
@@ -193,12 +194,12 @@ func (s *Store) RecordWebhookResult(ctx context.Context, id string, ok bool, at 
 	return since, nil
 }
 
-const deliveryColumns = "id, endpoint_id, event_id, event_type, body, state, attempts, next_attempt_at, claimed_until, claim, last_status, last_error, created_at, finished_at"
+const deliveryColumns = "id, endpoint_id, event_id, event_type, body, state, attempts, next_attempt_at, claimed_until, claim, last_status, last_error, created_at, finished_at, traceparent"
 
 func scanDelivery(sc scanner) (store.WebhookDelivery, error) {
 	var d store.WebhookDelivery
 	err := sc.Scan(&d.ID, &d.EndpointID, &d.EventID, &d.EventType, &d.Body, &d.State, &d.Attempts, timeCol{&d.NextAttemptAt},
-		timeCol{&d.ClaimedUntil}, &d.Claim, &d.LastStatus, &d.LastError, timeCol{&d.CreatedAt}, timeCol{&d.FinishedAt})
+		timeCol{&d.ClaimedUntil}, &d.Claim, &d.LastStatus, &d.LastError, timeCol{&d.CreatedAt}, timeCol{&d.FinishedAt}, &d.Traceparent)
 	return d, err
 }
 
@@ -207,14 +208,14 @@ func (s *Store) AddWebhookDeliveries(ctx context.Context, ds []store.WebhookDeli
 	if len(ds) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 8*len(ds))
+	args := make([]any, 0, 9*len(ds))
 	for _, d := range ds {
 		args = append(args, d.ID, d.EndpointID, d.EventID, d.EventType, bytesArg(d.Body), store.WebhookPending,
-			d.NextAttemptAt.UnixMicro(), d.CreatedAt.UnixMicro())
+			d.NextAttemptAt.UnixMicro(), d.CreatedAt.UnixMicro(), d.Traceparent)
 	}
-	rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", len(ds)), ", ")
+	rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", len(ds)), ", ")
 	if _, err := s.w.ExecContext(ctx, s.q(`INSERT INTO webhook_deliveries
-		(id, endpoint_id, event_id, event_type, body, state, next_attempt_at, created_at) VALUES `+rows+
+		(id, endpoint_id, event_id, event_type, body, state, next_attempt_at, created_at, traceparent) VALUES `+rows+
 		" ON CONFLICT (endpoint_id, event_id) DO NOTHING"), args...); err != nil {
 		return fmt.Errorf("queue %d webhook deliveries: %w", len(ds), mapErr(err))
 	}

@@ -23,7 +23,7 @@ func feedIDs(es []store.FeedEvent) []string {
 func testEventOutbox(t *testing.T, s store.Store) {
 	ctx := ctxT(t)
 	evs := []store.FeedEvent{
-		{ID: "evt-b", RelyingPartyID: "rp-1", Type: "api_key_created", Body: []byte(`{"n":1}`), CreatedAt: t1},
+		{ID: "evt-b", RelyingPartyID: "rp-1", Type: "api_key_created", Body: []byte(`{"n":1}`), CreatedAt: t1, Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 		{ID: "evt-a", RelyingPartyID: "rp-1", Type: "request_decided", Body: []byte(`{"n":2}`), CreatedAt: t0},
 	}
 	if err := s.AddEvents(ctx, evs); err != nil {
@@ -70,7 +70,8 @@ func testRecordAuditEvent(t *testing.T, s store.Store) {
 	a := store.AuditEvent{Time: t1, Actor: "admin", Action: "request.decided", RelyingPartyID: "rp-1", Target: "r1", RequestID: "rid", Details: map[string]string{"status": "APPROVED"}}
 	evs := []store.FeedEvent{
 		// Bodies that JSON could re-escape must come back unchanged.
-		{ID: "evt-1", RelyingPartyID: "rp-1", Type: "request_decided", Body: []byte(`{"a":"<&>\"\u2028 é ✓","n":1}`), CreatedAt: t1},
+		{ID: "evt-1", RelyingPartyID: "rp-1", Type: "request_decided", Body: []byte(`{"a":"<&>\"\u2028 é ✓","n":1}`), CreatedAt: t1,
+			Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 		{ID: "evt-2", RelyingPartyID: "rp-1", Type: "fraud_reported", Body: []byte("{\n \"b\": [1, 2.50]}"), CreatedAt: t1},
 	}
 	if err := s.RecordAuditEvent(ctx, a, evs); err != nil {
@@ -188,6 +189,7 @@ func testWebhookDeliveries(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	ds := []store.WebhookDelivery{delivery("d1", "whe-a", "e1", t0), delivery("d2", "whe-a", "e2", t1), delivery("d3", "whe-off", "e1", t0)}
+	ds[0].Traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	if err := s.AddWebhookDeliveries(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +204,7 @@ func testWebhookDeliveries(t *testing.T, s store.Store) {
 	if len(got) != 1 || got[0].ID != "d1" || got[0].Claim != "w1" || got[0].State != store.WebhookPending {
 		t.Fatalf("claim at t0 = %+v, want d1 only (d2 not due, d3 disabled)", got)
 	}
+	wantEqual(t, "claimed delivery's trace context", got[0].Traceparent, ds[0].Traceparent)
 	if more, _ := s.ClaimWebhookDeliveries(ctx, t0, t1, "w2", 10); len(more) != 0 {
 		t.Fatalf("claim while held = %+v", more)
 	}

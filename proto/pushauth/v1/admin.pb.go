@@ -142,7 +142,8 @@ type CreateWebhookRequest struct {
 	// The id ("rp_…") or the name.
 	RelyingParty string `protobuf:"bytes,1,opt,name=relying_party,json=relyingParty,proto3" json:"relying_party,omitempty"`
 	// Where events are POSTed: an https:// URL. Redirects are not followed.
-	Url           string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// One line: it is shown in lists and the CLI's table.
 	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -451,7 +452,7 @@ type DisableWebhookRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The endpoint's id ("whe_…").
 	Webhook string `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
-	// Kept with the endpoint and in the audit log.
+	// Kept with the endpoint and in the audit log; one line.
 	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1999,12 +2000,12 @@ const file_pushauth_v1_admin_proto_rawDesc = "" +
 	"updateTime\x12=\n" +
 	"\fdisable_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vdisableTime\x12'\n" +
 	"\x0fdisabled_reason\x18\b \x01(\tR\x0edisabledReason\x12?\n" +
-	"\rfailing_since\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\"\x90\x01\n" +
+	"\rfailing_since\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\"\xae\x01\n" +
 	"\x14CreateWebhookRequest\x12.\n" +
 	"\rrelying_party\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\frelyingParty\x12\x1c\n" +
 	"\x03url\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x03url\x12*\n" +
-	"\vdescription\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\vdescription\"_\n" +
+	"\xbaH\ar\x05\x10\x01\x18\xd0\x0fR\x03url\x12H\n" +
+	"\vdescription\x18\x03 \x01(\tB&\xbaH#r!\x18\xc8\x012\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\vdescription\"_\n" +
 	"\x15CreateWebhookResponse\x12.\n" +
 	"\awebhook\x18\x01 \x01(\v2\x14.pushauth.v1.WebhookR\awebhook\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"n\n" +
@@ -2017,10 +2018,10 @@ const file_pushauth_v1_admin_proto_rawDesc = "" +
 	"\awebhook\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\awebhook\"e\n" +
 	"\x1bRotateWebhookSecretResponse\x12.\n" +
 	"\awebhook\x18\x01 \x01(\v2\x14.pushauth.v1.WebhookR\awebhook\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\tR\x06secret\"^\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"|\n" +
 	"\x15DisableWebhookRequest\x12#\n" +
-	"\awebhook\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\awebhook\x12 \n" +
-	"\x06reason\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x06reason\"H\n" +
+	"\awebhook\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18dR\awebhook\x12>\n" +
+	"\x06reason\x18\x02 \x01(\tB&\xbaH#r!\x18\xc8\x012\x1c^[^\\p{Cc}\\x{2028}\\x{2029}]*$R\x06reason\"H\n" +
 	"\x16DisableWebhookResponse\x12.\n" +
 	"\awebhook\x18\x01 \x01(\v2\x14.pushauth.v1.WebhookR\awebhook\"\xae\x03\n" +
 	"\x0fWebhookDelivery\x12\x0e\n" +
