@@ -52,6 +52,7 @@ type harness struct {
 	st    store.Store
 	clock *clock
 	e     *approval.Engine
+	conns *pairing.Connections
 	bus   *events.Bus
 	n     int
 }
@@ -60,15 +61,6 @@ type harness struct {
 type phone struct {
 	dev store.Device
 	key *ecdsa.PrivateKey
-}
-
-func forEachBackend(t *testing.T, f func(t *testing.T, url string)) {
-	for _, b := range []struct {
-		name   string
-		newURL func(testing.TB) string
-	}{{"sqlite", storetest.NewSQLiteURL}, {"postgres", storetest.NewPostgresURL}} {
-		t.Run(b.name, func(t *testing.T) { f(t, b.newURL(t)) })
-	}
 }
 
 func newHarness(t *testing.T, url string, cfg approval.Config) *harness {
@@ -90,8 +82,9 @@ func newHarness(t *testing.T, url string, cfg approval.Config) *harness {
 	}
 	c := &clock{now: epoch}
 	phrases := pairing.New(st, keys, c.Now, 10*time.Minute, pairing.DefaultLimits(), nil)
-	return &harness{t: t, ctx: ctx, st: st, clock: c, bus: bus,
-		e: approval.New(cfg, st, keys, phrases, bus, nil, c.Now, log)}
+	e := approval.New(cfg, st, keys, phrases, bus, nil, c.Now, log)
+	return &harness{t: t, ctx: ctx, st: st, clock: c, bus: bus, e: e,
+		conns: pairing.NewConnections(st, e, bus, c.Now, log)}
 }
 
 // config is the default engine with room for many logins a minute, so
@@ -209,7 +202,7 @@ func wrong(n string) string {
 // TestTransitions: every way a login leaves PENDING, with its reason, and
 // what it does to the user's back-off and mute.
 func TestTransitions(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	storetest.ForEachBackend(t, func(t *testing.T, url string) {
 		h := newHarness(t, url, config())
 		type setup struct {
 			rp      store.RelyingParty
@@ -285,7 +278,7 @@ func TestTransitions(t *testing.T) {
 				}, status: store.StatusCancelled, reason: store.ReasonSuperseded, failures: 1, backoff: true},
 			{name: "the only phone is disconnected",
 				act: func(h *harness, s setup) error {
-					return h.e.RemoveUserDevice(h.ctx, "apikey:test", s.rp.ID, s.user, s.p.dev.ID)
+					return h.conns.RemoveUserDevice(h.ctx, "apikey:test", s.rp.ID, s.user, s.p.dev.ID)
 				}, status: store.StatusCancelled, reason: store.ReasonDeviceRemoved},
 			{name: "the only phone is deregistered",
 				act: func(h *harness, s setup) error {
@@ -341,7 +334,7 @@ func TestTransitions(t *testing.T) {
 // TestAnswers: what the engine refuses, leaving the request pending, and
 // how it answers a repeat.
 func TestAnswers(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	storetest.ForEachBackend(t, func(t *testing.T, url string) {
 		h := newHarness(t, url, config())
 		for _, tt := range []struct {
 			name   string
@@ -443,7 +436,7 @@ func TestAnswers(t *testing.T) {
 // ExpiresAt; at ExpiresAt it is expired, by an answer, a waiter or the
 // sweeper alike.
 func TestExpiryBoundary(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	storetest.ForEachBackend(t, func(t *testing.T, url string) {
 		h := newHarness(t, url, config())
 		rp := h.relyingParty(store.Policy{})
 		p := h.phone(rp, "jan")
@@ -487,7 +480,7 @@ func TestExpiryBoundary(t *testing.T) {
 // BackoffBase up to BackoffMax; from MaxConsecutiveFailures on the account
 // is locked for LockDuration; an approval ends it all.
 func TestBackoffAndLock(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	storetest.ForEachBackend(t, func(t *testing.T, url string) {
 		cfg := config()
 		cfg.MaxConsecutiveFailures = 12
 		h := newHarness(t, url, cfg)
@@ -547,7 +540,7 @@ func TestBackoffAndLock(t *testing.T) {
 // requests are still made, but not pushed, and the relying party's event
 // goes out; an approval does not end the mute.
 func TestFraudMute(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	storetest.ForEachBackend(t, func(t *testing.T, url string) {
 		h := newHarness(t, url, config())
 		rp := h.relyingParty(store.Policy{})
 		p := h.phone(rp, "jan")
@@ -607,7 +600,7 @@ func TestFraudMute(t *testing.T) {
 // TestSupersede: a user has at most MaxPendingPerUser pending logins; a new
 // one ends the oldest as SUPERSEDED, which counts as a failure.
 func TestSupersede(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	storetest.ForEachBackend(t, func(t *testing.T, url string) {
 		cfg := config()
 		cfg.MaxPendingPerUser = 2
 		h := newHarness(t, url, cfg)
@@ -640,7 +633,7 @@ func TestSupersede(t *testing.T) {
 // TestRateLimit: more logins to a user than the per-minute limit are
 // refused, even when each one supersedes the last.
 func TestRateLimit(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	storetest.ForEachBackend(t, func(t *testing.T, url string) {
 		cfg := approval.DefaultConfig()
 		cfg.BackoffBase, cfg.BackoffMax = time.Nanosecond, time.Nanosecond // only the rate limit under test
 		h := newHarness(t, url, cfg)
@@ -663,7 +656,7 @@ func TestRateLimit(t *testing.T) {
 // TestSignedAtIsWholeSeconds: signed_at is the floor of signed_time, so a
 // phone that sends signed_time with a fraction signs its seconds only.
 func TestSignedAtIsWholeSeconds(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	storetest.ForEachBackend(t, func(t *testing.T, url string) {
 		h := newHarness(t, url, config())
 		rp := h.relyingParty(store.Policy{})
 		p := h.phone(rp, "jan")

@@ -5,52 +5,18 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/pushauth/pushauth/internal/audit"
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/pairing"
 	"github.com/pushauth/pushauth/internal/store"
 )
 
-// What a phone taken off a pending request is told, through the target's
-// detail that the relying party's waiter sees.
-const (
-	detailConnectionRemoved = "the phone was disconnected from this account"
-	detailDeviceRevoked     = "the phone is no longer registered"
-)
+// What a revoked phone taken off a pending request is told, through the
+// target's detail that the relying party's waiter sees.
+const detailDeviceRevoked = "the phone is no longer registered"
 
-// removeConnection removes c and, in the same transaction, takes its device
-// off the user's pending logins at the relying party; then it ends those
-// left without a phone, tells the device and every replica.
-func (e *Engine) removeConnection(ctx context.Context, actor string, c store.Connection) error {
-	now := e.clock()
-	var dropped []store.Request
-	err := e.store.InTx(ctx, func(tx store.Store) error {
-		if err := tx.RemoveConnection(ctx, c.ID, now); err != nil {
-			return err
-		}
-		if err := tx.RemoveConnectionTOTPFactors(ctx, c.ID, now); err != nil {
-			return err
-		}
-		var err error
-		dropped, err = tx.RemoveTargets(ctx, store.TargetFilter{DeviceID: c.DeviceID, RelyingPartyID: c.RelyingPartyID, UserRef: c.UserRef, Kind: store.KindLogin},
-			detailConnectionRemoved, now)
-		if err != nil {
-			return err
-		}
-		return audit.Write(ctx, tx, now, audit.Entry{Actor: actor, Action: "connection.removed", RelyingPartyID: c.RelyingPartyID, Target: c.ID,
-			Details: map[string]string{"device_id": c.DeviceID, "user_ref": c.UserRef, "pending_requests": fmt.Sprint(len(dropped))}})
-	})
-	if errors.Is(err, store.ErrConflict) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("remove connection: %w", err)
-	}
-	e.targetsRemoved(ctx, actor, c.DeviceID, dropped)
-	e.announceRevocation(ctx, events.Revocation{Kind: events.RevokedConnection, ID: c.ID, DeviceID: c.DeviceID})
-	e.publishRelyingParty(ctx, c.RelyingPartyID, events.RelyingPartyEvent{Type: "device_removed", UserRef: c.UserRef, DeviceID: c.DeviceID, Time: now})
-	return nil
-}
+// The connections' removals hand their requests to the engine.
+var _ pairing.RequestEnder = (*Engine)(nil)
 
 // DeviceRevoked finishes a device's revocation (deregistration), which the
 // registration service has written: the device is taken off every pending
@@ -64,16 +30,18 @@ func (e *Engine) DeviceRevoked(ctx context.Context, actor, deviceID string) erro
 		e.announceRevocation(ctx, events.Revocation{Kind: events.RevokedDevice, ID: deviceID})
 		return fmt.Errorf("take revoked device off pending requests: %w", err)
 	}
-	e.targetsRemoved(ctx, actor, deviceID, dropped)
+	e.TargetsRemoved(ctx, actor, deviceID, dropped)
 	e.announceRevocation(ctx, events.Revocation{Kind: events.RevokedDevice, ID: deviceID})
 	return nil
 }
 
-// targetsRemoved follows up requests whose target on deviceID was just
-// removed: one with no other target left is cancelled (which tells its
+// TargetsRemoved follows up requests whose target on deviceID was just
+// removed (by a revocation, or by pairing.Connections removing a
+// connection): one with no other target left is cancelled (which tells its
 // waiter and devices), the others' waiters see the progress, and the device
-// is told the request is closed for it.
-func (e *Engine) targetsRemoved(ctx context.Context, actor, deviceID string, rs []store.Request) {
+// is told the request is closed for it. It makes Engine a
+// pairing.RequestEnder.
+func (e *Engine) TargetsRemoved(ctx context.Context, actor, deviceID string, rs []store.Request) {
 	for _, r := range rs {
 		targets, err := e.store.ListRequestTargets(ctx, r.ID)
 		if err != nil {

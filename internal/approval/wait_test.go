@@ -6,6 +6,7 @@ import (
 	"github.com/pushauth/pushauth/internal/approval"
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/store"
+	"github.com/pushauth/pushauth/internal/store/storetest"
 )
 
 func (h *harness) hub() *events.Hub {
@@ -23,7 +24,7 @@ func (h *harness) hub() *events.Hub {
 // must subscribe first and read second, or the news goes to no one and it
 // waits forever (here: until the test's deadline).
 func TestWaitSubscribesBeforeReading(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	storetest.ForEachBackend(t, func(t *testing.T, url string) {
 		h := newHarness(t, url, config())
 		hub := h.hub()
 		rp := h.relyingParty(store.Policy{})
@@ -45,7 +46,7 @@ func TestWaitSubscribesBeforeReading(t *testing.T) {
 // news at all) while a waiter without a timer of its own waits: one round
 // of the hub's batched recheck wakes it.
 func TestWaitWokenByHubRecheck(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, url string) {
+	storetest.ForEachBackend(t, func(t *testing.T, url string) {
 		h := newHarness(t, url, config())
 		hub := h.hub()
 		rp := h.relyingParty(store.Policy{})

@@ -1,6 +1,9 @@
 // Package pairing makes and claims the two-word phrases that link an account
-// of a relying party to a phone: the app shows the phrase, the user types it
-// into the login page, and the login server claims it.
+// of a relying party to a phone (the app shows the phrase, the user types it
+// into the login page, and the login server claims it), and keeps the
+// connections that linking made: listing, reading and removing them. The
+// pairing request itself, like every request, is the engine's
+// (internal/approval).
 package pairing
 
 import (

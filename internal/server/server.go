@@ -260,6 +260,7 @@ func New(o Options) (*Server, error) {
 	relay := feed.NewRelay(o.Store, stream, hooks.Enqueue, o.EventRelay, o.Now, o.Logger)
 	engine := approval.New(o.Approval, o.Store, o.Keys, phrases, pub, queue, o.Now, o.Logger, approval.WithRelay(o.Relay))
 	engine.OnDecided(metrics.decided)
+	conns := pairing.NewConnections(o.Store, engine, pub, o.Now, o.Logger)
 	queue.SkipUnless(metrics.countSkipped(engine.PushWanted))
 	o.Auth.PublicMethods = append(o.Auth.PublicMethods, device.PublicMethods...)
 	var keyAuth auth.APIKeyAuthenticator = rps
@@ -315,8 +316,8 @@ func New(o Options) (*Server, error) {
 	}
 	backups := backup.New(o.Backup, o.Store, o.Keys, pub, o.Now, o.Logger, metrics)
 	codes := totp.New(o.TOTP, o.Store, o.Keys, o.Now, metrics)
-	rpSrv := rpservice.New(engine, codes, hub, o.Recheck, guard).WithEvents(stream)
-	deviceSrv := device.New(reg, devices, engine, rpReads, o.Bus, backups, codes, guard)
+	rpSrv := rpservice.New(engine, conns, codes, hub, o.Recheck, guard).WithEvents(stream)
+	deviceSrv := device.New(reg, devices, engine, phrases, conns, rpReads, o.Bus, backups, codes, guard)
 	for _, gs := range []*grpc.Server{g, inproc} {
 		pushauthv1.RegisterAdminServiceServer(gs, adminSrv)
 		pushauthv1.RegisterRelyingPartyServiceServer(gs, rpSrv)

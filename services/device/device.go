@@ -10,6 +10,7 @@ import (
 	"github.com/pushauth/pushauth/internal/auth"
 	"github.com/pushauth/pushauth/internal/backup"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/pairing"
 	"github.com/pushauth/pushauth/internal/registration"
 	"github.com/pushauth/pushauth/internal/store"
 	"github.com/pushauth/pushauth/internal/totp"
@@ -28,6 +29,8 @@ type Server struct {
 	reg     *registration.Service
 	devices *registration.Devices
 	engine  *approval.Engine
+	phrases *pairing.Phrases
+	conns   *pairing.Connections
 	rps     store.RelyingParties
 	bus     Subscriber
 	backups *backup.Service
@@ -40,11 +43,13 @@ type Subscriber interface {
 	Subscribe(subject string, buf int) (<-chan []byte, func(), error)
 }
 
-// New returns the DeviceService. guard ends the WatchRequests streams of
-// revoked devices and sets how often they re-check (nil: never).
-func New(reg *registration.Service, devices *registration.Devices, engine *approval.Engine, rps store.RelyingParties, bus Subscriber,
-	backups *backup.Service, codes *totp.Service, guard *auth.Guard) *Server {
-	return &Server{reg: reg, devices: devices, engine: engine, rps: rps, bus: bus, backups: backups, totp: codes, guard: guard}
+// New returns the DeviceService. The phone's requests go to engine, its
+// pairing phrases to phrases and its accounts to conns. guard ends the
+// WatchRequests streams of revoked devices and sets how often they re-check
+// (nil: never).
+func New(reg *registration.Service, devices *registration.Devices, engine *approval.Engine, phrases *pairing.Phrases, conns *pairing.Connections,
+	rps store.RelyingParties, bus Subscriber, backups *backup.Service, codes *totp.Service, guard *auth.Guard) *Server {
+	return &Server{reg: reg, devices: devices, engine: engine, phrases: phrases, conns: conns, rps: rps, bus: bus, backups: backups, totp: codes, guard: guard}
 }
 
 // caller returns the calling device or an error for a call without one.

@@ -23,7 +23,7 @@ func (s *Server) CreatePairingPhrase(ctx context.Context, _ *pushauthv1.CreatePa
 	if err != nil {
 		return nil, err
 	}
-	phrase, exp, err := s.engine.CreatePhrase(ctx, id)
+	phrase, exp, err := s.phrases.Create(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +36,7 @@ func (s *Server) ListConnections(ctx context.Context, _ *pushauthv1.ListConnecti
 	if err != nil {
 		return nil, err
 	}
-	conns, err := s.engine.DeviceConnections(ctx, id)
+	conns, err := s.conns.OfDevice(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ func (s *Server) RemoveConnection(ctx context.Context, req *pushauthv1.RemoveCon
 	if err != nil {
 		return nil, err
 	}
-	if err := s.engine.RemoveDeviceConnection(ctx, id, req.GetConnectionId()); err != nil {
+	if err := s.conns.RemoveOfDevice(ctx, id, req.GetConnectionId()); err != nil {
 		return nil, err
 	}
 	return &pushauthv1.RemoveConnectionResponse{}, nil
@@ -139,7 +139,7 @@ func (s *Server) RespondToRequest(ctx context.Context, req *pushauthv1.RespondTo
 }
 
 func (s *Server) connectionSeed(ctx context.Context, r store.Request) (*pushauthv1.TotpSeed, error) {
-	c, err := s.engine.Connection(ctx, r.ConnectionID)
+	c, err := s.conns.Get(ctx, r.ConnectionID)
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ func (s *Server) ListUserDevices(ctx context.Context, req *pushauthv1.ListUserDe
 	if err != nil {
 		return nil, err
 	}
-	devs, err := s.engine.UserDevices(ctx, rp.ID, req.GetUserRef())
+	devs, err := s.conns.UserDevices(ctx, rp.ID, req.GetUserRef())
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (s *Server) RemoveUserDevice(ctx context.Context, req *pushauthv1.RemoveUse
 	if err != nil {
 		return nil, err
 	}
-	if err := s.engine.RemoveUserDevice(ctx, actor, rp.ID, req.GetUserRef(), req.GetDeviceId()); err != nil {
+	if err := s.conns.RemoveUserDevice(ctx, actor, rp.ID, req.GetUserRef(), req.GetDeviceId()); err != nil {
 		return nil, err
 	}
 	return &pushauthv1.RemoveUserDeviceResponse{}, nil
@@ -68,7 +68,7 @@ func (s *Server) GetDeviceKey(ctx context.Context, req *pushauthv1.GetDeviceKeyR
 	if err != nil {
 		return nil, err
 	}
-	key, err := s.engine.DeviceKey(ctx, rp.ID, req.GetDeviceId())
+	key, err := s.conns.DeviceKey(ctx, rp.ID, req.GetDeviceId())
 	if err != nil {
 		return nil, err
 	}

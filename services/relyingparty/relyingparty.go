@@ -12,6 +12,7 @@ import (
 	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/fault"
 	"github.com/pushauth/pushauth/internal/feed"
+	"github.com/pushauth/pushauth/internal/pairing"
 	"github.com/pushauth/pushauth/internal/store"
 	"github.com/pushauth/pushauth/internal/totp"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
@@ -22,6 +23,7 @@ import (
 type Server struct {
 	pushauthv1.UnimplementedRelyingPartyServiceServer
 	engine *approval.Engine
+	conns  *pairing.Connections
 	totp   *totp.Service
 	hub    *events.Hub
 	// recheck is how often a waiter re-reads its request in case a NATS
@@ -33,10 +35,11 @@ type Server struct {
 	events *feed.Stream
 }
 
-// New returns the RelyingPartyService. hub carries decision news to waiters;
-// guard ends the streams of revoked keys (nil: none are ended).
-func New(engine *approval.Engine, codes *totp.Service, hub *events.Hub, recheck time.Duration, guard *auth.Guard) *Server {
-	return &Server{engine: engine, totp: codes, hub: hub, recheck: recheck, guard: guard}
+// New returns the RelyingPartyService. Requests go to engine, the users'
+// phones to conns; hub carries decision news to waiters; guard ends the
+// streams of revoked keys (nil: none are ended).
+func New(engine *approval.Engine, conns *pairing.Connections, codes *totp.Service, hub *events.Hub, recheck time.Duration, guard *auth.Guard) *Server {
+	return &Server{engine: engine, conns: conns, totp: codes, hub: hub, recheck: recheck, guard: guard}
 }
 
 func caller(ctx context.Context) (store.RelyingParty, string, error) {

@@ -70,6 +70,19 @@ func NewSQLiteURL(t testing.TB) string {
 	return "sqlite:" + filepath.Join(t.TempDir(), "pushauth.db")
 }
 
+// ForEachBackend runs f as a subtest per supported database ("sqlite",
+// "postgres"), with the URL of a fresh one, so domain packages test on both
+// without each keeping the list.
+func ForEachBackend(t *testing.T, f func(t *testing.T, url string)) {
+	t.Helper()
+	for _, b := range []struct {
+		name   string
+		newURL func(testing.TB) string
+	}{{"sqlite", NewSQLiteURL}, {"postgres", NewPostgresURL}} {
+		t.Run(b.name, func(t *testing.T) { f(t, b.newURL(t)) })
+	}
+}
+
 // OpenMigrated opens url, migrates it up and closes it when the test ends.
 func OpenMigrated(t testing.TB, url string) *sqlstore.Store {
 	t.Helper()
