@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pushauth/pushauth/internal/events"
 )
 
 // NATSServerBin is where Debian's nats-server package puts the binary.
@@ -173,7 +175,7 @@ func (c *NATSCluster) stop() {
 }
 
 // PushStream is the JetStream stream of pushauth's push queue.
-const PushStream = "PUSHAUTH_PUSH"
+const PushStream = events.PushStream
 
 // StreamInfo asks the nodes' monitoring endpoints (/jsz) for stream name:
 // the node leading it and how many replicas it is configured with.

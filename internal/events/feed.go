@@ -2,8 +2,15 @@ package events
 
 import "fmt"
 
-// The security event feed's JetStream stream and its subjects. Only this
-// package spells them: internal/feed asks for them here.
+// The JetStream streams and their subjects. Only this package spells them:
+// internal/feed and internal/push ask for them here.
+
+// The push queue's JetStream stream and the subject its jobs go to (the
+// defaults of push.QueueConfig).
+const (
+	PushStream      = "PUSHAUTH_PUSH"
+	PushJobsSubject = "pushauth.push.jobs"
+)
 
 // SecurityEventStream names the JetStream stream that keeps relying
 // parties' security events for WatchEvents and the webhooks.

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/tracing"
 )
 
@@ -117,10 +118,10 @@ func (c QueueConfig) withDefaults() QueueConfig {
 		}
 	}
 	if c.Stream == "" {
-		c.Stream = "PUSHAUTH_PUSH"
+		c.Stream = events.PushStream
 	}
 	if c.Subject == "" {
-		c.Subject = "pushauth.push.jobs"
+		c.Subject = events.PushJobsSubject
 	}
 	if c.Consumer == "" {
 		c.Consumer = "push-workers"
