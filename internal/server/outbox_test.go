@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushauth/pushauth/internal/events"
 	"github.com/pushauth/pushauth/internal/server"
 	"github.com/pushauth/pushauth/internal/server/servertest"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
@@ -74,7 +75,7 @@ func TestPushSurvivesKillAfterCommit(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				st, err := js.Stream(servertest.Context(t), "PUSHAUTH_PUSH")
+				st, err := js.Stream(servertest.Context(t), events.PushStream)
 				if err != nil {
 					t.Fatal(err)
 				}
