@@ -25,6 +25,7 @@ import (
 // concurrent WaitRequest streams on one replica.
 var (
 	replicaStreamCount = flag.Int("pushauth.streams", 100000, "BenchmarkReplicaStreams: WaitRequest streams, one per pending request")
+	goroutineDump      = flag.String("pushauth.goroutines", "", "BenchmarkReplicaStreams writes every goroutine's stack to this file while all streams are open (where the waiters park)")
 	replicaIdle        = flag.Duration("pushauth.idle", 20*time.Second, "BenchmarkReplicaStreams: how long to watch the server's CPU while the streams are open and nothing happens")
 )
 
@@ -148,6 +149,9 @@ func replicaStreams(tb testing.TB, url string, cfg replicaConfig) replicaResult 
 	if *heapProfile != "" {
 		writeHeapProfile(tb, *heapProfile+"."+strings.ReplaceAll(tb.Name(), "/", "_"))
 	}
+	if *goroutineDump != "" {
+		writeGoroutines(tb, *goroutineDump)
+	}
 
 	if cfg.idle > 0 {
 		// A measuring window, not a wait for some condition: the hub's
@@ -247,6 +251,19 @@ func writeHeapProfile(tb testing.TB, path string) {
 	}
 	defer func() { _ = f.Close() }()
 	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// writeGoroutines writes every goroutine's stack (pprof debug=2) to path.
+func writeGoroutines(tb testing.TB, path string) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	if err := pprof.Lookup("goroutine").WriteTo(f, 2); err != nil {
 		tb.Fatal(err)
 	}
 }
