@@ -26,6 +26,7 @@ import (
 var (
 	replicaStreamCount = flag.Int("pushauth.streams", 100000, "BenchmarkReplicaStreams: WaitRequest streams, one per pending request")
 	goroutineDump      = flag.String("pushauth.goroutines", "", "BenchmarkReplicaStreams writes every goroutine's stack to this file while all streams are open (where the waiters park)")
+	idleCPUProfile     = flag.String("pushauth.idlecpuprofile", "", "BenchmarkReplicaStreams writes a CPU profile of the idle window to this file")
 	replicaIdle        = flag.Duration("pushauth.idle", 20*time.Second, "BenchmarkReplicaStreams: how long to watch the server's CPU while the streams are open and nothing happens")
 )
 
@@ -156,6 +157,16 @@ func replicaStreams(tb testing.TB, url string, cfg replicaConfig) replicaResult 
 	if cfg.idle > 0 {
 		// A measuring window, not a wait for some condition: the hub's
 		// recheck runs at its default period meanwhile.
+		if *idleCPUProfile != "" {
+			f, err := os.Create(*idleCPUProfile)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			defer func() { _ = f.Close() }()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				tb.Fatal(err)
+			}
+		}
 		cpu0 := readCPU(tb)
 		t := time.NewTimer(cfg.idle)
 		select {
@@ -164,6 +175,9 @@ func replicaStreams(tb testing.TB, url string, cfg replicaConfig) replicaResult 
 			tb.Fatal(ctx.Err())
 		}
 		cpu1 := readCPU(tb)
+		if *idleCPUProfile != "" {
+			pprof.StopCPUProfile()
+		}
 		r.idleCPU = float64(cpu1.proc-cpu0.proc) / float64(cfg.idle)
 		r.idleHostCPU = float64(cpu1.host-cpu0.host) / float64(cfg.idle)
 	}
