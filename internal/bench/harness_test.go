@@ -54,6 +54,7 @@ type env struct {
 	rp     pushauthv1.RelyingPartyServiceClient // the login server's own connection
 	rpConn *grpc.ClientConn
 	rpCtx  context.Context // carries the API key
+	rpID   string
 	apiKey string
 	users  []*user
 	timed  *timedStore // with -pushauth.storestats
@@ -115,8 +116,8 @@ func serverOptions(tb testing.TB, logs *servertest.LogBuffer) func(*server.Optio
 
 // newEnv starts a server on the database at url and pairs n phones, each
 // to its own user of one relying party with policy (nil: the default, one
-// tap and 120 s to answer).
-func newEnv(tb testing.TB, url string, n int, policy *pushauthv1.RelyingPartyPolicy) *env {
+// tap and 120 s to answer). extra options apply after the benchmarks' own.
+func newEnv(tb testing.TB, url string, n int, policy *pushauthv1.RelyingPartyPolicy, extra ...func(*server.Options)) *env {
 	tb.Helper()
 	fcm := newFakeFCM(tb)
 	sender := fcm.sender(tb)
@@ -131,11 +132,12 @@ func newEnv(tb testing.TB, url string, n int, policy *pushauthv1.RelyingPartyPol
 	if *storeStats {
 		opts = append(opts, withTimedStore(&timed))
 	}
+	opts = append(opts, extra...)
 	ts := servertest.New(tb, url, opts...)
 	rp := ts.CreateRelyingParty(tb, "bench-portal", policy)
 	_, key := ts.CreateAPIKey(tb, rp.GetId())
 
-	e := &env{ts: ts, fcm: fcm, logs: logs, apiKey: key, timed: timed}
+	e := &env{ts: ts, fcm: fcm, logs: logs, rpID: rp.GetId(), apiKey: key, timed: timed}
 	e.rpConn = dial(tb, ts.Addr)
 	e.rp = pushauthv1.NewRelyingPartyServiceClient(e.rpConn)
 	e.rpCtx = withToken(context.Background(), key)

@@ -11,9 +11,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,7 +97,7 @@ type memSample struct {
 	goroutines                 int
 }
 
-func readMem(b *testing.B) memSample {
+func readMem(b testing.TB) memSample {
 	b.Helper()
 	runtime.GC()
 	debug.FreeOSMemory() // RSS then holds live memory, not garbage the runtime kept
@@ -112,8 +112,9 @@ func readMem(b *testing.B) memSample {
 
 // waitClient holds the client side of the streams, here or in a child.
 type waitClient interface {
-	// drain reads every stream to its end; every one must be APPROVED.
-	drain(ctx context.Context) error
+	// drain reads every stream to its end; every one must be APPROVED. It
+	// returns how many were.
+	drain(ctx context.Context) (int, error)
 	close()
 }
 
@@ -143,13 +144,14 @@ func (e *env) waitStreams(b *testing.B, mode string) {
 	switch mode {
 	case "in-process":
 		var w *waiters
-		w, err = openWaiters(ctx, e.ts.Addr, e.apiKey, ids, waitStreams, openStart.Add(*openBudget))
+		w, err = openWaiters(ctx, waitConfig{Addr: e.ts.Addr, APIKey: e.apiKey, IDs: ids, Streams: waitStreams, Conns: waitConns, Openers: waitOpeners}, openStart.Add(*openBudget))
 		if err == nil {
 			client, opened = w, len(w.streams)
 		}
 	case "server-only":
 		var p *waitProcess
-		p, err = startWaitProcess(ctx, e.ts.Addr, e.apiKey, ids, waitStreams, *openBudget)
+		p, err = startWaitProcess(ctx, b, waitConfig{Addr: e.ts.Addr, APIKey: e.apiKey, IDs: ids, Streams: waitStreams,
+			Conns: waitConns, Openers: waitOpeners, Budget: openBudget.String()})
 		if err == nil {
 			client, opened = p, p.opened
 		}
@@ -167,14 +169,7 @@ func (e *env) waitStreams(b *testing.B, mode string) {
 
 	open := readMem(b)
 	if *heapProfile != "" {
-		f, err := os.Create(*heapProfile + "." + strings.ReplaceAll(b.Name(), "/", "_"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-			b.Fatal(err)
-		}
-		_ = f.Close()
+		writeHeapProfile(b, *heapProfile+"."+strings.ReplaceAll(b.Name(), "/", "_"))
 	}
 
 	// The open streams are not idle for the server: each waiter re-reads its
@@ -211,7 +206,7 @@ func (e *env) waitStreams(b *testing.B, mode string) {
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
-	if err := client.drain(ctx); err != nil {
+	if _, err := client.drain(ctx); err != nil {
 		b.Fatal(err)
 	}
 	closeTime := time.Since(closeStart)
@@ -241,16 +236,18 @@ type waiters struct {
 	cancel  context.CancelFunc
 }
 
-// openWaiters opens n streams on ids (round robin) over waitConns
-// connections and reads each stream's first message (QUEUED/SENT progress),
-// so the server has registered every waiter when it returns. It starts no
-// new stream after deadline, and then holds fewer than n.
-func openWaiters(ctx context.Context, addr, apiKey string, ids []string, n int, deadline time.Time) (*waiters, error) {
-	sctx, cancel := context.WithCancel(withToken(context.WithoutCancel(ctx), apiKey))
+// openWaiters opens cfg.Streams streams on cfg.IDs (round robin) over
+// cfg.Conns connections, cfg.Openers at a time, and reads each stream's
+// first message (QUEUED/SENT progress), so the server has registered every
+// waiter when it returns. It starts no new stream after deadline, and then
+// holds fewer than cfg.Streams.
+func openWaiters(ctx context.Context, cfg waitConfig, deadline time.Time) (*waiters, error) {
+	n, ids := cfg.Streams, cfg.IDs
+	sctx, cancel := context.WithCancel(withToken(context.WithoutCancel(ctx), cfg.APIKey))
 	w := &waiters{streams: make([]pushauthv1.RelyingPartyService_WaitRequestClient, n), cancel: cancel}
-	clients := make([]pushauthv1.RelyingPartyServiceClient, waitConns)
+	clients := make([]pushauthv1.RelyingPartyServiceClient, cfg.Conns)
 	for i := range clients {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			w.close()
 			return nil, err
@@ -261,10 +258,10 @@ func openWaiters(ctx context.Context, addr, apiKey string, ids []string, n int, 
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
-	for range waitOpeners {
+	for range cfg.Openers {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < n && failed.Load() == nil && time.Now().Before(deadline); i = int(next.Add(1) - 1) {
-				s, err := clients[i%waitConns].WaitRequest(sctx, &pushauthv1.WaitRequestRequest{RequestId: ids[i%len(ids)]})
+				s, err := clients[i%len(clients)].WaitRequest(sctx, &pushauthv1.WaitRequestRequest{RequestId: ids[i%len(ids)]})
 				if err == nil {
 					_, err = s.Recv()
 				}
@@ -286,8 +283,8 @@ func openWaiters(ctx context.Context, addr, apiKey string, ids []string, n int, 
 	return w, nil
 }
 
-func (w *waiters) drain(ctx context.Context) error {
-	var next atomic.Int64
+func (w *waiters) drain(ctx context.Context) (int, error) {
+	var next, approved atomic.Int64
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
 	for range waitOpeners {
@@ -304,6 +301,8 @@ func (w *waiters) drain(ctx context.Context) error {
 						if r.GetStatus() != pushauthv1.RequestStatus_REQUEST_STATUS_APPROVED {
 							err := fmt.Errorf("stream %d: %s, want APPROVED", i, r.GetStatus())
 							failed.CompareAndSwap(nil, &err)
+						} else {
+							approved.Add(1)
 						}
 						break
 					}
@@ -313,9 +312,9 @@ func (w *waiters) drain(ctx context.Context) error {
 	}
 	wg.Wait()
 	if err := failed.Load(); err != nil {
-		return *err
+		return int(approved.Load()), *err
 	}
-	return ctx.Err()
+	return int(approved.Load()), ctx.Err()
 }
 
 func (w *waiters) close() {
@@ -325,10 +324,12 @@ func (w *waiters) close() {
 	}
 }
 
-// The child process protocol: the parent passes waitConfig in the
-// environment; the child prints "waitclient: open <n>" once it holds its
-// streams, waits for "drain" on its stdin, drains, and prints "waitclient:
-// done". Anything else it prints is test output.
+// The child process protocol: the parent writes waitConfig to a file and
+// passes its path in the environment (100,000 request ids do not fit in
+// one environment string: Linux caps it at 128 KiB); the child prints
+// "waitclient: open <n>" once it holds its streams, waits for "drain" on
+// its stdin, drains, and prints "waitclient: done <approved>". Anything
+// else it prints is test output.
 const waitClientEnv = "PUSHAUTH_BENCH_WAITCLIENT"
 
 type waitConfig struct {
@@ -336,7 +337,9 @@ type waitConfig struct {
 	APIKey  string   `json:"api_key"`
 	IDs     []string `json:"ids"`
 	Streams int      `json:"streams"`
-	Budget  string   `json:"budget"` // time.Duration
+	Conns   int      `json:"conns"`   // client connections the streams share
+	Openers int      `json:"openers"` // streams being opened at once
+	Budget  string   `json:"budget"`  // time.Duration
 }
 
 // waitProcess is the client side of the streams in a child process.
@@ -348,14 +351,18 @@ type waitProcess struct {
 	opened int // streams the child holds
 }
 
-func startWaitProcess(ctx context.Context, addr, apiKey string, ids []string, n int, budget time.Duration) (*waitProcess, error) {
-	cfg, err := json.Marshal(waitConfig{Addr: addr, APIKey: apiKey, IDs: ids, Streams: n, Budget: budget.String()})
+func startWaitProcess(ctx context.Context, tb testing.TB, cfg waitConfig) (*waitProcess, error) {
+	raw, err := json.Marshal(cfg)
 	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(tb.TempDir(), "waitclient.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		return nil, err
 	}
 	p := &waitProcess{stderr: &bytes.Buffer{}}
 	p.cmd = exec.CommandContext(ctx, os.Args[0], "-test.run=^TestWaitStreamsClient$", "-test.count=1", "-test.v")
-	p.cmd.Env = append(os.Environ(), waitClientEnv+"="+string(cfg))
+	p.cmd.Env = append(os.Environ(), waitClientEnv+"="+path)
 	p.cmd.Stderr = p.stderr
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
 		return nil, err
@@ -392,18 +399,23 @@ func (p *waitProcess) expect(want string) (string, error) {
 	return "", fmt.Errorf("wait client process: no %q; its output:\n%s\n%s", want, strings.Join(out, "\n"), p.stderr)
 }
 
-func (p *waitProcess) drain(context.Context) error {
+func (p *waitProcess) drain(context.Context) (int, error) {
 	if _, err := io.WriteString(p.stdin, "drain\n"); err != nil {
-		return fmt.Errorf("wait client process: %w", err)
+		return 0, fmt.Errorf("wait client process: %w", err)
 	}
-	if _, err := p.expect("waitclient: done"); err != nil {
-		return err
+	line, err := p.expect("waitclient: done ")
+	if err != nil {
+		return 0, err
+	}
+	approved, err := strconv.Atoi(strings.TrimPrefix(line, "waitclient: done "))
+	if err != nil {
+		return 0, fmt.Errorf("wait client process: %q: %w", line, err)
 	}
 	_ = p.stdin.Close()
 	if err := p.cmd.Wait(); err != nil {
-		return fmt.Errorf("wait client process: %w\n%s", err, p.stderr)
+		return approved, fmt.Errorf("wait client process: %w\n%s", err, p.stderr)
 	}
-	return nil
+	return approved, nil
 }
 
 func (p *waitProcess) close() {
@@ -417,21 +429,25 @@ func (p *waitProcess) close() {
 // TestWaitStreamsClient is the client half of BenchmarkWaitStreams in its
 // server-only mode, run in a child process; on its own it skips.
 func TestWaitStreamsClient(t *testing.T) {
-	raw := os.Getenv(waitClientEnv)
-	if raw == "" {
+	path := os.Getenv(waitClientEnv)
+	if path == "" {
 		t.Skip("the client half of BenchmarkWaitStreams; it starts this in a child process")
 	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var cfg waitConfig
-	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+	if err := json.Unmarshal(raw, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	budget, err := time.ParseDuration(cfg.Budget)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
 	defer cancel()
-	w, err := openWaiters(ctx, cfg.Addr, cfg.APIKey, cfg.IDs, cfg.Streams, time.Now().Add(budget))
+	w, err := openWaiters(ctx, cfg, time.Now().Add(budget))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,8 +460,9 @@ func TestWaitStreamsClient(t *testing.T) {
 	if strings.TrimSpace(line) != "drain" {
 		t.Fatalf("parent said %q, want drain", line)
 	}
-	if err := w.drain(ctx); err != nil {
+	approved, err := w.drain(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Println("waitclient: done")
+	fmt.Printf("waitclient: done %d\n", approved)
 }
