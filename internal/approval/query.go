@@ -153,6 +153,12 @@ func (e *Engine) Settled(ctx context.Context, ids []string) ([]string, error) {
 	return e.store.ListSettledRequests(ctx, ids, e.clock())
 }
 
+// SettledSince reports the requests decided, cancelled or expired at or
+// after since, at most limit: the cheap round of a replica's recheck.
+func (e *Engine) SettledSince(ctx context.Context, since time.Time, limit int) ([]string, error) {
+	return e.store.ListRequestsSettledSince(ctx, since, limit)
+}
+
 // mergeTarget applies a target's news to targets. News may arrive out of
 // order from several replicas: a delivery change older than what is known
 // is ignored, and a seen mark is kept once set.

@@ -163,7 +163,9 @@ func (s *Server) Run(ctx context.Context, sweepEvery time.Duration) error {
 	g.Go(func() error { return s.Engine.RunMarks(ctx) })
 	g.Go(func() error { return s.EventRelay.Run(ctx) })
 	g.Go(func() error { return s.Webhooks.Run(ctx) })
-	g.Go(func() error { return s.hub.RunRecheck(ctx, s.recheck, s.Engine.Settled) })
+	g.Go(func() error {
+		return s.hub.RunRecheck(ctx, s.recheck, events.Rechecker{Check: s.Engine.Settled, Since: s.Engine.SettledSince, Now: s.now})
+	})
 	g.Go(func() error { return s.guard.Run(ctx) })
 	return g.Wait()
 }

@@ -864,4 +864,9 @@ type RequestPath interface {
 	// read: a replica's recheck of every request its waiters hold.
 	// Unknown ids are left out.
 	ListSettledRequests(ctx context.Context, ids []string, now time.Time) ([]string, error)
+	// ListRequestsSettledSince returns the ids of requests decided, expired
+	// or cancelled at or after since (by DecidedAt), at most limit of them
+	// in any order, on an index: the recheck's cheap round, whose cost is
+	// the decisions since the last round, not the requests waited on.
+	ListRequestsSettledSince(ctx context.Context, since time.Time, limit int) ([]string, error)
 }

@@ -232,6 +232,23 @@ func scanOrZero[T any](p *T, v any) error {
 	return nil
 }
 
+// ListRequestsSettledSince implements store.RequestPath in one statement
+// (index requests_decided_at_idx).
+func (s *Store) ListRequestsSettledSince(ctx context.Context, since time.Time, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.r.QueryContext(ctx, s.q("SELECT id FROM requests WHERE decided_at >= ? LIMIT ?"), since.UnixMicro(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list requests settled since %s: %w", since.Format(time.RFC3339Nano), mapErr(err))
+	}
+	return collect(rows, "list requests settled since", func(sc scanner) (string, error) {
+		var id string
+		err := sc.Scan(&id)
+		return id, err
+	})
+}
+
 // ListSettledRequests implements store.RequestPath in one statement.
 func (s *Store) ListSettledRequests(ctx context.Context, ids []string, now time.Time) ([]string, error) {
 	if len(ids) == 0 {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -190,6 +191,45 @@ func testLockUserPending(t *testing.T, s store.Store) {
 	wg.Wait()
 	_, pending = lock("dave", t0)
 	wantEqual(t, "pending after a burst", len(pending), most)
+}
+
+func testListRequestsSettledSince(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	for i := range 5 {
+		if err := s.CreateRequest(ctx, newRequest(fmt.Sprintf("r%d", i), "rp-1", "alice", t0), nil); err != nil {
+			t.Fatalf("CreateRequest: %v", err)
+		}
+	}
+	decide := func(id string, at time.Time) {
+		t.Helper()
+		if err := s.DecideRequest(ctx, store.Decision{RequestID: id, Status: store.StatusDenied, Reason: store.ReasonUser, At: at}); err != nil {
+			t.Fatalf("DecideRequest(%s): %v", id, err)
+		}
+	}
+	decide("r1", t0.Add(time.Second))
+	decide("r2", t0.Add(2*time.Second))
+	expired, err := s.ExpireRequests(ctx, t0.Add(time.Hour), 1) // r0, r3 or r4: expiry counts too
+	if err != nil || len(expired) != 1 {
+		t.Fatalf("ExpireRequests = %v, %v", expired, err)
+	}
+	since := func(at time.Time, limit int) []string {
+		t.Helper()
+		ids, err := s.ListRequestsSettledSince(ctx, at, limit)
+		if err != nil {
+			t.Fatalf("ListRequestsSettledSince(%v, %d): %v", at, limit, err)
+		}
+		slices.Sort(ids)
+		return append([]string{}, ids...)
+	}
+	wantEqual(t, "settled since t0", since(t0, 10), sortedIDs("r1", "r2", expired[0].ID))
+	wantEqual(t, "settled since the second decision (inclusive)", since(t0.Add(2*time.Second), 10), sortedIDs("r2", expired[0].ID))
+	wantEqual(t, "settled since after the expiry", since(t0.Add(2*time.Hour), 10), []string{})
+	wantEqual(t, "limited", len(since(t0, 2)), 2)
+}
+
+func sortedIDs(ids ...string) []string {
+	slices.Sort(ids)
+	return ids
 }
 
 func testListSettledRequests(t *testing.T, s store.Store) {

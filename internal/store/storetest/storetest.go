@@ -123,6 +123,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Concurrent/ClaimWebhookDeliveries", testConcurrentClaimWebhookDeliveries},
 		{"RequestPath/LockUserPending", testLockUserPending},
 		{"RequestPath/ListSettledRequests", testListSettledRequests},
+		{"RequestPath/ListRequestsSettledSince", testListRequestsSettledSince},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
