@@ -178,6 +178,10 @@ func (s *Server) Close() {
 }
 
 // New wires the services onto a gRPC server.
+// streamWorkers is how many goroutines serve calls from a pool: about the
+// unary calls in flight on a busy 2-core replica.
+const streamWorkers = 64
+
 func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -296,6 +300,11 @@ func New(o Options) (*Server, error) {
 		// calls refused before the interceptors are still logged and counted.
 		grpc.ForceServerCodecV2(cdc),
 		grpc.StatsHandler(refusedCalls{obs: obs}),
+		// Calls run on reused goroutines whose stacks have already grown to
+		// what the SQLite driver needs, instead of a new goroutine that grows
+		// (copies) its stack several times per call; when all are busy (long
+		// streams hold theirs), a call gets a new goroutine as before.
+		grpc.NumStreamWorkers(streamWorkers),
 	}
 	opts = append(opts, o.Limits.serverOptions()...)
 	opts = append(opts, tracingOptions(o.TracerProvider)...)

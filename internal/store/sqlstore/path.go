@@ -59,8 +59,8 @@ func (s *Store) GetRequestWithTargets(ctx context.Context, id string) (store.Req
 func (s *Store) ListUserDevices(ctx context.Context, relyingPartyID, userRef string) ([]store.UserDevice, error) {
 	rows, err := s.r.QueryContext(ctx, s.q("SELECT "+qualify("c", connectionColumns)+", "+qualify("d", deviceColumns)+
 		` FROM connections c JOIN devices d ON d.id = c.device_id
-		WHERE c.relying_party_id = ? AND c.user_ref = ? AND c.status = ?
-		ORDER BY c.created_at NULLS FIRST, c.id`), relyingPartyID, userRef, store.ConnectionActive)
+		WHERE c.relying_party_id = ? AND c.user_ref = ? AND c.status = `+sqlActive+`
+		ORDER BY c.created_at NULLS FIRST, c.id`), relyingPartyID, userRef)
 	if err != nil {
 		return nil, fmt.Errorf("list user devices: %w", mapErr(err))
 	}
@@ -101,8 +101,8 @@ func (s *Store) LockDecider(ctx context.Context, relyingPartyID, userRef, device
 			u.totp_failures, u.totp_locked_until, u.updated_at
 		FROM connections c JOIN devices d ON d.id = c.device_id
 		LEFT JOIN user_states u ON u.relying_party_id = c.relying_party_id AND u.user_ref = c.user_ref
-		WHERE c.relying_party_id = ? AND c.user_ref = ? AND c.device_id = ? AND c.status = ?`+lock),
-		relyingPartyID, userRef, deviceID, store.ConnectionActive).
+		WHERE c.relying_party_id = ? AND c.user_ref = ? AND c.device_id = ? AND c.status = `+sqlActive+lock),
+		relyingPartyID, userRef, deviceID).
 		Scan(&revoked, &failures, &backoff, &muted, &totpFailures, &totpLocked, &updated)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):

@@ -177,12 +177,12 @@ func (s *Store) ActivateConnection(ctx context.Context, id string, at time.Time)
 			return fmt.Errorf("status is %q: %w", status, store.ErrConflict)
 		}
 		if _, err := tx.w.ExecContext(ctx, tx.q(`UPDATE connections SET status = ?, removed_at = ?
-			WHERE relying_party_id = ? AND user_ref = ? AND device_id = ? AND status = ? AND id <> ?`),
-			store.ConnectionRemoved, timeArg(at), rpID, userRef, deviceID, store.ConnectionActive, id); err != nil {
+			WHERE relying_party_id = ? AND user_ref = ? AND device_id = ? AND status = `+sqlActive+` AND id <> ?`),
+			store.ConnectionRemoved, timeArg(at), rpID, userRef, deviceID, id); err != nil {
 			return mapErr(err)
 		}
-		res, err := tx.w.ExecContext(ctx, tx.q("UPDATE connections SET status = ?, activated_at = ? WHERE id = ? AND status = ?"),
-			store.ConnectionActive, timeArg(at), id, store.ConnectionPending)
+		res, err := tx.w.ExecContext(ctx, tx.q("UPDATE connections SET status = ?, activated_at = ? WHERE id = ? AND status = "+sqlPending),
+			store.ConnectionActive, timeArg(at), id)
 		if err != nil {
 			return mapErr(err)
 		}
@@ -203,8 +203,8 @@ func (s *Store) ActivateConnection(ctx context.Context, id string, at time.Time)
 // compare-and-swap: the database lets exactly one concurrent UPDATE match.
 func (s *Store) RemoveConnection(ctx context.Context, id string, at time.Time) error {
 	return s.swap(ctx, "remove connection", "connections", id, "already removed",
-		"UPDATE connections SET status = ?, removed_at = ? WHERE id = ? AND status IN (?, ?)",
-		store.ConnectionRemoved, timeArg(at), id, store.ConnectionPending, store.ConnectionActive)
+		"UPDATE connections SET status = ?, removed_at = ? WHERE id = ? AND status IN ("+sqlPending+", "+sqlActive+")",
+		store.ConnectionRemoved, timeArg(at), id)
 }
 
 // TransferConnection implements store.Connections in one transaction. It
@@ -261,8 +261,8 @@ func (s *Store) TransferConnection(ctx context.Context, id, newDeviceID string) 
 			case taken:
 				return fmt.Errorf("device %q has an active connection for the same user: %w", newDeviceID, store.ErrConflict)
 			}
-			res, err := tx.w.ExecContext(ctx, tx.q("UPDATE connections SET device_id = ? WHERE id = ? AND status = ?"),
-				newDeviceID, id, store.ConnectionActive)
+			res, err := tx.w.ExecContext(ctx, tx.q("UPDATE connections SET device_id = ? WHERE id = ? AND status = "+sqlActive),
+				newDeviceID, id)
 			if err != nil {
 				return mapErr(err)
 			}
@@ -295,7 +295,7 @@ func (s *Store) ListUserConnections(ctx context.Context, relyingPartyID, userRef
 
 func (s *Store) listConnections(ctx context.Context, what, where string, args ...any) ([]store.Connection, error) {
 	rows, err := s.r.QueryContext(ctx, s.q("SELECT "+connectionColumns+" FROM connections WHERE "+where+
-		" AND status = ? ORDER BY created_at NULLS FIRST, id"), append(args, store.ConnectionActive)...)
+		" AND status = "+sqlActive+" ORDER BY created_at NULLS FIRST, id"), args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, mapErr(err))
 	}

@@ -65,8 +65,8 @@ func (s *Store) RemoveTargets(ctx context.Context, f store.TargetFilter, detail 
 // the row no longer matches. SQLite transactions are serialized already.
 func (s *Store) LockActiveConnection(ctx context.Context, relyingPartyID, userRef, deviceID string) (store.Connection, error) {
 	c, err := scanConnection(s.w.QueryRowContext(ctx, s.q("SELECT "+connectionColumns+
-		" FROM connections WHERE relying_party_id = ? AND user_ref = ? AND device_id = ? AND status = ?"+s.forUpdate()),
-		relyingPartyID, userRef, deviceID, store.ConnectionActive))
+		" FROM connections WHERE relying_party_id = ? AND user_ref = ? AND device_id = ? AND status = "+sqlActive+s.forUpdate()),
+		relyingPartyID, userRef, deviceID))
 	if err != nil {
 		return store.Connection{}, fmt.Errorf("lock active connection of device %q: %w", deviceID, mapErr(err))
 	}

@@ -453,6 +453,17 @@ func bytesArg(b []byte) any {
 	return b
 }
 
+// Connection states as SQL literals, for WHERE clauses on connections. A
+// bound parameter compared with connections.status made SQLite re-prepare
+// the statement on every run: the planner matches the partial index
+// connections_active_key (WHERE status = 'ACTIVE') against the parameter's
+// value and expires the statement whenever that parameter is bound again
+// (a tenth of a flow's CPU). Literals keep the prepared form.
+const (
+	sqlActive  = "'" + store.ConnectionActive + "'"
+	sqlPending = "'" + store.ConnectionPending + "'"
+)
+
 // timeCol scans what timeArg stored.
 type timeCol struct{ t *time.Time }
 
