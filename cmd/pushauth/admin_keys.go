@@ -19,18 +19,9 @@ var keyCreateCmd = &command{
 			if err := wantArgs(args, "rp"); err != nil {
 				return err
 			}
-			c, err := cf.dial(e)
-			if err != nil {
-				return err
-			}
-			defer c.close()
-			ctx, cancel := c.ctx(ctx)
-			defer cancel()
-			resp, err := c.admin.CreateApiKey(ctx, &pushauthv1.CreateApiKeyRequest{RelyingParty: args[0], Description: *desc})
-			if err != nil {
-				return err
-			}
-			return output(e.stdout, cf, resp, func(w io.Writer) error {
+			return adminCall(ctx, e, cf, func(ctx context.Context, a pushauthv1.AdminServiceClient) (*pushauthv1.CreateApiKeyResponse, error) {
+				return a.CreateApiKey(ctx, &pushauthv1.CreateApiKeyRequest{RelyingParty: args[0], Description: *desc})
+			}, func(w io.Writer, resp *pushauthv1.CreateApiKeyResponse) error {
 				if err := printAPIKeys(w, resp.GetApiKey()); err != nil {
 					return err
 				}
@@ -54,18 +45,9 @@ var keyListCmd = &command{
 			if err := wantArgs(args, "rp"); err != nil {
 				return err
 			}
-			c, err := cf.dial(e)
-			if err != nil {
-				return err
-			}
-			defer c.close()
-			ctx, cancel := c.ctx(ctx)
-			defer cancel()
-			resp, err := c.admin.ListApiKeys(ctx, &pushauthv1.ListApiKeysRequest{RelyingParty: args[0], IncludeRevoked: *revoked})
-			if err != nil {
-				return err
-			}
-			return output(e.stdout, cf, resp, func(w io.Writer) error {
+			return adminCall(ctx, e, cf, func(ctx context.Context, a pushauthv1.AdminServiceClient) (*pushauthv1.ListApiKeysResponse, error) {
+				return a.ListApiKeys(ctx, &pushauthv1.ListApiKeysRequest{RelyingParty: args[0], IncludeRevoked: *revoked})
+			}, func(w io.Writer, resp *pushauthv1.ListApiKeysResponse) error {
 				return printAPIKeys(w, resp.GetApiKeys()...)
 			})
 		}
@@ -81,18 +63,9 @@ var keyRevokeCmd = &command{
 			if err := wantArgs(args, "key"); err != nil {
 				return err
 			}
-			c, err := cf.dial(e)
-			if err != nil {
-				return err
-			}
-			defer c.close()
-			ctx, cancel := c.ctx(ctx)
-			defer cancel()
-			resp, err := c.admin.RevokeApiKey(ctx, &pushauthv1.RevokeApiKeyRequest{ApiKey: args[0]})
-			if err != nil {
-				return err
-			}
-			return output(e.stdout, cf, resp, func(w io.Writer) error {
+			return adminCall(ctx, e, cf, func(ctx context.Context, a pushauthv1.AdminServiceClient) (*pushauthv1.RevokeApiKeyResponse, error) {
+				return a.RevokeApiKey(ctx, &pushauthv1.RevokeApiKeyRequest{ApiKey: args[0]})
+			}, func(w io.Writer, resp *pushauthv1.RevokeApiKeyResponse) error {
 				return printAPIKeys(w, resp.GetApiKey())
 			})
 		}

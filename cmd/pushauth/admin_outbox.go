@@ -29,18 +29,9 @@ var outboxCmd = &command{
 			if n := normalizePhone(number, ""); n != "" {
 				number = n // "+31 6 1234 5678" works too
 			}
-			c, err := cf.dial(e)
-			if err != nil {
-				return err
-			}
-			defer c.close()
-			ctx, cancel := c.ctx(ctx)
-			defer cancel()
-			resp, err := c.admin.ListOutboxMessages(ctx, &pushauthv1.ListOutboxMessagesRequest{PhoneNumber: number, Limit: int32(*limit)})
-			if err != nil {
-				return err
-			}
-			return output(e.stdout, cf, resp, func(w io.Writer) error {
+			return adminCall(ctx, e, cf, func(ctx context.Context, a pushauthv1.AdminServiceClient) (*pushauthv1.ListOutboxMessagesResponse, error) {
+				return a.ListOutboxMessages(ctx, &pushauthv1.ListOutboxMessagesRequest{PhoneNumber: number, Limit: int32(*limit)})
+			}, func(w io.Writer, resp *pushauthv1.ListOutboxMessagesResponse) error {
 				return printOutbox(w, resp.GetMessages()...)
 			})
 		}

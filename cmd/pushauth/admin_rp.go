@@ -106,20 +106,11 @@ var rpCreateCmd = &command{
 			if err != nil {
 				return err
 			}
-			c, err := cf.dial(e)
-			if err != nil {
-				return err
-			}
-			defer c.close()
-			ctx, cancel := c.ctx(ctx)
-			defer cancel()
-			resp, err := c.admin.CreateRelyingParty(ctx, &pushauthv1.CreateRelyingPartyRequest{
-				Name: *name, DisplayName: *display, Policy: pol,
-			})
-			if err != nil {
-				return err
-			}
-			return output(e.stdout, cf, resp, func(w io.Writer) error {
+			return adminCall(ctx, e, cf, func(ctx context.Context, a pushauthv1.AdminServiceClient) (*pushauthv1.CreateRelyingPartyResponse, error) {
+				return a.CreateRelyingParty(ctx, &pushauthv1.CreateRelyingPartyRequest{
+					Name: *name, DisplayName: *display, Policy: pol,
+				})
+			}, func(w io.Writer, resp *pushauthv1.CreateRelyingPartyResponse) error {
 				return printRelyingParties(w, resp.GetRelyingParty())
 			})
 		}
@@ -135,18 +126,9 @@ var rpGetCmd = &command{
 			if err := wantArgs(args, "rp"); err != nil {
 				return err
 			}
-			c, err := cf.dial(e)
-			if err != nil {
-				return err
-			}
-			defer c.close()
-			ctx, cancel := c.ctx(ctx)
-			defer cancel()
-			resp, err := c.admin.GetRelyingParty(ctx, &pushauthv1.GetRelyingPartyRequest{RelyingParty: args[0]})
-			if err != nil {
-				return err
-			}
-			return output(e.stdout, cf, resp, func(w io.Writer) error {
+			return adminCall(ctx, e, cf, func(ctx context.Context, a pushauthv1.AdminServiceClient) (*pushauthv1.GetRelyingPartyResponse, error) {
+				return a.GetRelyingParty(ctx, &pushauthv1.GetRelyingPartyRequest{RelyingParty: args[0]})
+			}, func(w io.Writer, resp *pushauthv1.GetRelyingPartyResponse) error {
 				return printRelyingParties(w, resp.GetRelyingParty())
 			})
 		}
@@ -226,20 +208,11 @@ var rpSetPolicyCmd = &command{
 			if err != nil {
 				return err
 			}
-			c, err := cf.dial(e)
-			if err != nil {
-				return err
-			}
-			defer c.close()
-			ctx, cancel := c.ctx(ctx)
-			defer cancel()
-			resp, err := c.admin.UpdateRelyingPartyPolicy(ctx, &pushauthv1.UpdateRelyingPartyPolicyRequest{
-				RelyingParty: args[0], Policy: pol, UpdateMask: mask,
-			})
-			if err != nil {
-				return err
-			}
-			return output(e.stdout, cf, resp, func(w io.Writer) error {
+			return adminCall(ctx, e, cf, func(ctx context.Context, a pushauthv1.AdminServiceClient) (*pushauthv1.UpdateRelyingPartyPolicyResponse, error) {
+				return a.UpdateRelyingPartyPolicy(ctx, &pushauthv1.UpdateRelyingPartyPolicyRequest{
+					RelyingParty: args[0], Policy: pol, UpdateMask: mask,
+				})
+			}, func(w io.Writer, resp *pushauthv1.UpdateRelyingPartyPolicyResponse) error {
 				return printRelyingParties(w, resp.GetRelyingParty())
 			})
 		}

@@ -7,26 +7,8 @@ import (
 	"io"
 	"strconv"
 
-	"google.golang.org/protobuf/proto"
-
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
-
-// adminCall dials, runs call with a bounded context and prints its result.
-func adminCall[T proto.Message](ctx context.Context, e *env, cf *connFlags, call func(context.Context, pushauthv1.AdminServiceClient) (T, error), print func(io.Writer, T) error) error {
-	c, err := cf.dial(e)
-	if err != nil {
-		return err
-	}
-	defer c.close()
-	ctx, cancel := c.ctx(ctx)
-	defer cancel()
-	resp, err := call(ctx, c.admin)
-	if err != nil {
-		return err
-	}
-	return output(e.stdout, cf, resp, func(w io.Writer) error { return print(w, resp) })
-}
 
 // printWebhookSecret prints a signing secret shown once.
 func printWebhookSecret(w io.Writer, secret string) error {

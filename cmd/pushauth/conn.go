@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
 )
@@ -358,4 +359,22 @@ func (cf *connFlags) tlsConfig() (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
+}
+
+// adminCall dials, runs one admin call with a bounded context and prints
+// its result (as a table, or as JSON with --json): the shape of every
+// single-call admin command.
+func adminCall[T proto.Message](ctx context.Context, e *env, cf *connFlags, call func(context.Context, pushauthv1.AdminServiceClient) (T, error), print func(io.Writer, T) error) error {
+	c, err := cf.dial(e)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	resp, err := call(ctx, c.admin)
+	if err != nil {
+		return err
+	}
+	return output(e.stdout, cf, resp, func(w io.Writer) error { return print(w, resp) })
 }
