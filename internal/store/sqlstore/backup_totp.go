@@ -129,19 +129,7 @@ func (s *Store) ListUserTOTPFactors(ctx context.Context, relyingPartyID, userRef
 	if err != nil {
 		return nil, fmt.Errorf("list user totp factors: %w", mapErr(err))
 	}
-	defer rows.Close()
-	var out []store.TOTPFactor
-	for rows.Next() {
-		f, err := scanTOTPFactor(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list user totp factors: %w", err)
-		}
-		out = append(out, f)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list user totp factors: %w", mapErr(err))
-	}
-	return out, nil
+	return collect(rows, "list user totp factors", scanTOTPFactor)
 }
 
 // GetConnectionTOTPFactor implements store.TOTPFactors. Should a connection

@@ -118,19 +118,7 @@ func (s *Store) ListRelyingParties(ctx context.Context, afterID string, limit in
 	if err != nil {
 		return nil, fmt.Errorf("list relying parties: %w", mapErr(err))
 	}
-	defer rows.Close()
-	var out []store.RelyingParty
-	for rows.Next() {
-		rp, err := scanRelyingParty(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list relying parties: %w", err)
-		}
-		out = append(out, rp)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list relying parties: %w", mapErr(err))
-	}
-	return out, nil
+	return collect(rows, "list relying parties", scanRelyingParty)
 }
 
 // UpdateRelyingParty implements store.RelyingParties.
@@ -204,19 +192,7 @@ func (s *Store) ListAPIKeys(ctx context.Context, relyingPartyID string, includeR
 	if err != nil {
 		return nil, fmt.Errorf("list api keys: %w", mapErr(err))
 	}
-	defer rows.Close()
-	var out []store.APIKey
-	for rows.Next() {
-		k, err := scanAPIKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list api keys: %w", err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list api keys: %w", mapErr(err))
-	}
-	return out, nil
+	return collect(rows, "list api keys", scanAPIKey)
 }
 
 // RevokeAPIKey implements store.APIKeys. The WHERE clause is the
