@@ -300,6 +300,13 @@ func (q *Queue) msg(ctx context.Context, j Job) (*nats.Msg, error) {
 	return &nats.Msg{Subject: q.cfg.Subject, Data: data, Header: h}, nil
 }
 
+// How long one pull waits on the server, and how often the server says it
+// still holds it (see Run).
+const (
+	pullExpiry    = 5 * time.Second
+	pullHeartbeat = time.Second
+)
+
 // Run takes jobs with cfg.Workers concurrent sends until ctx ends, then
 // returns nil once in-flight sends have stopped: they get cfg.FinishTimeout
 // to finish, then are cancelled. Jobs it held but had not finished are
@@ -375,8 +382,13 @@ func (q *Queue) consume(ctx context.Context, msgs chan<- jetstream.Msg) error {
 			continue
 		}
 		// A small prefetch: jobs waiting in this replica's buffer are jobs
-		// another replica's idle worker could have sent.
-		it, err := cons.Messages(jetstream.PullMaxMessages(q.cfg.Workers))
+		// another replica's idle worker could have sent. Short pulls with
+		// a heartbeat every second: a pull the cluster lost (all of NATS
+		// restarted, the consumer had no leader yet when the client
+		// re-pulled) is noticed after two missed heartbeats, 2 s, instead
+		// of the client's default 30 s.
+		it, err := cons.Messages(jetstream.PullMaxMessages(q.cfg.Workers),
+			jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 		if err != nil {
 			q.logger.Warn("push: queue: cannot consume; retrying", "err", err, "retry_in", retry)
 			continue
