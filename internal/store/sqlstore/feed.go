@@ -20,23 +20,21 @@ import (
 // none, inserts into the view audit_with_feed, whose trigger writes both
 // tables (migration 10). Either way it is one statement.
 func (s *Store) RecordAuditEvent(ctx context.Context, e store.AuditEvent, feed []store.FeedEvent) error {
+	if len(feed) == 0 {
+		_, err := s.AppendAuditEvent(ctx, e)
+		return err
+	}
 	details, err := json.Marshal(e.Details)
 	if err != nil {
 		return fmt.Errorf("record audit event: encode details: %w", err)
 	}
 	args := []any{timeArg(e.Time), e.Actor, e.Action, e.RelyingPartyID, e.Target, e.RequestID, string(details)}
 	var query string
-	switch {
-	case len(feed) == 0:
-		query = "INSERT INTO audit_events (time, actor, action, relying_party_id, target, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?)"
-	case s.dialect == dialectPostgres:
-		query = "WITH audit AS (INSERT INTO audit_events (time, actor, action, relying_party_id, target, request_id, details) VALUES (?, ?, ?, ?, ?, ?, ?)) " +
-			"INSERT INTO event_outbox (id, relying_party_id, type, body, created_at, traceparent) VALUES " +
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(feed)), ", ")
-		for _, f := range feed {
-			args = append(args, f.ID, f.RelyingPartyID, f.Type, bytesArg(f.Body), f.CreatedAt.UnixMicro(), f.Traceparent)
-		}
-	default:
+	if s.dialect == dialectPostgres {
+		rows, rowArgs := outboxRows(feed)
+		query = "WITH audit AS (INSERT INTO audit_events (" + auditInsertColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?)) " + outboxInsert + rows
+		args = append(args, rowArgs...)
+	} else {
 		type row struct {
 			ID             string `json:"id"`
 			RelyingPartyID string `json:"relying_party_id"`
@@ -56,7 +54,7 @@ func (s *Store) RecordAuditEvent(ctx context.Context, e store.AuditEvent, feed [
 		if err != nil {
 			return fmt.Errorf("record audit event %s: encode feed: %w", e.Action, err)
 		}
-		query = "INSERT INTO audit_with_feed (time, actor, action, relying_party_id, target, request_id, details, feed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+		query = "INSERT INTO audit_with_feed (" + auditInsertColumns + ", feed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 		args = append(args, string(b))
 	}
 	if _, err := s.w.ExecContext(ctx, s.q(query), args...); err != nil {
@@ -65,17 +63,25 @@ func (s *Store) RecordAuditEvent(ctx context.Context, e store.AuditEvent, feed [
 	return nil
 }
 
+// outboxInsert and outboxRows make the event outbox's multi-row insert,
+// shared by AddEvents and RecordAuditEvent.
+const outboxInsert = "INSERT INTO event_outbox (id, relying_party_id, type, body, created_at, traceparent) VALUES "
+
+func outboxRows(events []store.FeedEvent) (string, []any) {
+	args := make([]any, 0, 6*len(events))
+	for _, e := range events {
+		args = append(args, e.ID, e.RelyingPartyID, e.Type, bytesArg(e.Body), e.CreatedAt.UnixMicro(), e.Traceparent)
+	}
+	return strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(events)), ", "), args
+}
+
 // AddEvents implements store.EventOutbox in one statement.
 func (s *Store) AddEvents(ctx context.Context, events []store.FeedEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 6*len(events))
-	for _, e := range events {
-		args = append(args, e.ID, e.RelyingPartyID, e.Type, bytesArg(e.Body), e.CreatedAt.UnixMicro(), e.Traceparent)
-	}
-	rows := strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(events)), ", ")
-	if _, err := s.w.ExecContext(ctx, s.q("INSERT INTO event_outbox (id, relying_party_id, type, body, created_at, traceparent) VALUES "+rows), args...); err != nil {
+	rows, args := outboxRows(events)
+	if _, err := s.w.ExecContext(ctx, s.q(outboxInsert+rows), args...); err != nil {
 		return fmt.Errorf("add %d events to the outbox: %w", len(events), mapErr(err))
 	}
 	return nil

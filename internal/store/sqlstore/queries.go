@@ -486,6 +486,9 @@ func (s *Store) ListOutboxMessages(ctx context.Context, phoneNumber string, limi
 
 const auditColumns = "id, time, actor, action, relying_party_id, target, request_id, details"
 
+// auditInsertColumns are what AppendAuditEvent and RecordAuditEvent write.
+const auditInsertColumns = "time, actor, action, relying_party_id, target, request_id, details"
+
 // AppendAuditEvent implements store.Audit. e.ID is ignored.
 func (s *Store) AppendAuditEvent(ctx context.Context, e store.AuditEvent) (int64, error) {
 	details, err := json.Marshal(e.Details)
@@ -493,8 +496,7 @@ func (s *Store) AppendAuditEvent(ctx context.Context, e store.AuditEvent) (int64
 		return 0, fmt.Errorf("append audit event: encode details: %w", err)
 	}
 	var id int64
-	err = s.w.QueryRowContext(ctx, s.q(`INSERT INTO audit_events (time, actor, action, relying_party_id, target, request_id, details)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+	err = s.w.QueryRowContext(ctx, s.q("INSERT INTO audit_events ("+auditInsertColumns+") VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"),
 		timeArg(e.Time), e.Actor, e.Action, e.RelyingPartyID, e.Target, e.RequestID, string(details)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("append audit event: %w", mapErr(err))
