@@ -305,9 +305,8 @@ func reasonFailing(since time.Time) string {
 
 // trim keeps an error message short for the deliveries list.
 func trim(s string) string {
-	s = strings.ToValidUTF8(s, "?")
 	if len(s) > 300 {
 		s = s[:300]
 	}
-	return s
+	return strings.ToValidUTF8(s, "?") // after the cut, which may split a character
 }

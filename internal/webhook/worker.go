@@ -65,7 +65,9 @@ func (c *sender) send(ctx context.Context, url, sec, id string, at time.Time, bo
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return resp.StatusCode, nil
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return resp.StatusCode, fmt.Errorf("redirect to %q not followed", resp.Header.Get("Location"))
+		// Only the host: the target may repeat the endpoint's path and
+		// query, which may hold a token.
+		return resp.StatusCode, fmt.Errorf("redirect to host %q not followed", hostOf(resp.Header.Get("Location")))
 	}
 	return resp.StatusCode, fmt.Errorf("receiver answered %s", resp.Status)
 }

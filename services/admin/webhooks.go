@@ -8,6 +8,7 @@ import (
 
 	"github.com/pushauth/pushauth/internal/auth"
 	"github.com/pushauth/pushauth/internal/fault"
+	"github.com/pushauth/pushauth/internal/paging"
 	"github.com/pushauth/pushauth/internal/store"
 	"github.com/pushauth/pushauth/internal/webhook"
 	pushauthv1 "github.com/pushauth/pushauth/proto/pushauth/v1"
@@ -103,10 +104,7 @@ func (s *Server) ListWebhookDeliveries(ctx context.Context, req *pushauthv1.List
 	if err != nil {
 		return nil, err
 	}
-	limit := int(req.GetLimit())
-	if limit == 0 {
-		limit = 50
-	}
+	limit := paging.Size(req.GetLimit(), 50, 500)
 	var before time.Time // zero: from the newest
 	if req.GetBefore() != nil {
 		before = req.GetBefore().AsTime()

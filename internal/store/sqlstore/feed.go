@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -187,14 +189,20 @@ func (s *Store) DisableWebhookEndpoint(ctx context.Context, id, reason string, a
 
 // RecordWebhookResult implements store.Webhooks in one statement.
 func (s *Store) RecordWebhookResult(ctx context.Context, id string, ok bool, at time.Time) (time.Time, error) {
-	query := "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ? RETURNING failing_since"
+	// A success writes the row only when it was failing: deliveries to a
+	// healthy endpoint do not all queue on its row.
+	query := "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL RETURNING failing_since"
 	args := []any{id}
 	if !ok {
 		query = "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?) WHERE id = ? RETURNING failing_since"
 		args = []any{at.UnixMicro(), id}
 	}
 	var since time.Time
-	if err := s.w.QueryRowContext(ctx, s.q(query), args...).Scan(timeCol{&since}); err != nil {
+	err := s.w.QueryRowContext(ctx, s.q(query), args...).Scan(timeCol{&since})
+	switch {
+	case ok && errors.Is(err, sql.ErrNoRows):
+		return time.Time{}, nil // it was not failing: nothing to clear
+	case err != nil:
 		return time.Time{}, fmt.Errorf("record webhook result %q: %w", id, mapErr(err))
 	}
 	return since, nil
