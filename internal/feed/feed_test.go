@@ -71,7 +71,7 @@ func TestRelayDiesAfterPublish(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stream, err := feed.NewStream(ctx, js, time.Hour)
+		stream, err := feed.NewStream(ctx, js, time.Hour, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

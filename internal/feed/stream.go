@@ -36,14 +36,22 @@ func ValidateRetention(d time.Duration) error {
 }
 
 // NewStream creates or updates the stream with this retention (zero means
-// DefaultRetention). Every replica calls it; the last one's retention wins,
-// so all replicas need the same setting.
-func NewStream(ctx context.Context, js jetstream.JetStream, retention time.Duration) (*Stream, error) {
+// DefaultRetention) on replicas NATS nodes (the nats_replicas setting, at
+// least 1), or the stream's current count if that is larger: a stream is
+// never shrunk. Every replica calls it; the last one's retention wins, so
+// all replicas need the same setting.
+func NewStream(ctx context.Context, js jetstream.JetStream, retention time.Duration, replicas int) (*Stream, error) {
 	if retention == 0 {
 		retention = DefaultRetention
 	}
 	if err := ValidateRetention(retention); err != nil {
 		return nil, err
+	}
+	replicas = max(replicas, 1)
+	if s, err := js.Stream(ctx, events.SecurityEventStream); err == nil {
+		replicas = max(replicas, s.CachedInfo().Config.Replicas)
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("feed: stream %s: %w", events.SecurityEventStream, err)
 	}
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        events.SecurityEventStream,
@@ -51,7 +59,7 @@ func NewStream(ctx context.Context, js jetstream.JetStream, retention time.Durat
 		Subjects:    events.SecurityEventSubjects,
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
-		Replicas:    1,
+		Replicas:    replicas,
 		MaxAge:      retention,
 		Duplicates:  DuplicateWindow,
 		Discard:     jetstream.DiscardOld,

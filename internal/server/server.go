@@ -177,11 +177,11 @@ func (s *Server) Close() {
 	s.Revocations.Close()
 }
 
-// New wires the services onto a gRPC server.
 // streamWorkers is how many goroutines serve calls from a pool: about the
 // unary calls in flight on a busy 2-core replica.
 const streamWorkers = 64
 
+// New wires the services onto a gRPC server.
 func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -254,7 +254,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("push queue: %w", err)
 	}
-	stream, err := feed.NewStream(qctx, js, o.EventsRetention)
+	stream, err := feed.NewStream(qctx, js, o.EventsRetention, o.PushQueue.Replicas)
 	if err != nil {
 		return nil, err
 	}
