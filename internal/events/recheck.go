@@ -75,11 +75,16 @@ func (h *Hub) RunRecheck(ctx context.Context, period time.Duration, r Rechecker)
 		if r.Now != nil {
 			start = r.Now()
 		}
-		if r.Since == nil || r.Now == nil || last.IsZero() || round%FullRecheckEvery == 0 ||
+		ok := true
+		if r.Since == nil || r.Now == nil || round%FullRecheckEvery == 0 ||
 			!h.recheckSince(ctx, r.Since, last.Add(-RecheckOverlap)) {
-			h.Recheck(ctx, r.Check)
+			ok = h.Recheck(ctx, r.Check)
 		}
-		last = start
+		if ok {
+			last = start
+		} else {
+			round = -1 // a failed full round is tried again next period
+		}
 		t.Reset(jitter(period))
 	}
 }
@@ -106,8 +111,10 @@ func (h *Hub) recheckSince(ctx context.Context, since ChangedSince, from time.Ti
 	return true
 }
 
-// Recheck runs one full round of RunRecheck now.
-func (h *Hub) Recheck(ctx context.Context, check Check) {
+// Recheck runs one full round of RunRecheck now and reports whether every
+// batch was checked.
+func (h *Hub) Recheck(ctx context.Context, check Check) bool {
+	ok := true
 	keys := h.Keys()
 	for batch := range slices.Chunk(keys, RecheckBatch) {
 		changed, err := check(ctx, batch)
@@ -115,12 +122,14 @@ func (h *Hub) Recheck(ctx context.Context, check Check) {
 			if ctx.Err() == nil {
 				h.logger.WarnContext(ctx, "events: recheck", "prefix", h.prefix, "keys", len(batch), "error", err)
 			}
+			ok = false
 			continue
 		}
 		for _, k := range changed {
 			h.dispatch(k, News{})
 		}
 	}
+	return ok
 }
 
 // Keys returns the keys that have watchers now.

@@ -62,7 +62,7 @@ func TestPushSkippedOnceDecided(t *testing.T) {
 			t.Fatal(err)
 		}
 		close(snd.release)
-		if !ts.Logs.Wait(ctx, "outcome=skipped") {
+		if !ts.Logs.Wait(ctx, "outcome=skipped attempt=1 approval_id="+c.GetRequestId()) {
 			t.Fatal("the retried push was not skipped")
 		}
 		if n := snd.count(c.GetRequestId()); n != 1 {
@@ -96,7 +96,7 @@ func TestPushSkippedOncePhoneRemoved(t *testing.T) {
 			t.Fatalf("RemoveUserDevice: %v", err)
 		}
 		close(snd.release)
-		if !ts.Logs.Wait(ctx, "outcome=skipped") {
+		if !ts.Logs.Wait(ctx, "outcome=skipped attempt=1 approval_id="+c.GetRequestId()) {
 			t.Fatal("the retried push to the removed phone was not skipped")
 		}
 		if n := snd.count(c.GetRequestId()); n != 2 {
