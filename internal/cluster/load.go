@@ -163,7 +163,8 @@ func (l *Load) newUser(ctx context.Context, i int) (*user, error) {
 	admin := pushauthv1.NewAdminServiceClient(l.conns[(i+1)%n])
 	sms, err := admin.ListOutboxMessages(l.c.AdminContext(ctx), &pushauthv1.ListOutboxMessagesRequest{PhoneNumber: number, Limit: 1})
 	if err != nil || len(sms.GetMessages()) != 1 {
-		return nil, fmt.Errorf("ListOutboxMessages: %v %v", sms, err)
+		// Not the message itself: it holds the code and the full number.
+		return nil, fmt.Errorf("ListOutboxMessages: %d messages, %v", len(sms.GetMessages()), err)
 	}
 	code := smsCode(sms.GetMessages()[0].GetBody())
 	d, err := phone.Register(ctx, pushauthv1.NewDeviceServiceClient(l.conns[(i+2)%n]), key, st.GetVerificationId(), phone.Proof{Code: code},

@@ -47,6 +47,10 @@ func main() {
 	if cluster.PGBinDir() == "" && (len(names) == 0 || slices.Contains(names, "pg-restart")) {
 		logger.Printf("initdb/pg_ctl not installed: skipping pg-restart")
 		names = without(names, "pg-restart")
+		if len(names) == 0 {
+			logger.Printf("no scenario left to run")
+			os.Exit(2)
+		}
 	}
 	failed := false
 	_, err := cluster.RunAll(ctx, cluster.Options{PostgresDSN: *dsn, Logf: logf, Keep: *keep}, sc, names, func(r cluster.Result, e *cluster.Env) {
