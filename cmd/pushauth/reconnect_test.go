@@ -109,6 +109,10 @@ func TestWatchAndLoginReconnect(t *testing.T) {
 		watch.waitErr(`Watching for requests`, 1)
 		login := start(t, &via, w.rpEnv, "rp", "login", "--user", user)
 		watch.waitErr(`Approve, deny or report fraud\? \[a/d/r\] `, 1)
+		// The login has its CreateApproval answer and its wait open (its
+		// first progress line): the drop below breaks the wait, which
+		// re-attaches, not the create, which a login page would retry.
+		login.waitErr(`(?m)^  \S`, 1)
 
 		px.down()
 		watch.waitErr(`Lost the connection to the server`, 1)
